@@ -1,0 +1,37 @@
+# Thin wrapper over CMake. `make test` and `make demo` install what is missing first.
+BUILD ?= build
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test unit-test pg-test demo bench docs clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j 2
+
+unit-test: build
+	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+
+pg-test: build
+	@cd $(BUILD) && ctest --output-on-failure -L pg
+
+demo: build
+	@bash scripts/demo.sh $(BUILD)/tidemark
+
+bench: build
+	@bash bench/run.sh $(BUILD)/tidemark
+
+docs: build
+	@$(BUILD)/tidemark config-reference > docs/CONFIGURATION.md
+
+clean:
+	rm -rf $(BUILD)

@@ -1,0 +1,75 @@
+// The pipeline configuration: a strict YAML file (unknown keys and wrong types are rejected
+// with their path), `${VAR}` expanded from the environment, secrets never printed.
+// Every setting is declared once in config/settings.cc, which also generates the reference
+// (docs/CONFIGURATION.md, `tidemark config-reference`).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tidemark::config {
+
+struct TableName {
+  std::string schema;  // "public" when the file says just "orders"
+  std::string table;
+  std::string str() const { return schema + "." + table; }
+  bool operator==(const TableName&) const = default;
+};
+
+struct SourceConfig {
+  std::string kind = "postgres";
+  std::string dsn;                        // libpq conninfo or URI; may hold a password (secret)
+  std::optional<std::string> password;    // overrides any in the dsn (secret)
+  std::string slot = "tidemark_slot";
+  std::string publication = "tidemark_pub";
+  bool create_slot = true;
+  bool create_publication = true;
+  std::vector<TableName> tables;          // at least one
+  std::chrono::milliseconds status_interval{10000};
+  std::chrono::milliseconds connect_timeout{10000};
+};
+
+struct SinkConfig {
+  std::string name;
+  std::string kind;            // "jsonl" | "stdout"
+  std::filesystem::path path;  // jsonl: directory of <topic>.jsonl files
+  bool with_key = false;       // jsonl/stdout: write {"key":...,"value":...} instead of the value
+};
+
+struct DeliveryConfig {
+  // Sinks are made durable (fsync) and the position confirmed at a transaction boundary when
+  // either bound is reached.
+  std::chrono::milliseconds flush_interval{500};
+  uint64_t flush_bytes = 64ull << 20;
+};
+
+struct PipelineConfig {
+  std::string name;
+  std::string topic_prefix;           // defaults to name
+  std::filesystem::path state_dir;    // defaults to "<config file dir>/<name>.state"
+  SourceConfig source;
+  std::vector<SinkConfig> sinks;      // at least one
+  DeliveryConfig delivery;
+  std::string log_level = "info";
+};
+
+/// Loads and validates a pipeline file. Throws Error(ErrorClass::Config) whose message names
+/// the file, the key path (e.g. "sinks[0].kind") and what is wrong, and never contains a
+/// secret value.
+PipelineConfig loadFile(const std::filesystem::path& file);
+
+/// The same from YAML text; `origin` names it in messages and `base_dir` resolves relative paths.
+PipelineConfig loadString(const std::string& yaml, const std::string& origin,
+                          const std::filesystem::path& base_dir);
+
+/// The configuration reference in Markdown, generated from the declarations.
+std::string referenceMarkdown();
+
+/// The dsn with any password removed, safe to print.
+std::string redactDsn(const std::string& dsn);
+
+}  // namespace tidemark::config

@@ -1,0 +1,577 @@
+#include "config/settings.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <limits>
+#include <utility>
+
+namespace tidemark::config {
+
+namespace {
+
+using std::chrono::milliseconds;
+
+// PostgreSQL truncates identifiers to NAMEDATALEN - 1 bytes; refusing longer names is better
+// than watching a differently named slot or table than the one configured.
+constexpr size_t kMaxIdentifierBytes = 63;
+
+constexpr uint64_t kMs = 1;
+constexpr uint64_t kSecond = 1000 * kMs;
+constexpr uint64_t kMinute = 60 * kSecond;
+constexpr uint64_t kHour = 60 * kMinute;
+constexpr uint64_t kKiB = 1024;
+constexpr uint64_t kMiB = 1024 * kKiB;
+constexpr uint64_t kGiB = 1024 * kMiB;
+constexpr uint64_t kTiB = 1024 * kGiB;
+
+constexpr std::string_view kLogLevels[] = {"debug", "info", "warn", "error"};
+constexpr std::string_view kSourceKinds[] = {"postgres"};
+constexpr std::string_view kSinkKinds[] = {"jsonl", "stdout"};
+
+bool isAsciiLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool isAsciiDigit(char c) { return c >= '0' && c <= '9'; }
+bool isSpace(char c) { return c == ' ' || c == '\t'; }
+
+// The pipeline name, the topic prefix and sink names end up in topic names and file names, so
+// they keep to characters that are safe in both (Kafka allows exactly these in topics).
+std::string checkName(std::string_view value) {
+  if (value.empty() || value.size() > kMaxIdentifierBytes) {
+    return "must be 1 to 63 characters long";
+  }
+  for (char c : value) {
+    if (!isAsciiLetter(c) && !isAsciiDigit(c) && c != '_' && c != '.' && c != '-') {
+      return "may only contain letters, digits, '_', '.' and '-'";
+    }
+  }
+  return {};
+}
+
+// ReplicationSlotValidateName() in PostgreSQL's slot.c.
+std::string checkSlotName(std::string_view value) {
+  if (value.empty() || value.size() > kMaxIdentifierBytes) {
+    return "must be 1 to 63 characters long";
+  }
+  for (char c : value) {
+    if (!(c >= 'a' && c <= 'z') && !isAsciiDigit(c) && c != '_') {
+      return "may only contain lower-case letters, digits and '_' (PostgreSQL's rule for "
+             "replication slot names)";
+    }
+  }
+  return {};
+}
+
+// The publication name is written into SQL and into pgoutput's publication_names option, which
+// folds unquoted upper case. Keeping to a plain lower-case identifier means it reads the same
+// in both places without quoting.
+std::string checkPublicationName(std::string_view value) {
+  if (value.empty() || value.size() > kMaxIdentifierBytes) {
+    return "must be 1 to 63 characters long";
+  }
+  if (isAsciiDigit(value.front())) {
+    return "must not start with a digit";
+  }
+  for (char c : value) {
+    if (!(c >= 'a' && c <= 'z') && !isAsciiDigit(c) && c != '_') {
+      return "may only contain lower-case letters, digits and '_'";
+    }
+  }
+  return {};
+}
+
+template <typename T>
+T take(SettingValue& value) {
+  return std::get<T>(std::move(value));
+}
+
+// A default as the reference shows it: in code format.
+std::string code(std::string_view s) { return fmt::format("`{}`", s); }
+
+// The table. Sections (Mapping, List) come before their settings; the reference follows this
+// order. Descriptions are one line each and must not contain '|' (Markdown table syntax).
+constexpr Setting kSettings[] = {
+    {
+        .path = "name",
+        .required = true,
+        .check = checkName,
+        .description = "Pipeline name, 1 to 63 characters from `A-Z a-z 0-9 _ . -`. Names the "
+                       "topics (unless `topic_prefix` is set), the state directory and log lines.",
+        .hint = "use 1 to 63 characters from A-Z a-z 0-9 _ . -, e.g. name: shop",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.pipeline.name = take<std::string>(v); },
+    },
+    {
+        .path = "topic_prefix",
+        .check = checkName,
+        .default_text = "the value of `name`",
+        .description = "Prefix of every topic: `<prefix>.<schema>.<table>`. Same characters as "
+                       "`name`.",
+        .hint = "use 1 to 63 characters from A-Z a-z 0-9 _ . -",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.topic_prefix = take<std::string>(v); },
+    },
+    {
+        .path = "state_dir",
+        .type = SettingType::Path,
+        .default_text = "`<config file directory>/<name>.state`",
+        .description = "Directory for the pipeline's stored positions. One pipeline per "
+                       "directory; keep it on a local, durable file system.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.state_dir = take<std::filesystem::path>(v); },
+    },
+    {
+        .path = "log_level",
+        .type = SettingType::Enum,
+        .allowed = kLogLevels,
+        .description = "Least severe level that is logged.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.log_level = take<std::string>(v); },
+        .show = [](const PipelineConfig& p, const SinkConfig&) { return code(p.log_level); },
+    },
+    {
+        .path = "source",
+        .type = SettingType::Mapping,
+        .required = true,
+        .description = "The database whose changes are captured.",
+    },
+    {
+        .path = "source.kind",
+        .type = SettingType::Enum,
+        .allowed = kSourceKinds,
+        .description = "Source database type.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.kind = take<std::string>(v); },
+        .show = [](const PipelineConfig& p, const SinkConfig&) { return code(p.source.kind); },
+    },
+    {
+        .path = "source.dsn",
+        .required = true,
+        .secret = true,
+        .check = dsnProblem,
+        .description = "libpq connection string: conninfo (`host=db port=5432 dbname=shop "
+                       "user=tidemark`) or URI (`postgres://tidemark@db:5432/shop`). A password "
+                       "in it is a secret: it is never printed.",
+        .hint = "write \"host=db port=5432 dbname=shop user=tidemark\" (single-quote values "
+                "with spaces) or \"postgres://tidemark@db:5432/shop\"",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.dsn = take<std::string>(v); },
+    },
+    {
+        .path = "source.password",
+        .secret = true,
+        .default_text = "none",
+        .description = "Password of the dsn's user; overrides one in the dsn. Write "
+                       "`${VARIABLE}` or use `password_file` rather than the password itself.",
+        .hint = "remove password to use the one in the dsn, or set the variable it names",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.password = take<std::string>(v); },
+    },
+    {
+        .path = "source.password_file",
+        .type = SettingType::Path,
+        .default_text = "none",
+        .description = "File whose content is the password (one trailing newline is removed). "
+                       "Not together with `password`.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.password_file = take<std::filesystem::path>(v); },
+    },
+    {
+        .path = "source.slot",
+        .check = checkSlotName,
+        .description = "Logical replication slot: 1 to 63 lower-case letters, digits and `_` "
+                       "(PostgreSQL's rule). It holds the position tidemark has confirmed.",
+        .hint = "replication slot names use lower-case letters, digits and _, e.g. tidemark_slot",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.slot = take<std::string>(v); },
+        .show = [](const PipelineConfig& p, const SinkConfig&) { return code(p.source.slot); },
+    },
+    {
+        .path = "source.publication",
+        .check = checkPublicationName,
+        .description = "Publication that selects the captured tables: 1 to 63 lower-case "
+                       "letters, digits and `_`, not starting with a digit.",
+        .hint = "use lower-case letters, digits and _, e.g. tidemark_pub",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.publication = take<std::string>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(p.source.publication); },
+    },
+    {
+        .path = "source.create_slot",
+        .type = SettingType::Bool,
+        .description = "Create the slot when it is missing. When false, a missing slot stops "
+                       "the pipeline.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.create_slot = take<bool>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(fmt::format("{}", p.source.create_slot)); },
+    },
+    {
+        .path = "source.create_publication",
+        .type = SettingType::Bool,
+        .description = "Create the publication for `tables` when it is missing. When false, a "
+                       "missing publication stops the pipeline.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.create_publication = take<bool>(v); },
+        .show =
+            [](const PipelineConfig& p, const SinkConfig&) {
+              return code(fmt::format("{}", p.source.create_publication));
+            },
+    },
+    {
+        .path = "source.tables",
+        .type = SettingType::TableList,
+        .required = true,
+        .description = "Tables to capture, at least one: `schema.table`, or `table` for schema "
+                       "`public`. Double-quote names with upper case or special characters.",
+        .store =
+            [](SettingTarget& t, SettingValue&& v) {
+              t.pipeline.source.tables = take<std::vector<TableName>>(v);
+            },
+    },
+    {
+        .path = "source.status_interval",
+        .type = SettingType::Duration,
+        .min = 100 * kMs,
+        .max = kHour,
+        .description = "How often the confirmed position is reported to the server. Keep it "
+                       "well under the server's `wal_sender_timeout` (default 60s), or the server "
+                       "ends the connection.",
+        .store =
+            [](SettingTarget& t, SettingValue&& v) {
+              t.pipeline.source.status_interval = take<milliseconds>(v);
+            },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(formatDuration(p.source.status_interval)); },
+    },
+    {
+        .path = "source.connect_timeout",
+        .type = SettingType::Duration,
+        .min = kSecond,
+        .max = 10 * kMinute,
+        .description = "Time allowed to open a connection to the server.",
+        .store =
+            [](SettingTarget& t, SettingValue&& v) {
+              t.pipeline.source.connect_timeout = take<milliseconds>(v);
+            },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(formatDuration(p.source.connect_timeout)); },
+    },
+    {
+        .path = "sinks",
+        .type = SettingType::List,
+        .required = true,
+        .description = "Destinations, at least one. Every event goes to every sink.",
+        .store = [](SettingTarget& t,
+                    SettingValue&&) { t.sink = &t.pipeline.sinks.emplace_back(); },
+    },
+    {
+        .path = "sinks[].name",
+        .required = true,
+        .check = checkName,
+        .description = "Sink name, unique in the pipeline. Same characters as `name`.",
+        .hint = "use 1 to 63 characters from A-Z a-z 0-9 _ . -, e.g. name: files",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.sink->name = take<std::string>(v); },
+    },
+    {
+        .path = "sinks[].kind",
+        .type = SettingType::Enum,
+        .required = true,
+        .allowed = kSinkKinds,
+        .description = "`jsonl`: one file `<path>/<topic>.jsonl` per topic, one event per line. "
+                       "`stdout`: one event per line on standard output.",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.sink->kind = take<std::string>(v); },
+    },
+    {
+        .path = "sinks[].path",
+        .type = SettingType::Path,
+        .default_text = "none",
+        .description = "Directory of the `jsonl` files. Required for `jsonl`, not allowed for "
+                       "`stdout`. No two sinks may share one.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.sink->path = take<std::filesystem::path>(v); },
+    },
+    {
+        .path = "sinks[].with_key",
+        .type = SettingType::Bool,
+        .description = "Write `{\"key\":...,\"value\":...}` for each event instead of the value "
+                       "alone.",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.sink->with_key = take<bool>(v); },
+        .show = [](const PipelineConfig&,
+                   const SinkConfig& s) { return code(fmt::format("{}", s.with_key)); },
+    },
+    {
+        .path = "delivery",
+        .type = SettingType::Mapping,
+        .description = "When sinks are made durable (fsync) and the position is confirmed to the "
+                       "source: at a transaction boundary, once either bound is reached.",
+    },
+    {
+        .path = "delivery.flush_interval",
+        .type = SettingType::Duration,
+        .min = kMs,
+        .max = kHour,
+        .description = "Longest time between flushes. Lower means fresher confirmed positions, "
+                       "more fsyncs.",
+        .store =
+            [](SettingTarget& t, SettingValue&& v) {
+              t.pipeline.delivery.flush_interval = take<milliseconds>(v);
+            },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(formatDuration(p.delivery.flush_interval)); },
+    },
+    {
+        .path = "delivery.flush_bytes",
+        .type = SettingType::Size,
+        .min = kKiB,
+        .max = 16 * kGiB,
+        .description = "Bytes written since the last flush that trigger a flush at the next "
+                       "transaction boundary.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.delivery.flush_bytes = take<uint64_t>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(formatSize(p.delivery.flush_bytes)); },
+    },
+};
+
+constexpr std::string_view kMinimalExample =
+    R"(name: shop                      # pipeline name; default topic prefix
+source:
+  kind: postgres
+  dsn: "host=127.0.0.1 port=5432 dbname=shop user=tidemark sslmode=prefer"   # libpq conninfo or URI
+  slot: tidemark_slot           # created when missing, if allowed
+  publication: tidemark_pub     # created when missing, if allowed
+  tables: [public.orders, public.customers]
+sinks:
+  - name: files
+    kind: jsonl
+    path: ./out
+)";
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && isSpace(s.front())) {
+    s.remove_prefix(1);
+  }
+  while (!s.empty() && isSpace(s.back())) {
+    s.remove_suffix(1);
+  }
+  return s;
+}
+
+// Reads the leading decimal digits of `text` into `value`; false when there are none or the
+// number does not fit.
+bool readNumber(std::string_view& text, uint64_t& value, std::string& problem) {
+  size_t i = 0;
+  value = 0;
+  while (i < text.size() && isAsciiDigit(text[i])) {
+    auto digit = static_cast<uint64_t>(text[i] - '0');
+    if (value > (std::numeric_limits<uint64_t>::max() - digit) / 10) {
+      problem = "is too large";
+      return false;
+    }
+    value = value * 10 + digit;
+    ++i;
+  }
+  if (i == 0) {
+    problem = "must start with a whole number";
+    return false;
+  }
+  text.remove_prefix(i);
+  if (!text.empty() && text.front() == '.') {
+    problem = "must be a whole number; use a smaller unit instead of a fraction";
+    return false;
+  }
+  text = trim(text);
+  return true;
+}
+
+struct Unit {
+  std::string_view name;
+  uint64_t factor;
+};
+
+constexpr Unit kDurationUnits[] = {{"h", kHour}, {"m", kMinute}, {"s", kSecond}, {"ms", kMs}};
+constexpr Unit kSizeUnits[] = {
+    {"TiB", kTiB}, {"GiB", kGiB}, {"MiB", kMiB}, {"KiB", kKiB}, {"B", 1}};
+
+std::string formatWithUnits(uint64_t value, std::span<const Unit> units) {
+  for (const Unit& unit : units) {
+    if (value != 0 && value % unit.factor == 0) {
+      return fmt::format("{}{}", value / unit.factor, unit.name);
+    }
+  }
+  return fmt::format("0{}", units.back().name);
+}
+
+}  // namespace
+
+std::span<const Setting> allSettings() { return kSettings; }
+
+const Setting* findSetting(std::string_view path) {
+  for (const Setting& setting : kSettings) {
+    if (setting.path == path) {
+      return &setting;
+    }
+  }
+  return nullptr;
+}
+
+std::string_view minimalExample() { return kMinimalExample; }
+
+Parsed<milliseconds> parseDuration(std::string_view text) {
+  Parsed<milliseconds> out;
+  text = trim(text);
+  uint64_t number = 0;
+  if (!readNumber(text, number, out.problem)) {
+    return out;
+  }
+  if (text.empty()) {
+    out.problem = "has no unit";
+    return out;
+  }
+  for (const Unit& unit : kDurationUnits) {
+    if (text == unit.name) {
+      if (number > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) / unit.factor) {
+        out.problem = "is too large";
+        return out;
+      }
+      out.value = milliseconds{static_cast<int64_t>(number * unit.factor)};
+      return out;
+    }
+  }
+  out.problem = "has an unknown unit; use ms, s, m or h";
+  return out;
+}
+
+Parsed<uint64_t> parseSize(std::string_view text) {
+  Parsed<uint64_t> out;
+  text = trim(text);
+  uint64_t number = 0;
+  if (!readNumber(text, number, out.problem)) {
+    return out;
+  }
+  if (text.empty()) {
+    out.value = number;
+    return out;
+  }
+  for (const Unit& unit : kSizeUnits) {
+    if (text == unit.name) {
+      if (number > std::numeric_limits<uint64_t>::max() / unit.factor) {
+        out.problem = "is too large";
+        return out;
+      }
+      out.value = number * unit.factor;
+      return out;
+    }
+  }
+  // "MB" means 10^6 to some readers and 2^20 to others (PostgreSQL's "kB" is 1024); asking for
+  // the binary unit avoids guessing.
+  constexpr std::string_view kAmbiguous[] = {"K",  "k", "KB", "kB", "kb", "M",  "MB",
+                                             "mb", "G", "GB", "gb", "T",  "TB", "tb"};
+  if (std::find(std::begin(kAmbiguous), std::end(kAmbiguous), text) != std::end(kAmbiguous)) {
+    out.problem = "has an ambiguous unit; use KiB, MiB, GiB or TiB (powers of 1024) or B";
+  } else {
+    out.problem = "has an unknown unit; use B, KiB, MiB, GiB or TiB";
+  }
+  return out;
+}
+
+std::string formatDuration(milliseconds value) {
+  if (value.count() < 0) {
+    return fmt::format("{}ms", value.count());
+  }
+  return formatWithUnits(static_cast<uint64_t>(value.count()), kDurationUnits);
+}
+
+std::string formatSize(uint64_t bytes) { return formatWithUnits(bytes, kSizeUnits); }
+
+Parsed<TableName> parseTableName(std::string_view text) {
+  Parsed<TableName> out;
+  std::vector<std::string> parts;
+  size_t i = 0;
+  for (;;) {
+    std::string part;
+    if (i < text.size() && text[i] == '"') {
+      ++i;
+      bool closed = false;
+      while (i < text.size()) {
+        if (text[i] == '"') {
+          if (i + 1 < text.size() && text[i + 1] == '"') {
+            part += '"';
+            i += 2;
+            continue;
+          }
+          ++i;
+          closed = true;
+          break;
+        }
+        if (text[i] == '\0') {
+          out.problem = "contains a NUL character";
+          return out;
+        }
+        part += text[i++];
+      }
+      if (!closed) {
+        out.problem = "has an unterminated quoted name";
+        return out;
+      }
+      if (part.empty()) {
+        out.problem = "has an empty quoted name (\"\")";
+        return out;
+      }
+    } else {
+      // PostgreSQL's scanner: an unquoted identifier starts with a letter, '_' or a non-ASCII
+      // byte and continues with those, digits and '$'. Only ASCII letters are folded.
+      while (i < text.size() && text[i] != '.') {
+        char c = text[i];
+        bool high = static_cast<unsigned char>(c) >= 0x80;
+        bool ok = isAsciiLetter(c) || c == '_' || high ||
+                  (!part.empty() && (isAsciiDigit(c) || c == '$'));
+        if (!ok) {
+          bool printable = static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+          out.problem =
+              fmt::format("has {} in an unquoted name; double-quote names with such characters",
+                          printable ? fmt::format("'{}'", c) : std::string("a control character"));
+          return out;
+        }
+        part += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+        ++i;
+      }
+      if (part.empty()) {
+        out.problem = "has an empty name part";
+        return out;
+      }
+    }
+    if (part.size() > kMaxIdentifierBytes) {
+      out.problem = "has a name longer than 63 bytes (PostgreSQL's limit)";
+      return out;
+    }
+    parts.push_back(std::move(part));
+    if (i == text.size()) {
+      break;
+    }
+    if (text[i] != '.') {
+      out.problem = "has characters after a closing quote; separate names with '.'";
+      return out;
+    }
+    ++i;
+    if (i == text.size()) {
+      out.problem = "has an empty name part";
+      return out;
+    }
+  }
+  if (parts.size() > 2) {
+    out.problem =
+        "has more than two parts; write schema.table, and double-quote a name that "
+        "contains '.'";
+    return out;
+  }
+  if (parts.size() == 1) {
+    out.value = TableName{"public", std::move(parts[0])};
+  } else {
+    out.value = TableName{std::move(parts[0]), std::move(parts[1])};
+  }
+  return out;
+}
+
+}  // namespace tidemark::config

@@ -1,0 +1,35 @@
+// A running pipeline: source -> pgoutput decoder -> Debezium envelopes -> sinks, with the
+// position protocol that keeps guarantee 1 (ack <= durable):
+//
+//   1. events of a transaction are written to every sink; at its Commit every sink marks a
+//      transaction boundary and the commit's end LSN becomes the pending position;
+//   2. when a flush is due (delivery.flush_interval / flush_bytes), every sink flushes
+//      (fsync), then the pending position and the sinks' checkpoints are saved in the state
+//      store in one transaction;
+//   3. only then is the position sent to the server as flushed (standby status update).
+//
+// Keepalives move the pending position while no transaction is open, so the slot advances
+// when the captured tables are idle but other tables are not.
+//
+// One thread does all of this; stop() may be called from a signal handler's flag.
+#pragma once
+
+#include <atomic>
+#include <optional>
+
+#include "common/lsn.h"
+#include "config/config.h"
+
+namespace tidemark::pipeline {
+
+struct RunOptions {
+  /// Stop by itself once every transaction committed at or before this LSN is durable and
+  /// confirmed (like pg_recvlogical --endpos).
+  std::optional<Lsn> until_lsn;
+};
+
+/// Runs the pipeline until `stop` becomes true or until_lsn is reached. Returns normally on a
+/// clean stop; throws Error when it cannot go on (retriable errors are retried first).
+void run(const config::PipelineConfig& cfg, const RunOptions& options, const std::atomic<bool>& stop);
+
+}  // namespace tidemark::pipeline

@@ -1,0 +1,210 @@
+#include "pipeline/source_setup.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "common/error.h"
+
+namespace tidemark::pipeline {
+
+namespace {
+
+std::string quotedTable(pg::Connection& conn, const config::TableName& t) {
+  return conn.quoteIdentifier(t.schema) + "." + conn.quoteIdentifier(t.table);
+}
+
+std::string tableList(pg::Connection& conn, const std::vector<config::TableName>& tables) {
+  std::string out;
+  for (const auto& t : tables) {
+    if (!out.empty()) out += ", ";
+    out += quotedTable(conn, t);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<SlotInfo> querySlot(pg::Connection& conn, const std::string& slot) {
+  pg::Result r = conn.execParams(
+      "SELECT plugin, slot_type, database, confirmed_flush_lsn::text, restart_lsn::text, "
+      "wal_status, active_pid FROM pg_replication_slots WHERE slot_name = $1",
+      {slot}, "reading pg_replication_slots");
+  if (PQntuples(r.get()) == 0) return std::nullopt;
+  SlotInfo info;
+  info.plugin = pg::value(r.get(), 0, 0).value_or("");
+  info.slot_type = pg::value(r.get(), 0, 1).value_or("");
+  info.database = pg::value(r.get(), 0, 2).value_or("");
+  if (auto v = pg::value(r.get(), 0, 3)) info.confirmed_flush_lsn = Lsn::parse(*v);
+  if (auto v = pg::value(r.get(), 0, 4)) info.restart_lsn = Lsn::parse(*v);
+  info.wal_status = pg::value(r.get(), 0, 5);
+  if (auto v = pg::value(r.get(), 0, 6)) info.active_pid = std::stoi(*v);
+  return info;
+}
+
+void ensurePublication(pg::Connection& conn, const config::SourceConfig& source, const Logger& log) {
+  pg::Result exists = conn.execParams("SELECT 1 FROM pg_publication WHERE pubname = $1",
+                                      {source.publication}, "reading pg_publication");
+  std::string pub = conn.quoteIdentifier(source.publication);
+  if (PQntuples(exists.get()) == 0) {
+    std::string sql = fmt::format("CREATE PUBLICATION {} FOR TABLE {}", pub, tableList(conn, source.tables));
+    if (!source.create_publication) {
+      throw Error(ErrorClass::Config,
+                  fmt::format("publication \"{}\" does not exist", source.publication),
+                  fmt::format("run as a superuser or the tables' owner: {}; or set "
+                              "source.create_publication: true",
+                              sql));
+    }
+    try {
+      conn.exec(sql, fmt::format("creating publication \"{}\"", source.publication));
+    } catch (const pg::ServerError& e) {
+      if (e.sqlstate() == "42501") {
+        throw Error(ErrorClass::Config, e.what(),
+                    fmt::format("the user in source.dsn may not create publications on these "
+                                "tables; run as a superuser or the tables' owner: {}",
+                                sql));
+      }
+      if (e.sqlstate() == "42P01") {
+        throw Error(ErrorClass::Config, e.what(), "check source.tables: every table must exist");
+      }
+      throw;
+    }
+    log.info("created publication \"{}\" for {}", source.publication, tableList(conn, source.tables));
+    return;
+  }
+  pg::Result covered = conn.execParams(
+      "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1",
+      {source.publication}, "reading pg_publication_tables");
+  std::vector<config::TableName> missing;
+  for (const auto& t : source.tables) {
+    bool found = false;
+    for (int i = 0; i < PQntuples(covered.get()) && !found; ++i) {
+      found = pg::value(covered.get(), i, 0) == t.schema && pg::value(covered.get(), i, 1) == t.table;
+    }
+    if (!found) missing.push_back(t);
+  }
+  if (!missing.empty()) {
+    throw Error(ErrorClass::Config,
+                fmt::format("publication \"{}\" does not include {}", source.publication,
+                            tableList(conn, missing)),
+                fmt::format("ALTER PUBLICATION {} ADD TABLE {}; (and check the tables exist)",
+                            pub, tableList(conn, missing)));
+  }
+}
+
+StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
+                        const pg::SystemInfo& system, const config::SourceConfig& source,
+                        const std::optional<state::StoredPosition>& stored, const Logger& log) {
+  const std::string recover_hint =
+      "the changes in between cannot be read any more. To start over: stop tidemark, move the "
+      "state directory (state_dir) and the sink output aside, and run again; it creates a new "
+      "slot and captures changes from then on (take a new snapshot of the tables to fill the gap)";
+
+  if (stored) {
+    if (stored->slot != source.slot) {
+      throw Error(ErrorClass::Config,
+                  fmt::format("the state directory belongs to slot \"{}\", but source.slot is \"{}\"",
+                              stored->slot, source.slot),
+                  "use the slot the state was made with, or give this configuration its own state_dir");
+    }
+    if (stored->system_identifier != system.system_identifier) {
+      throw Error(ErrorClass::PositionLost,
+                  fmt::format("the source is a different PostgreSQL cluster: system identifier {} "
+                              "(stored: {}); it was re-initialized, restored from a backup or "
+                              "replaced, so the stored position {} means nothing there",
+                              system.system_identifier, stored->system_identifier, stored->lsn.str()),
+                  recover_hint);
+    }
+    if (stored->timeline != system.timeline) {
+      log.warn("the source is on timeline {} (stored: {}): it was promoted or restored", system.timeline,
+               stored->timeline);
+    }
+  }
+
+  std::optional<SlotInfo> slot = querySlot(catalog, source.slot);
+  if (!slot) {
+    if (stored) {
+      throw Error(ErrorClass::PositionLost,
+                  fmt::format("replication slot \"{}\" no longer exists (stored position {}); it was "
+                              "dropped, or the server failed over to one without it",
+                              source.slot, stored->lsn.str()),
+                  recover_hint);
+    }
+    if (!source.create_slot) {
+      throw Error(ErrorClass::Config, fmt::format("replication slot \"{}\" does not exist", source.slot),
+                  fmt::format("SELECT pg_create_logical_replication_slot('{}', 'pgoutput'); or set "
+                              "source.create_slot: true",
+                              source.slot));
+    }
+    Lsn at = stream.createSlot(source.slot);
+    log.info("created replication slot \"{}\" at {}", source.slot, at.str());
+    return {at, true};
+  }
+
+  if (slot->slot_type != "logical" || slot->plugin != "pgoutput") {
+    throw Error(ErrorClass::Config,
+                fmt::format("slot \"{}\" is a {} slot with plugin \"{}\"; tidemark needs a logical "
+                            "slot with pgoutput",
+                            source.slot, slot->slot_type, slot->plugin),
+                "give source.slot another name, or drop that slot if nothing else uses it");
+  }
+  if (slot->database != system.dbname) {
+    throw Error(ErrorClass::Config,
+                fmt::format("slot \"{}\" belongs to database \"{}\", but source.dsn connects to \"{}\"",
+                            source.slot, slot->database, system.dbname),
+                "point source.dsn at the slot's database, or use another slot name");
+  }
+  if (slot->wal_status == "lost") {
+    throw Error(ErrorClass::PositionLost,
+                fmt::format("replication slot \"{}\" is invalidated (wal_status lost): the server "
+                            "removed WAL it still needed, probably because of max_slot_wal_keep_size",
+                            source.slot),
+                recover_hint);
+  }
+  if (!slot->confirmed_flush_lsn) {
+    throw Error(ErrorClass::Fatal, fmt::format("slot \"{}\" has no confirmed_flush_lsn", source.slot));
+  }
+  if (!stored) {
+    log.info("using existing replication slot \"{}\" from {}", source.slot,
+             slot->confirmed_flush_lsn->str());
+    return {*slot->confirmed_flush_lsn, false};
+  }
+  if (*slot->confirmed_flush_lsn > stored->lsn) {
+    throw Error(ErrorClass::PositionLost,
+                fmt::format("replication slot \"{}\" is at {}, beyond the stored position {}: it was "
+                            "recreated, or advanced by another client; the changes between were "
+                            "never delivered",
+                            source.slot, slot->confirmed_flush_lsn->str(), stored->lsn.str()),
+                recover_hint);
+  }
+  return {stored->lsn, false};
+}
+
+events::Catalog makeCatalog(pg::Connection& conn) {
+  events::Catalog catalog;
+  catalog.type = [&conn](TypeOid oid) {
+    pg::Result r = conn.execParams(
+        "SELECT typtype, typelem, typcategory, typbasetype, typdelim FROM pg_type WHERE oid = $1",
+        {std::to_string(oid)}, fmt::format("looking up type {}", oid));
+    events::CatalogType t;
+    if (PQntuples(r.get()) == 0) return t;  // dropped meanwhile: render its text form
+    t.typtype = pg::value(r.get(), 0, 0).value_or("b")[0];
+    t.element = static_cast<TypeOid>(std::stoul(pg::value(r.get(), 0, 1).value_or("0")));
+    t.is_array = pg::value(r.get(), 0, 2) == "A";
+    t.base_type = static_cast<TypeOid>(std::stoul(pg::value(r.get(), 0, 3).value_or("0")));
+    t.delimiter = pg::value(r.get(), 0, 4).value_or(",")[0];
+    return t;
+  };
+  catalog.primary_key = [&conn](RelationId relid) {
+    pg::Result r = conn.execParams(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = $1 AND i.indisprimary",
+        {std::to_string(relid.value)}, fmt::format("looking up the primary key of relation {}", relid.value));
+    std::vector<std::string> columns;
+    for (int i = 0; i < PQntuples(r.get()); ++i) columns.push_back(pg::value(r.get(), i, 0).value_or(""));
+    return columns;
+  };
+  return catalog;
+}
+
+}  // namespace tidemark::pipeline

@@ -1,0 +1,55 @@
+// What a pipeline does on the source before it streams: make sure the publication covers the
+// captured tables (creating it when allowed), find or create the slot, and check the stored
+// position against the server (PRODUCT.md, guarantee 2). Also the catalog lookups that value
+// rendering needs (types, primary keys).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/log.h"
+#include "config/config.h"
+#include "events/relations.h"
+#include "pg/connection.h"
+#include "pg/replication.h"
+#include "state/offset_store.h"
+
+namespace tidemark::pipeline {
+
+struct SlotInfo {
+  std::string plugin;
+  std::string slot_type;
+  std::string database;
+  std::optional<Lsn> confirmed_flush_lsn;
+  std::optional<Lsn> restart_lsn;
+  std::optional<std::string> wal_status;
+  std::optional<int> active_pid;
+};
+
+/// The slot as pg_replication_slots shows it, or nullopt if there is none of that name.
+std::optional<SlotInfo> querySlot(pg::Connection& conn, const std::string& slot);
+
+/// Creates the publication FOR TABLE the captured tables when it is missing (and allowed),
+/// or checks that an existing one covers every captured table. Throws Error(Config) with the
+/// SQL to run when it cannot.
+void ensurePublication(pg::Connection& conn, const config::SourceConfig& source, const Logger& log);
+
+/// Where streaming starts, after checking the stored position against the server.
+struct StartPoint {
+  Lsn lsn;
+  bool slot_created = false;
+};
+
+/// Checks system identifier, slot presence, plugin, database, wal_status and the stored
+/// position against confirmed_flush_lsn; creates the slot on a first run. Throws
+/// Error(PositionLost) when continuing could skip data, Error(Config) when the configuration
+/// does not match the stored state.
+StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
+                        const pg::SystemInfo& system, const config::SourceConfig& source,
+                        const std::optional<state::StoredPosition>& stored, const Logger& log);
+
+/// Catalog lookups for the relation cache, over a plain (non-replication) connection.
+events::Catalog makeCatalog(pg::Connection& conn);
+
+}  // namespace tidemark::pipeline

@@ -1,0 +1,48 @@
+#include "sinks/stdout_sink.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "common/error.h"
+#include "sinks/jsonl_sink.h"
+
+namespace tidemark::sinks {
+
+void StdoutSink::write(const events::Event& event) {
+  line_.clear();
+  if (with_key_) {
+    line_ += "{\"key\":";
+    line_ += event.key.empty() ? std::string_view("null") : event.key;
+    line_ += ",\"topic\":\"";
+    line_ += event.topic;
+    line_ += "\",\"value\":";
+    line_ += event.value;
+    line_ += "}\n";
+  } else {
+    line_ += event.value;
+    line_ += '\n';
+  }
+  if (std::fwrite(line_.data(), 1, line_.size(), stdout) != line_.size()) {
+    throw Error(ErrorClass::Fatal, fmt::format("stdout sink: write failed: {}", std::strerror(errno)));
+  }
+  pending_bytes_ += line_.size();
+}
+
+void StdoutSink::flush() {
+  if (std::fflush(stdout) != 0) {
+    throw Error(ErrorClass::Fatal, fmt::format("stdout sink: flush failed: {}", std::strerror(errno)));
+  }
+  pending_bytes_ = 0;
+}
+
+std::unique_ptr<Sink> makeSink(const config::SinkConfig& cfg) {
+  if (cfg.kind == "jsonl") return std::make_unique<JsonlSink>(cfg);
+  if (cfg.kind == "stdout") return std::make_unique<StdoutSink>(cfg);
+  throw Error(ErrorClass::Config, fmt::format("sink \"{}\": unknown kind \"{}\"", cfg.name, cfg.kind),
+              "sinks[].kind is one of: jsonl, stdout");
+}
+
+}  // namespace tidemark::sinks

@@ -1,0 +1,41 @@
+// Where a pipeline keeps its place. The stored position is the end LSN of the last
+// transaction that is durable in every sink, saved in the same store transaction as each
+// sink's checkpoint, and always saved before it is confirmed to the server, so that
+//   confirmed_flush_lsn (server) <= stored lsn <= what the sinks hold durably.
+// At start the pipeline checks the first inequality to detect a slot recreated or moved by
+// someone else (PRODUCT.md, guarantee 2).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/lsn.h"
+
+namespace tidemark::state {
+
+struct StoredPosition {
+  std::string system_identifier;
+  uint32_t timeline = 0;
+  std::string slot;
+  Lsn lsn;                                      // resume point: end of the last durable commit
+  std::map<std::string, std::string> sinks;    // sink name -> checkpoint
+};
+
+class OffsetStore {
+ public:
+  virtual ~OffsetStore() = default;
+  /// The last saved position, or nullopt if none was ever saved.
+  virtual std::optional<StoredPosition> load() = 0;
+  /// Saves atomically and durably. Throws Error on failure.
+  virtual void save(const StoredPosition& position) = 0;
+};
+
+/// The SQLite store, <state_dir>/state.db. Opening takes an exclusive lock on the state
+/// directory: two processes running the same pipeline would corrupt each other's position.
+std::unique_ptr<OffsetStore> openSqliteStore(const std::filesystem::path& state_dir);
+
+}  // namespace tidemark::state

@@ -1,0 +1,155 @@
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include <fmt/format.h>
+
+#include "common/error.h"
+#include "state/offset_store.h"
+
+namespace tidemark::state {
+
+namespace {
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+};
+using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+class SqliteStore final : public OffsetStore {
+ public:
+  explicit SqliteStore(const std::filesystem::path& dir) : path_((dir / "state.db").string()) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+      throw Error(ErrorClass::Config,
+                  fmt::format("cannot create state directory {}: {}", dir.string(), ec.message()),
+                  "set state_dir to a directory tidemark can write");
+    }
+    std::string lock_path = (dir / "lock").string();
+    lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (lock_fd_ < 0) {
+      throw Error(ErrorClass::Config,
+                  fmt::format("cannot open {}: {}", lock_path, std::strerror(errno)));
+    }
+    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      throw Error(ErrorClass::Config,
+                  fmt::format("state directory {} is in use by another tidemark process", dir.string()),
+                  "stop the other `tidemark run` of this pipeline first, or give this one its own state_dir");
+    }
+    sqlite3* raw = nullptr;
+    if (sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
+      std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+      if (raw) sqlite3_close_v2(raw);
+      throw Error(ErrorClass::Fatal, fmt::format("cannot open state store {}: {}", path_, msg));
+    }
+    db_.reset(raw);
+    // WAL with synchronous=FULL: every commit is durable when it returns.
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=FULL");
+    exec("PRAGMA busy_timeout=5000");
+    exec("CREATE TABLE IF NOT EXISTS position ("
+         " id INTEGER PRIMARY KEY CHECK (id = 1),"
+         " system_identifier TEXT NOT NULL, timeline INTEGER NOT NULL, slot TEXT NOT NULL,"
+         " lsn INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS sink_checkpoint ("
+         " sink TEXT PRIMARY KEY, checkpoint TEXT NOT NULL)");
+  }
+
+  ~SqliteStore() override {
+    db_.reset();
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+
+  std::optional<StoredPosition> load() override {
+    Stmt s = prepare("SELECT system_identifier, timeline, slot, lsn FROM position WHERE id = 1");
+    int rc = sqlite3_step(s.get());
+    if (rc == SQLITE_DONE) return std::nullopt;
+    check(rc, SQLITE_ROW, "reading the position");
+    StoredPosition p;
+    p.system_identifier = text(s.get(), 0);
+    p.timeline = static_cast<uint32_t>(sqlite3_column_int64(s.get(), 1));
+    p.slot = text(s.get(), 2);
+    p.lsn = Lsn{static_cast<uint64_t>(sqlite3_column_int64(s.get(), 3))};
+    Stmt c = prepare("SELECT sink, checkpoint FROM sink_checkpoint");
+    while ((rc = sqlite3_step(c.get())) == SQLITE_ROW) p.sinks[text(c.get(), 0)] = text(c.get(), 1);
+    check(rc, SQLITE_DONE, "reading sink checkpoints");
+    return p;
+  }
+
+  void save(const StoredPosition& p) override {
+    exec("BEGIN IMMEDIATE");
+    try {
+      Stmt s = prepare(
+          "INSERT INTO position (id, system_identifier, timeline, slot, lsn, updated_at) "
+          "VALUES (1, ?1, ?2, ?3, ?4, strftime('%s','now')) ON CONFLICT (id) DO UPDATE SET "
+          "system_identifier = excluded.system_identifier, timeline = excluded.timeline, "
+          "slot = excluded.slot, lsn = excluded.lsn, updated_at = excluded.updated_at");
+      sqlite3_bind_text(s.get(), 1, p.system_identifier.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(s.get(), 2, p.timeline);
+      sqlite3_bind_text(s.get(), 3, p.slot.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(s.get(), 4, static_cast<sqlite3_int64>(p.lsn.value()));
+      check(sqlite3_step(s.get()), SQLITE_DONE, "saving the position");
+      for (const auto& [sink, checkpoint] : p.sinks) {
+        Stmt c = prepare(
+            "INSERT INTO sink_checkpoint (sink, checkpoint) VALUES (?1, ?2) "
+            "ON CONFLICT (sink) DO UPDATE SET checkpoint = excluded.checkpoint");
+        sqlite3_bind_text(c.get(), 1, sink.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(c.get(), 2, checkpoint.c_str(), -1, SQLITE_TRANSIENT);
+        check(sqlite3_step(c.get()), SQLITE_DONE, "saving a sink checkpoint");
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
+  }
+
+ private:
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "unknown error";
+      sqlite3_free(err);
+      throw Error(ErrorClass::Fatal, fmt::format("state store {}: {} failed: {}", path_, sql, msg));
+    }
+  }
+  Stmt prepare(const char* sql) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db_.get(), sql, -1, &s, nullptr) != SQLITE_OK) {
+      throw Error(ErrorClass::Fatal,
+                  fmt::format("state store {}: {}", path_, sqlite3_errmsg(db_.get())));
+    }
+    return Stmt(s);
+  }
+  void check(int rc, int expected, std::string_view what) {
+    if (rc != expected) {
+      throw Error(ErrorClass::Fatal,
+                  fmt::format("state store {}: {} failed: {}", path_, what, sqlite3_errmsg(db_.get())));
+    }
+  }
+  static std::string text(sqlite3_stmt* s, int col) {
+    const unsigned char* t = sqlite3_column_text(s, col);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  }
+
+  std::string path_;
+  int lock_fd_ = -1;
+  std::unique_ptr<sqlite3, DbCloser> db_;
+};
+
+}  // namespace
+
+std::unique_ptr<OffsetStore> openSqliteStore(const std::filesystem::path& state_dir) {
+  return std::make_unique<SqliteStore>(state_dir);
+}
+
+}  // namespace tidemark::state

@@ -1,0 +1,85 @@
+// Guarantee 2 (no silent loss): when the slot cannot continue from the stored position,
+// tidemark exits 3, says what happened, and writes nothing.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "support/pipeline_fixture.h"
+
+namespace tidemark::test {
+namespace {
+
+class PositionLostTest : public PgPipelineTest {
+ protected:
+  static constexpr int kExitPositionLost = 3;
+
+  // A first pipeline run that delivered something and stored its position.
+  void deliverFirstBatch(std::filesystem::path& config) {
+    sql("CREATE TABLE orders (id int PRIMARY KEY, note text)");
+    config = writeConfig(TidemarkConfig({"public.orders"}));
+    ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+    sql("INSERT INTO orders SELECT g, 'first' FROM generate_series(1, 10) g");
+    RunResult r = runUntil(config, currentLsn());
+    ASSERT_EQ(r.exitCode, 0) << r.description;
+    ASSERT_EQ(events("public.orders").size(), 10u) << r.description;
+  }
+
+  // Every file under the output dir with its content, to prove a run wrote nothing.
+  std::map<std::string, std::string> outputSnapshot() const {
+    std::map<std::string, std::string> out;
+    std::error_code ec;
+    if (!std::filesystem::exists(outDir(), ec)) return out;
+    for (const auto& e : std::filesystem::recursive_directory_iterator(outDir())) {
+      if (!e.is_regular_file()) continue;
+      std::ifstream in(e.path(), std::ios::binary);
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      out[e.path().string()] = ss.str();
+    }
+    return out;
+  }
+
+  void expectPositionLost(const std::filesystem::path& config) {
+    const auto before = outputSnapshot();
+    RunResult r = runUntil(config, currentLsn());
+    EXPECT_EQ(r.exitCode, kExitPositionLost) << r.description;
+    EXPECT_NE(r.err.find(slot()), std::string::npos)
+        << "the message should name the slot\n" << r.description;
+    EXPECT_TRUE(outputSnapshot() == before) << "a run that lost its position wrote to the sink";
+  }
+};
+
+TEST_F(PositionLostTest, DroppedSlotExitsThreeAndWritesNothing) {
+  std::filesystem::path config;
+  ASSERT_NO_FATAL_FAILURE(deliverFirstBatch(config));
+  sql("SELECT pg_drop_replication_slot('" + slot() + "')");
+  sql("INSERT INTO orders SELECT g, 'second' FROM generate_series(11, 20) g");
+  expectPositionLost(config);
+}
+
+TEST_F(PositionLostTest, RecreatedSlotExitsThreeAndWritesNothing) {
+  std::filesystem::path config;
+  ASSERT_NO_FATAL_FAILURE(deliverFirstBatch(config));
+  // Changes the recreated slot can never serve.
+  sql("INSERT INTO orders SELECT g, 'lost' FROM generate_series(11, 20) g");
+  sql("SELECT pg_drop_replication_slot('" + slot() + "')");
+  sql("SELECT pg_create_logical_replication_slot('" + slot() + "', 'pgoutput')");
+  sql("INSERT INTO orders SELECT g, 'after' FROM generate_series(21, 30) g");
+  expectPositionLost(config);
+}
+
+TEST_F(PositionLostTest, SlotAdvancedBeyondStoredPositionExitsThreeAndWritesNothing) {
+  std::filesystem::path config;
+  ASSERT_NO_FATAL_FAILURE(deliverFirstBatch(config));
+  sql("INSERT INTO orders SELECT g, 'skipped' FROM generate_series(11, 20) g");
+  sql("SELECT pg_replication_slot_advance('" + slot() + "', pg_current_wal_lsn())");
+  sql("INSERT INTO orders SELECT g, 'after' FROM generate_series(21, 30) g");
+  expectPositionLost(config);
+}
+
+}  // namespace
+}  // namespace tidemark::test

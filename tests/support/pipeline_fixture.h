@@ -1,0 +1,138 @@
+// The fixture of the end-to-end tests: each test gets its own database on the shared
+// PostgreSQL, its own temp dir for config, state and sink output, and runs the real
+// `tidemark` binary (TIDEMARK_BINARY) against them.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "support/pg_cluster.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+namespace tidemark::test {
+
+/// The parts of a pipeline file the tests vary; writeConfig renders the YAML.
+///   writeConfig(TidemarkConfig({"public.orders"}).withKeys())
+struct TidemarkConfig {
+  explicit TidemarkConfig(std::vector<std::string> captured) : tables(std::move(captured)) {}
+
+  TidemarkConfig& withKeys() { withKey = true; return *this; }
+  TidemarkConfig& withUser(std::string u) { user = std::move(u); return *this; }
+  TidemarkConfig& withDsnPassword(std::string p) { dsnPassword = std::move(p); return *this; }
+  TidemarkConfig& withPassword(std::string p) { password = std::move(p); return *this; }
+
+  std::string name = "t1";
+  std::vector<std::string> tables;         // "public.orders", ...
+  std::string user = "postgres";
+  std::optional<std::string> dsnPassword;  // appended to the dsn as password=...
+  std::optional<std::string> password;     // the source.password setting
+  bool withKey = false;
+  std::string flushInterval = "100ms";
+};
+
+/// How a tidemark run ended. `exitCode` is empty when it did not end within the deadline
+/// (it was then killed).
+struct RunResult {
+  std::optional<int> exitCode;
+  std::string out;
+  std::string err;
+  std::optional<long> maxRssKiB;
+  std::string description;  // command, exit and output tails, for assertion messages
+};
+
+/// "16/B374D848" -> its 64-bit value. Throws std::invalid_argument on anything else.
+uint64_t parseLsn(const std::string& text);
+
+/// The number of complete (newline-terminated) lines in `file`; 0 when it is missing.
+size_t countLines(const std::filesystem::path& file);
+
+/// Calls `fn` with every complete line of `file`, parsed, without holding the whole file in
+/// memory (the large-transaction test writes a million lines).
+void forEachJsonLine(const std::filesystem::path& file,
+                     const std::function<void(const nlohmann::json&)>& fn);
+
+/// The path of the tidemark binary under test.
+std::string tidemarkBinary();
+
+class PgPipelineTest : public ::testing::Test {
+ protected:
+  static constexpr std::chrono::seconds kRunDeadline{120};
+
+  void SetUp() override;
+  void TearDown() override;
+
+  PgCluster& pg() { return *pg_; }
+  const std::string& db() const { return db_; }
+  const TempDir& tmp() const { return *tmp_; }
+
+  PgRows sql(const std::string& statement) { return pg_->exec(db_, statement); }
+  std::string scalar(const std::string& statement) { return pg_->scalar(db_, statement); }
+  PgConnection connect() { return pg_->connect(db_); }
+  /// pg_current_wal_lsn(): the --until-lsn that covers everything committed so far.
+  std::string currentLsn() { return scalar("SELECT pg_current_wal_lsn()"); }
+
+  /// Names the written configs use. The slot name is unique in the cluster.
+  const std::string& slot() const { return slot_; }
+  static std::string publication() { return "t1_pub"; }
+  std::filesystem::path outDir() const { return tmp_->path() / "out"; }
+  std::filesystem::path stateDir() const { return tmp_->path() / "state"; }
+
+  std::filesystem::path writeConfig(const TidemarkConfig& config,
+                                    const std::string& file = "tidemark.yaml");
+  std::filesystem::path writeRawConfig(const std::string& yaml,
+                                       const std::string& file = "tidemark.yaml");
+
+  /// A first run up to the current LSN, which creates the slot and the publication: only
+  /// what is committed after the slot exists is captured, so tests call this before writing
+  /// the data they expect to see. Use inside ASSERT_NO_FATAL_FAILURE.
+  void initPipeline(const std::filesystem::path& config);
+
+  /// Starts `tidemark <args...>`.
+  std::unique_ptr<Process> startTidemark(const std::vector<std::string>& args);
+  /// Starts `tidemark run -c config [--until-lsn lsn]`.
+  std::unique_ptr<Process> startRun(const std::filesystem::path& config,
+                                    const std::optional<std::string>& untilLsn = std::nullopt);
+  /// Runs `tidemark <args...>` to its end, or kills it after `deadline`.
+  RunResult runTidemark(const std::vector<std::string>& args,
+                        std::chrono::milliseconds deadline = kRunDeadline);
+  /// Runs `tidemark run -c config --until-lsn lsn` to its end.
+  RunResult runUntil(const std::filesystem::path& config, const std::string& untilLsn,
+                     std::chrono::milliseconds deadline = kRunDeadline);
+  /// Waits for a started process and collects how it ended; kills it after `deadline`.
+  static RunResult finish(Process& process, std::chrono::milliseconds deadline = kRunDeadline);
+
+  /// The sink file of `schema.table` (pipeline `name`), and of the messages topic.
+  std::filesystem::path topicFile(const std::string& table, const std::string& name = "t1") const;
+  std::filesystem::path messageFile(const std::string& name = "t1") const;
+
+  /// The value envelopes written for `table` ("public.orders"), in file order. Lines of a
+  /// with_key sink are unwrapped to their value. Tombstones (a null value after a delete, a
+  /// Kafka compaction device) are left out: these tests are about change events.
+  std::vector<nlohmann::json> events(const std::string& table) const;
+  /// Every line of every topic file, in file order per topic.
+  std::vector<nlohmann::json> allEvents() const;
+
+  /// pg_replication_slots for this test's slot.
+  bool slotExists();
+  bool slotActive();
+  std::optional<std::string> slotConfirmedFlushLsn();
+
+ private:
+  PgCluster* pg_ = nullptr;
+  std::string db_;
+  std::string slot_;
+  std::unique_ptr<TempDir> tmp_;
+};
+
+}  // namespace tidemark::test
