@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test unit-test pg-test demo bench docs clean
+.PHONY: all deps build binary test unit-test pg-test demo bench docs clean
 
 all: build
 
@@ -15,6 +15,9 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS)
 
+binary: deps $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS) --target tidemark
+
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j 2
 
@@ -24,13 +27,13 @@ unit-test: build
 pg-test: build
 	@cd $(BUILD) && ctest --output-on-failure -L pg
 
-demo: build
+demo: binary
 	@bash scripts/demo.sh $(BUILD)/tidemark
 
-bench: build
+bench: binary
 	@bash bench/run.sh $(BUILD)/tidemark
 
-docs: build
+docs: binary
 	@$(BUILD)/tidemark config-reference > docs/CONFIGURATION.md
 
 clean:

@@ -13,6 +13,7 @@ packages=(
   libfmt-dev           # formatting (std::format is not in GCC 12)
   libgtest-dev libgmock-dev
   postgresql-15 postgresql-client-15   # throwaway servers for tests, demo and bench
+  time                 # peak memory in the benchmarks (/usr/bin/time)
 )
 
 missing=()

@@ -286,6 +286,10 @@ void decodeByteaEscape(std::string_view text, std::string& bytes) {
   }
 }
 
+// Per-thread buffers that grew beyond this are freed after use, so that one huge value does not
+// pin its memory for the life of the thread.
+constexpr size_t kKeptCapacity = size_t{1} << 20;
+
 void renderBytea(std::string_view text, JsonWriter& out) {
   // Reused per thread: bytea columns arrive row after row and need two intermediate buffers.
   thread_local std::string bytes;
@@ -298,8 +302,6 @@ void renderBytea(std::string_view text, JsonWriter& out) {
   encoded.clear();
   appendBase64(encoded, bytes);
   out.string(encoded);
-  // One huge value must not pin its buffers for the life of the thread.
-  constexpr size_t kKeptCapacity = size_t{1} << 20;
   if (bytes.capacity() > kKeptCapacity) std::string().swap(bytes);
   if (encoded.capacity() > kKeptCapacity) std::string().swap(encoded);
 }
@@ -676,22 +678,20 @@ void renderTimeTz(std::string_view text, JsonWriter& out) {
 // PostgreSQL's MAXDIM: no array literal it prints nests deeper.
 constexpr size_t kMaxArrayDepth = 6;
 
-// Parses array_out's text ("{1,2}", "{{\"a b\",NULL}}", "[0:1]={1,2}") and writes nested JSON
-// arrays, each scalar rendered by the element's own kind. It follows array_in's lexical rules
-// (quotes, backslash escapes, blanks around elements, case-insensitive NULL) and rejects
-// anything array_in would reject, including ragged multi-dimensional arrays.
+// Parses array_out's text ("{1,2}", "{{\"a b\",NULL}}", "[0:1]={1,2}") and appends nested
+// JSON arrays to `json`, each scalar rendered by the element's own kind. It follows array_in's
+// lexical rules (quotes, backslash escapes, blanks around elements, case-insensitive NULL) and
+// rejects anything array_in would reject, including ragged multi-dimensional arrays.
 class ArrayRenderer {
  public:
-  ArrayRenderer(const TypeInfo& element, char delimiter, std::string_view text, JsonWriter& out)
-      : element_(element), delimiter_(delimiter), text_(text), out_(out) {}
+  ArrayRenderer(const TypeInfo& element, char delimiter, std::string_view text, std::string& json)
+      : element_(element), delimiter_(delimiter), text_(text), json_(json) {}
 
   void render() {
     skipDimensions();
     skipSpace();
     if (peek() != '{') fail("expected '{'");
-    out_.beginArray();
     renderLevel(0);
-    out_.endArray();
     skipSpace();
     if (pos_ != text_.size()) fail("unexpected text after the closing '}'");
   }
@@ -731,6 +731,7 @@ class ArrayRenderer {
   // Called with pos_ on '{'; leaves pos_ after the matching '}'.
   void renderLevel(size_t depth) {
     ++pos_;
+    json_ += '[';
     skipSpace();
     size_t count = 0;
     if (peek() == '}') {
@@ -738,12 +739,11 @@ class ArrayRenderer {
     } else {
       for (;;) {
         skipSpace();
+        if (count > 0) json_ += ',';
         if (peek() == '{') {
           if (depth + 1 >= kMaxArrayDepth) fail("more than 6 dimensions");
           setContent(depth, Content::Arrays);
-          out_.beginArray();
           renderLevel(depth + 1);
-          out_.endArray();
         } else {
           setContent(depth, Content::Scalars);
           renderScalar();
@@ -760,6 +760,7 @@ class ArrayRenderer {
         }
       }
     }
+    json_ += ']';
     // Every sub-array of one dimension must have the same length, as array_in requires.
     if (length_[depth] == kUnset) {
       length_[depth] = count;
@@ -803,7 +804,7 @@ class ArrayRenderer {
         pos_ = i;
         const std::string_view value = text_.substr(start, end - start);
         if (equalsIgnoreCase(value, "null")) {
-          out_.null();
+          json_ += "null";
         } else {
           renderElement(value);
         }
@@ -851,7 +852,7 @@ class ArrayRenderer {
     scratch_.resize(kept);
     if (!literal && scratch_.empty()) fail("empty unquoted element");
     if (!literal && equalsIgnoreCase(scratch_, "null")) {
-      out_.null();
+      json_ += "null";
     } else {
       renderElement(scratch_);
     }
@@ -859,7 +860,10 @@ class ArrayRenderer {
 
   void renderElement(std::string_view value) {
     try {
-      renderValue(element_, value, out_);
+      // A writer per element: it only has to quote or copy one value, and without nesting it
+      // never allocates.
+      JsonWriter element_writer(json_);
+      renderValue(element_, value, element_writer);
     } catch (const Error& e) {
       // Keep the element's own message (kind, text, reason) and add which array it was in.
       std::string message = "cannot render ";
@@ -875,7 +879,7 @@ class ArrayRenderer {
   const TypeInfo& element_;
   const char delimiter_;
   std::string_view text_;
-  JsonWriter& out_;
+  std::string& json_;
   size_t pos_ = 0;
   std::array<size_t, kMaxArrayDepth> length_ = [] {
     std::array<size_t, kMaxArrayDepth> lengths{};
@@ -891,7 +895,26 @@ void renderArray(const TypeInfo& type, std::string_view text, JsonWriter& out) {
     throw Error(ErrorClass::Fatal, "array type information has no element type",
                 "this is a bug in tidemark's type table; please report it");
   }
-  ArrayRenderer(*type.element, type.delimiter, text, out).render();
+  // The array is rendered aside and appended only once complete, so that a malformed array
+  // leaves `out` untouched, as every scalar kind does. The buffer is reused per thread; an
+  // element that is itself an array (possible only with a hand-built TypeInfo) gets its own.
+  thread_local std::string buffer;
+  thread_local bool buffer_in_use = false;
+  std::string nested_buffer;
+  const bool reuse = !buffer_in_use;
+  std::string& json = reuse ? buffer : nested_buffer;
+  json.clear();
+  struct Release {
+    bool active;
+    ~Release() {
+      if (active) buffer_in_use = false;
+    }
+  } release{reuse};
+  buffer_in_use = true;
+
+  ArrayRenderer(*type.element, type.delimiter, text, json).render();
+  out.rawJson(json);
+  if (reuse && json.capacity() > kKeptCapacity) std::string().swap(json);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -573,12 +573,35 @@ TEST(RenderValueTest, SeparatorsInsideObjectsAndArrays) {
 #pragma GCC diagnostic pop
 #endif
 
-TEST(RenderValueTest, FailedRenderLeavesNoPartialValueBeforeTheError) {
-  // A scalar that fails writes nothing; the caller discards the event anyway.
+TEST(RenderValueTest, FailedRenderWritesNothing) {
+  // Scalars and arrays alike: the writer stays usable and holds no partial value.
+  for (auto [oid, text] : std::vector<std::pair<TypeOid, std::string_view>>{
+           {1082, "2024-13-01"}, {1007, "{1,2,x}"}, {1007, "{{1,2},{3}}"}, {1009, "{a,b"}, {17, R"(\x0)"}}) {
+    SCOPED_TRACE(std::string(text));
+    std::string out;
+    JsonWriter writer(out);
+    renderValue(*builtinType(23), "1", writer);
+    EXPECT_THROW(renderValue(*builtinType(oid), text, writer), Error);
+    EXPECT_EQ(out, "1");
+  }
+}
+
+TEST(RenderValueTest, WriterStaysConsistentAfterAFailedArray) {
   std::string out;
   JsonWriter writer(out);
-  EXPECT_THROW(renderValue(*builtinType(1082), "2024-13-01", writer), Error);
-  EXPECT_EQ(out, "");
+  renderValue(*builtinType(1007), "{1}", writer);
+  EXPECT_THROW(renderValue(*builtinType(1007), "{{1},{2,3}}", writer), Error);
+  renderValue(*builtinType(1007), "{{2},{3}}", writer);
+  renderValue(*builtinType(23), "4", writer);
+  EXPECT_EQ(out, "[1][[2],[3]]4");
+}
+
+TEST(RenderValueTest, ElementKindArrayNestsRenderers) {
+  // Not a PostgreSQL shape (arrays of arrays are one multi-dimensional array), but a hand-built
+  // TypeInfo must still render without the two levels sharing a buffer.
+  const TypeInfo nested{ValueKind::Array, builtinType(1007), ','};
+  EXPECT_EQ(render(nested, R"({"{1,2}",NULL,"{}"})"), "[[1,2],null,[]]");
+  EXPECT_NE(errorOf(nested, R"({"{1,x}"})").find("cannot render \"x\" as integer"), std::string::npos);
 }
 
 TEST(RenderUnavailableTest, PlaceholderPerKind) {
