@@ -34,6 +34,9 @@ struct Relation {
   char replica_identity = 'd';
   std::vector<Column> columns;
   bool has_key = false;
+  /// Listed in source.tables. A publication may cover more tables (FOR ALL TABLES, or a
+  /// table since removed from the configuration); their changes are not delivered.
+  bool captured = false;
 };
 
 /// Facts about a non-built-in type, as the catalog tells them.
@@ -55,7 +58,8 @@ struct Catalog {
 
 class RelationCache {
  public:
-  RelationCache(std::string topic_prefix, Catalog catalog);
+  RelationCache(std::string topic_prefix, Catalog catalog,
+                std::function<bool(std::string_view schema, std::string_view table)> captured);
 
   /// Adds or replaces a relation from its Relation message.
   const Relation& update(const pgoutput::RelationMessage& message);
@@ -73,6 +77,7 @@ class RelationCache {
  private:
   std::string prefix_;
   Catalog catalog_;
+  std::function<bool(std::string_view, std::string_view)> captured_;
   std::unordered_map<RelationId, Relation> relations_;
   std::unordered_map<TypeOid, std::shared_ptr<const TypeInfo>> types_;
 };

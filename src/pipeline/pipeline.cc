@@ -92,7 +92,13 @@ class Session {
         options_(options),
         delivery_(delivery),
         stream_(stream),
-        relations_(cfg.topic_prefix, makeCatalog(catalog)),
+        relations_(cfg.topic_prefix, makeCatalog(catalog),
+                   [&cfg](std::string_view schema, std::string_view table) {
+                     for (const auto& t : cfg.source.tables) {
+                       if (t.schema == schema && t.table == table) return true;
+                     }
+                     return false;
+                   }),
         builder_(cfg.topic_prefix, db),
         position_(std::move(position)),
         log_(log) {
@@ -148,6 +154,7 @@ class Session {
                    [&](const pgoutput::InsertMessage& m) {
                      if (skipping_) return;
                      const auto& rel = relation(m.relid);
+                     if (!rel.captured) return;
                      delivery_.write(builder_.change('c', rel, d.data_start, nullptr,
                                                      pgoutput::OldTupleKind::None, m.new_tuple));
                    },
@@ -155,11 +162,15 @@ class Session {
                    [&](const pgoutput::DeleteMessage& m) {
                      if (skipping_) return;
                      const auto& rel = relation(m.relid);
+                     if (!rel.captured) return;
                      delivery_.write(builder_.change('d', rel, d.data_start, m.old_tuple, m.old_kind, nullptr));
                    },
                    [&](const pgoutput::TruncateMessage& m) {
                      if (skipping_) return;
-                     for (RelationId id : m.relids) delivery_.write(builder_.truncate(relation(id), d.data_start));
+                     for (RelationId id : m.relids) {
+                       const auto& rel = relation(id);
+                       if (rel.captured) delivery_.write(builder_.truncate(rel, d.data_start));
+                     }
                    },
                    [&](const pgoutput::LogicalDecodingMessage& m) { onMessage(m, d.data_start); },
                },
@@ -210,6 +221,7 @@ class Session {
   void onUpdate(const pgoutput::UpdateMessage& m, Lsn lsn) {
     if (skipping_) return;
     const auto& rel = relation(m.relid);
+    if (!rel.captured) return;
     if (m.old_tuple != nullptr && rel.has_key &&
         events::EnvelopeBuilder::keyChanged(rel, *m.old_tuple, *m.new_tuple)) {
       // As Debezium does: an update that changes the key is a delete of the old key and a
