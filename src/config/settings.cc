@@ -295,7 +295,7 @@ constexpr Setting kSettings[] = {
         .path = "sinks[].with_key",
         .type = SettingType::Bool,
         .description = "Write `{\"key\":...,\"value\":...}` for each event instead of the value "
-                       "alone.",
+                       "alone (`stdout` adds `\"topic\"`, as its lines mix topics).",
         .store = [](SettingTarget& t, SettingValue&& v) { t.sink->with_key = take<bool>(v); },
         .show = [](const PipelineConfig&,
                    const SinkConfig& s) { return code(fmt::format("{}", s.with_key)); },
