@@ -117,5 +117,16 @@ TEST_F(AuthenticationTest, WrongPasswordSettingFailsClearlyWithoutPrintingIt) {
                                .withPassword(kWrongPassword));
 }
 
+TEST_F(AuthenticationTest, WrongPasswordFileFailsClearlyWithoutPrintingIt) {
+  const auto file = tmp().path() / "pgpass.txt";
+  {
+    std::ofstream out(file);
+    out << kWrongPassword << "\n";
+  }
+  expectRefusedWithoutLeak(TidemarkConfig({"public.orders"})
+                               .withUser(PgCluster::kPasswordUser)
+                               .withPasswordFile(file.string()));
+}
+
 }  // namespace
 }  // namespace tidemark::test

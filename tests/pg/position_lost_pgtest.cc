@@ -8,6 +8,7 @@
 #include <sstream>
 #include <string>
 
+#include "support/pg_cluster.h"
 #include "support/pipeline_fixture.h"
 
 namespace tidemark::test {
@@ -79,6 +80,30 @@ TEST_F(PositionLostTest, SlotAdvancedBeyondStoredPositionExitsThreeAndWritesNoth
   sql("SELECT pg_replication_slot_advance('" + slot() + "', pg_current_wal_lsn())");
   sql("INSERT INTO orders SELECT g, 'after' FROM generate_series(21, 30) g");
   expectPositionLost(config);
+}
+
+TEST_F(PositionLostTest, DifferentSystemIdentifierExitsThreeAndWritesNothing) {
+  std::filesystem::path config;
+  ASSERT_NO_FATAL_FAILURE(deliverFirstBatch(config));
+
+  // Another server with the same database, table, publication and slot names: only its
+  // system identifier tells it apart (as after a restore or a failover to a new cluster).
+  PgCluster other;
+  other.start();
+  other.createDatabase(db());
+  other.exec(db(), "CREATE TABLE orders (id int PRIMARY KEY, note text)");
+  other.exec(db(), "CREATE PUBLICATION " + publication() + " FOR TABLE orders");
+  other.exec(db(), "SELECT pg_create_logical_replication_slot('" + slot() + "', 'pgoutput')");
+  other.exec(db(), "INSERT INTO orders SELECT g, 'other' FROM generate_series(11, 20) g");
+  ASSERT_NE(other.scalar("postgres", "SELECT system_identifier::text FROM pg_control_system()"),
+            scalar("SELECT system_identifier::text FROM pg_control_system()"));
+
+  config = writeConfig(TidemarkConfig({"public.orders"}).withDsn(other.dsn(db())), "other.yaml");
+  const auto before = outputSnapshot();
+  RunResult r = runUntil(config, other.scalar(db(), "SELECT pg_current_wal_lsn()"));
+  EXPECT_EQ(r.exitCode, kExitPositionLost) << r.description;
+  EXPECT_NE(r.err.find("system identifier"), std::string::npos) << r.description;
+  EXPECT_TRUE(outputSnapshot() == before) << "a run that lost its position wrote to the sink";
 }
 
 }  // namespace

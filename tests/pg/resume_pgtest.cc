@@ -176,5 +176,49 @@ TEST_F(ResumeTest, KillMidStreamLosesNothingAndRepeatsOnlyAfterConfirmedPosition
   RecordProperty("load_running_at_kill", loadStillRunning ? "yes" : "no");
 }
 
+TEST_F(ResumeTest, ServerRestartMidStreamIsRetriedWithoutLoss) {
+  sql("CREATE TABLE orders (id bigint PRIMARY KEY, note text)");
+  auto config = writeConfig(TidemarkConfig({"public.orders"}));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+
+  auto p = startRun(config);
+  ASSERT_EVENTUALLY(slotActive() || !p->running(), seconds(60)) << p->describe();
+  auto before = startWriter(kRowsPerTx, 50);
+  ASSERT_EVENTUALLY(before->finished(), seconds(60));
+  ASSERT_EQ(before->error(), "");
+
+  // Fast shutdown ends the walsender under tidemark's feet; a restarted server is the
+  // textbook retriable error.
+  pg().restart();
+  ASSERT_TRUE(p->running()) << "tidemark gave up on a server restart\n" << p->describe();
+
+  // Ids continue after the first writer's.
+  BackgroundWriter after(
+      pg().dsn(db()),
+      [](int64_t batch) {
+        const int64_t first = 50 * kRowsPerTx + batch * kRowsPerTx + 1;
+        return "INSERT INTO orders SELECT g, md5(g::text) FROM generate_series(" +
+               std::to_string(first) + ", " + std::to_string(first + kRowsPerTx - 1) + ") g";
+      },
+      50);
+  ASSERT_EVENTUALLY(after.finished(), seconds(60));
+  ASSERT_EQ(after.error(), "");
+  const int64_t total = 100 * kRowsPerTx;
+
+  ASSERT_EVENTUALLY(lsnsById().size() >= static_cast<size_t>(total) || !p->running(),
+                    seconds(120))
+      << "rows delivered: " << lsnsById().size() << " of " << total << "\n"
+      << p->describe();
+  ASSERT_TRUE(p->running()) << p->describe();
+  p->signal(SIGTERM);
+  RunResult r = finish(*p, seconds(60));
+  EXPECT_EQ(r.exitCode, 0) << r.description;
+
+  auto byId = lsnsById();
+  int64_t missing = 0;
+  for (int64_t id = 1; id <= total; ++id) missing += byId.count(id) == 0 ? 1 : 0;
+  EXPECT_EQ(missing, 0) << "of " << total << " rows";
+}
+
 }  // namespace
 }  // namespace tidemark::test

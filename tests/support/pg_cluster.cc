@@ -17,6 +17,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "support/poll.h"
 #include "support/process.h"
 
 namespace tidemark::test {
@@ -369,17 +370,22 @@ void PgCluster::dropDatabase(const std::string& name) {
   exec("postgres",
        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
        "WHERE database = " + lit + " AND active_pid IS NOT NULL");
-  for (int attempt = 0;; ++attempt) {
-    try {
-      exec("postgres", "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                       "WHERE database = " + lit);
-      break;
-    } catch (const std::runtime_error&) {
-      // A terminated walsender releases its slot asynchronously.
-      if (attempt == 100) throw;
-      PgRows ignored = exec("postgres", "SELECT pg_sleep(0.05)");
-    }
-  }
+  // A terminated walsender releases its slot asynchronously, so dropping may fail for a
+  // moment with "slot is active".
+  std::string lastError;
+  const bool dropped = eventually(
+      [&] {
+        try {
+          exec("postgres", "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                           "WHERE database = " + lit);
+          return true;
+        } catch (const std::runtime_error& e) {
+          lastError = e.what();
+          return false;
+        }
+      },
+      std::chrono::seconds(30));
+  if (!dropped) throw std::runtime_error("cannot drop the slots of " + name + ": " + lastError);
   exec("postgres", "DROP DATABASE IF EXISTS " + quoteIdent(name) + " WITH (FORCE)");
 }
 

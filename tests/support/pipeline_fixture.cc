@@ -139,7 +139,7 @@ std::filesystem::path PgPipelineTest::writeRawConfig(const std::string& yaml,
 
 std::filesystem::path PgPipelineTest::writeConfig(const TidemarkConfig& c,
                                                   const std::string& file) {
-  std::string dsn = pg_->dsn(db_, c.user);
+  std::string dsn = c.dsn.value_or(pg_->dsn(db_, c.user));
   if (c.dsnPassword) dsn += " password=" + *c.dsnPassword;
   std::ostringstream y;
   y << "name: " << c.name << "\n"
@@ -148,6 +148,7 @@ std::filesystem::path PgPipelineTest::writeConfig(const TidemarkConfig& c,
     << "  kind: postgres\n"
     << "  dsn: \"" << dsn << "\"\n";
   if (c.password) y << "  password: \"" << *c.password << "\"\n";
+  if (c.passwordFile) y << "  password_file: " << *c.passwordFile << "\n";
   y << "  slot: " << slot_ << "\n"
     << "  publication: " << publication() << "\n"
     << "  tables: " << yamlList(c.tables) << "\n"

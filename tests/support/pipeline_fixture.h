@@ -31,12 +31,16 @@ struct TidemarkConfig {
   TidemarkConfig& withUser(std::string u) { user = std::move(u); return *this; }
   TidemarkConfig& withDsnPassword(std::string p) { dsnPassword = std::move(p); return *this; }
   TidemarkConfig& withPassword(std::string p) { password = std::move(p); return *this; }
+  TidemarkConfig& withPasswordFile(std::string p) { passwordFile = std::move(p); return *this; }
+  TidemarkConfig& withDsn(std::string d) { dsn = std::move(d); return *this; }
 
   std::string name = "t1";
   std::vector<std::string> tables;         // "public.orders", ...
   std::string user = "postgres";
   std::optional<std::string> dsnPassword;  // appended to the dsn as password=...
   std::optional<std::string> password;     // the source.password setting
+  std::optional<std::string> passwordFile; // the source.password_file setting
+  std::optional<std::string> dsn;          // instead of this test's database on the shared server
   bool withKey = false;
   std::string flushInterval = "100ms";
 };
