@@ -44,7 +44,25 @@ struct StreamEnd {}; // the server ended the copy (e.g. shutdown)
 
 using Frame = std::variant<XLogData, Keepalive, Timeout, StreamEnd>;
 
-class ReplicationStream {
+/// Where a pipeline's frames come from and where its positions go: the I/O seam between the
+/// pipeline and the server. ReplicationStream is the real one; tests drive the pipeline with
+/// their own.
+class ReplicationSource {
+ public:
+  virtual ~ReplicationSource() = default;
+
+  /// Waits up to `timeout` for the next frame. An XLogData payload is valid until the next call.
+  virtual Frame read(std::chrono::milliseconds timeout) = 0;
+
+  /// Sends a standby status update. write: everything received; flush/apply: what is
+  /// durable. The server confirms `flush` to the slot.
+  virtual void sendStatus(Lsn write, Lsn flush, bool reply_requested = false) = 0;
+
+  /// Ends the stream cleanly (after the final status update).
+  virtual void finish() = 0;
+};
+
+class ReplicationStream final : public ReplicationSource {
  public:
   /// Opens a replication=database connection.
   static ReplicationStream open(ConnectOptions options);
@@ -57,15 +75,10 @@ class ReplicationStream {
   /// Starts streaming from `start` with pgoutput proto_version 1 and messages on.
   void start(const std::string& slot, Lsn start, const std::string& publication);
 
-  /// Waits up to `timeout` for the next frame.
-  Frame read(std::chrono::milliseconds timeout);
-
-  /// Sends a standby status update. write: everything received; flush/apply: what is
-  /// durable. The server confirms `flush` to the slot.
-  void sendStatus(Lsn write, Lsn flush, bool reply_requested = false);
-
-  /// Ends the copy cleanly (after the final status update) and drains the server's reply.
-  void finish();
+  Frame read(std::chrono::milliseconds timeout) override;
+  void sendStatus(Lsn write, Lsn flush, bool reply_requested = false) override;
+  /// Ends the copy and drains the server's reply.
+  void finish() override;
 
   Connection& connection() { return conn_; }
 

@@ -1,0 +1,311 @@
+// The durability protocol of a pipeline session, driven frame by frame with a fake source,
+// sink and store. The fake source checks guarantee 1 on every status update it receives:
+// the flush position it is told never passes what the store saved, nor what the sink made
+// durable.
+#include <gtest/gtest.h>
+
+#include <deque>
+#include <map>
+
+#include "common/byte_reader.h"
+#include "pipeline/session.h"
+#include "support/bytes.h"
+
+namespace tidemark::pipeline {
+namespace {
+
+using test::Bytes;
+
+struct FakeSink;
+
+// Checks, at every save, that the sink flushed everything up to its last mark first: a
+// position saved ahead of the sink's data would survive a crash that the data does not.
+struct FakeStore final : state::OffsetStore {
+  std::optional<state::StoredPosition> load() override { return saved; }
+  void save(const state::StoredPosition& p) override;
+  std::optional<state::StoredPosition> saved;
+  const FakeSink* sink = nullptr;
+  int saves = 0;
+};
+
+// Records events; "durable" holds what was written up to the last mark when flush() ran.
+struct FakeSink final : sinks::Sink {
+  const std::string& name() const override { return name_; }
+  void recover(const std::optional<std::string>&) override {}
+  void write(const events::Event& e) override { written.emplace_back(e.value); }
+  void markTransactionEnd() override { marked = written.size(); }
+  void rollbackToMark() override {
+    written.resize(marked);
+    ++rollbacks;
+  }
+  void flush() override { durable = std::vector<std::string>(written.begin(), written.begin() + static_cast<long>(marked)); }
+  std::string checkpoint() const override { return std::to_string(durable.size()); }
+  uint64_t pendingBytes() const override { return 0; }
+
+  std::string name_ = "fake";
+  std::vector<std::string> written;
+  size_t marked = 0;
+  std::vector<std::string> durable;
+  int rollbacks = 0;
+};
+
+void FakeStore::save(const state::StoredPosition& p) {
+  if (sink != nullptr) {
+    EXPECT_EQ(sink->durable.size(), sink->marked) << "saved " << p.lsn.str() << " before the sink flushed";
+  }
+  saved = p;
+  ++saves;
+}
+
+class FakeSource final : public pg::ReplicationSource {
+ public:
+  FakeSource(FakeStore& store, FakeSink& sink, std::atomic<bool>& stop)
+      : store_(store), sink_(sink), stop_(stop) {}
+
+  // Frames, in order. Commits record how many events the sink must hold once their end LSN
+  // is confirmed.
+  void data(Lsn lsn, Bytes bytes) { frames_.push_back(Queued{lsn, std::move(bytes), {}, false}); }
+  void keepalive(Lsn wal_end, bool reply = false) {
+    frames_.push_back(Queued{wal_end, {}, pg::Keepalive{wal_end, 0, reply}, true});
+  }
+  void expectEventsThrough(Lsn end, size_t events) { events_through_[end] = events; }
+  /// Once the queue is drained, keep returning timeouts this many times, then request a stop.
+  void stopWhenDrainedAfter(int timeouts) { timeouts_before_stop_ = timeouts; }
+
+  pg::Frame read(std::chrono::milliseconds) override {
+    if (frames_.empty()) {
+      if (timeouts_before_stop_-- <= 0) stop_.store(true);
+      return pg::Timeout{};
+    }
+    current_ = std::move(frames_.front());
+    frames_.pop_front();
+    if (current_.is_keepalive) return current_.keepalive;
+    std::string_view payload = current_.bytes;
+    return pg::XLogData{current_.lsn, current_.lsn, 0, payload};
+  }
+
+  void sendStatus(Lsn write, Lsn flush, bool) override {
+    statuses.push_back({write, flush});
+    // Guarantee 1, checked at the moment of confirming.
+    Lsn saved = store_.saved ? store_.saved->lsn : Lsn{};
+    EXPECT_LE(flush, saved) << "confirmed " << flush.str() << " but the store holds " << saved.str();
+    for (const auto& [end, events] : events_through_) {
+      if (end <= flush) {
+        EXPECT_GE(sink_.durable.size(), events)
+            << "confirmed " << flush.str() << " past a commit whose events are not durable";
+      }
+    }
+  }
+  void finish() override { ++finishes; }
+
+  struct Status {
+    Lsn write;
+    Lsn flush;
+  };
+  std::vector<Status> statuses;
+  int finishes = 0;
+
+ private:
+  struct Queued {
+    Lsn lsn;
+    Bytes bytes;
+    pg::Keepalive keepalive;
+    bool is_keepalive;
+  };
+  FakeStore& store_;
+  FakeSink& sink_;
+  std::atomic<bool>& stop_;
+  std::deque<Queued> frames_;
+  Queued current_;
+  std::map<Lsn, size_t> events_through_;
+  int timeouts_before_stop_ = 3;
+};
+
+Bytes relation() {
+  Bytes b;
+  b.ch('R').u32(16384).cstr("public").cstr("orders").ch('d').u16(2);
+  b.u8(1).cstr("id").u32(20).u32(0xFFFFFFFF);
+  b.u8(0).cstr("note").u32(25).u32(0xFFFFFFFF);
+  return b;
+}
+Bytes begin(uint64_t final_lsn, uint32_t xid) { return std::move(Bytes().ch('B').u64(final_lsn).u64(0).u32(xid)); }
+Bytes commit(uint64_t commit_lsn, uint64_t end_lsn) {
+  return std::move(Bytes().ch('C').u8(0).u64(commit_lsn).u64(end_lsn).u64(0));
+}
+Bytes insert(std::string_view id) { return std::move(Bytes().ch('I').u32(16384).ch('N').u16(2).text(id).text("n")); }
+
+class SessionTest : public ::testing::Test {
+ protected:
+  SessionTest() {
+    cfg.name = cfg.topic_prefix = "t";
+    cfg.source.tables = {{"public", "orders"}};
+    cfg.delivery.flush_interval = std::chrono::milliseconds(0);
+    auto owned = std::make_unique<FakeSink>();
+    sink = owned.get();
+    std::vector<std::unique_ptr<sinks::Sink>> sinks;
+    sinks.push_back(std::move(owned));
+    delivery = std::make_unique<Delivery>(std::move(sinks), store);
+    store.sink = sink;
+    source = std::make_unique<FakeSource>(store, *sink, stop);
+    start.system_identifier = "1";
+    start.slot = "s";
+    start.lsn = Lsn(0x100);
+    store.save(start);
+  }
+
+  Session session() {
+    events::Catalog catalog;
+    catalog.type = [](TypeOid) { return events::CatalogType{}; };
+    catalog.primary_key = [](RelationId) { return std::vector<std::string>{"id"}; };
+    return Session(cfg, options, *delivery, *source, catalog, "db", start, Logger("test"));
+  }
+
+  config::PipelineConfig cfg;
+  RunOptions options;
+  FakeStore store;
+  FakeSink* sink = nullptr;
+  std::unique_ptr<Delivery> delivery;
+  std::unique_ptr<FakeSource> source;
+  std::atomic<bool> stop{false};
+  state::StoredPosition start;
+};
+
+TEST_F(SessionTest, ConfirmsACommitOnlyAfterItsEventsAreFlushedAndSaved) {
+  source->data(Lsn(0x110), relation());
+  source->data(Lsn(0x110), begin(0x1F0, 7));
+  source->data(Lsn(0x120), insert("1"));
+  source->data(Lsn(0x130), insert("2"));
+  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  source->expectEventsThrough(Lsn(0x200), 2);
+  Session s = session();
+  EXPECT_EQ(s.stream(stop), StopReason::Requested);
+  ASSERT_FALSE(source->statuses.empty());
+  EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
+  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(sink->durable.size(), 2u);
+  EXPECT_EQ(source->finishes, 1);
+}
+
+TEST_F(SessionTest, StatusUpdatesBeforeAFlushIsDueConfirmOnlyTheDurablePosition) {
+  cfg.delivery.flush_interval = std::chrono::hours(1);  // nothing becomes durable by time
+  cfg.source.status_interval = std::chrono::milliseconds(0);  // a status update every turn
+  source->data(Lsn(0x110), relation());
+  source->data(Lsn(0x110), begin(0x1F0, 7));
+  source->data(Lsn(0x120), insert("1"));
+  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  source->keepalive(Lsn(0x300), true);
+  source->keepalive(Lsn(0x400), true);
+  source->expectEventsThrough(Lsn(0x200), 1);
+  Session s = session();
+  s.stream(stop);
+  ASSERT_GE(source->statuses.size(), 3u);
+  // Every update before the final one reports what was received, but confirms only 0x100.
+  for (size_t i = 0; i + 1 < source->statuses.size(); ++i) {
+    EXPECT_EQ(source->statuses[i].flush, Lsn(0x100));
+  }
+  EXPECT_EQ(source->statuses[source->statuses.size() - 2].write, Lsn(0x400));
+  // The clean stop makes everything durable, then confirms it.
+  EXPECT_EQ(source->statuses.back().flush, Lsn(0x400));
+}
+
+TEST_F(SessionTest, KeepaliveMovesThePositionWhileNoTransactionIsOpen) {
+  source->keepalive(Lsn(0x500));
+  Session s = session();
+  s.stream(stop);
+  EXPECT_EQ(store.saved->lsn, Lsn(0x500));
+  EXPECT_EQ(source->statuses.back().flush, Lsn(0x500));
+}
+
+TEST_F(SessionTest, KeepaliveInsideATransactionDoesNotMoveThePosition) {
+  source->data(Lsn(0x110), relation());
+  source->data(Lsn(0x110), begin(0x1F0, 7));
+  source->data(Lsn(0x120), insert("1"));
+  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  source->data(Lsn(0x210), begin(0x9F0, 8));
+  source->data(Lsn(0x220), insert("2"));
+  source->keepalive(Lsn(0x900));  // the open transaction commits later, at 0x9F0
+  source->expectEventsThrough(Lsn(0x200), 1);
+  Session s = session();
+  s.stream(stop);  // stopped with the second transaction still open
+  for (const auto& st : source->statuses) EXPECT_LE(st.flush, Lsn(0x200));
+  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+}
+
+TEST_F(SessionTest, CleanStopInsideATransactionDropsItsPartialOutput) {
+  source->data(Lsn(0x110), relation());
+  source->data(Lsn(0x110), begin(0x1F0, 7));
+  source->data(Lsn(0x120), insert("1"));
+  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  source->data(Lsn(0x210), begin(0x9F0, 8));
+  source->data(Lsn(0x220), insert("2"));
+  source->data(Lsn(0x230), insert("3"));
+  Session s = session();
+  s.stream(stop);
+  EXPECT_EQ(sink->written.size(), 1u);
+  EXPECT_EQ(sink->durable.size(), 1u);
+  EXPECT_GE(sink->rollbacks, 1);
+  EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
+}
+
+TEST_F(SessionTest, MalformedMessageStopsWithoutConfirmingIt) {
+  source->data(Lsn(0x110), relation());
+  source->data(Lsn(0x110), begin(0x1F0, 7));
+  source->data(Lsn(0x120), insert("1"));
+  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  source->data(Lsn(0x210), begin(0x9F0, 8));
+  Bytes bad;
+  bad.ch('I').u32(16384).ch('N').u16(2).ch('t').u32(1000).raw("short");
+  source->data(Lsn(0x220), bad);
+  source->expectEventsThrough(Lsn(0x200), 1);
+  Session s = session();
+  EXPECT_THROW(s.stream(stop), WireError);
+  for (const auto& st : source->statuses) EXPECT_LE(st.flush, Lsn(0x200));
+  s.salvage();
+  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(sink->durable.size(), 1u);
+}
+
+TEST_F(SessionTest, UntilLsnStopsBeforeATransactionCommittedAfterIt) {
+  options.until_lsn = Lsn(0x300);
+  source->data(Lsn(0x110), relation());
+  source->data(Lsn(0x110), begin(0x1F0, 7));
+  source->data(Lsn(0x120), insert("1"));
+  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  source->data(Lsn(0x400), begin(0x4F0, 8));
+  source->data(Lsn(0x410), insert("2"));
+  source->data(Lsn(0x4F0), commit(0x4F0, 0x500));
+  source->stopWhenDrainedAfter(1000000);  // only --until-lsn may end this run
+  Session s = session();
+  EXPECT_EQ(s.stream(stop), StopReason::UntilLsn);
+  EXPECT_EQ(sink->durable.size(), 1u);
+  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
+}
+
+TEST_F(SessionTest, AnswersAServerRequestForAReplyAtOnce) {
+  cfg.source.status_interval = std::chrono::hours(1);
+  cfg.delivery.flush_interval = std::chrono::hours(1);
+  source->keepalive(Lsn(0x150), true);
+  source->stopWhenDrainedAfter(0);
+  Session s = session();
+  s.stream(stop);
+  // One reply for the request, one final update on stop.
+  ASSERT_EQ(source->statuses.size(), 2u);
+  EXPECT_EQ(source->statuses[0].write, Lsn(0x150));
+  EXPECT_EQ(source->statuses[0].flush, Lsn(0x100));  // not yet durable: write and flush differ
+  EXPECT_EQ(source->statuses[1].flush, Lsn(0x150));
+}
+
+TEST_F(SessionTest, SkipsATransactionThatCommittedBeforeTheStartPosition) {
+  source->data(Lsn(0x10), relation());
+  source->data(Lsn(0x10), begin(0x50, 3));
+  source->data(Lsn(0x20), insert("old"));
+  source->data(Lsn(0x50), commit(0x50, 0x60));
+  Session s = session();
+  s.stream(stop);
+  EXPECT_TRUE(sink->written.empty());
+  EXPECT_EQ(store.saved->lsn, Lsn(0x100));
+}
+
+}  // namespace
+}  // namespace tidemark::pipeline
