@@ -92,16 +92,17 @@ Connection Connection::open(const ConnectOptions& options) {
 std::string Connection::lastError() const { return trim(PQerrorMessage(conn_.get())); }
 
 Result Connection::exec(const std::string& sql, std::string_view what) {
-  Result r(PQexec(conn_.get(), sql.c_str()));
+  return checked(Result(PQexec(conn_.get(), sql.c_str())), what);
+}
+
+Result Connection::checked(Result r, std::string_view what) const {
   ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    if (!r || PQstatus(conn_.get()) != CONNECTION_OK) {
-      throw ServerError(ErrorClass::Retriable,
-                        fmt::format("{} failed: connection lost: {}", what, lastError()), "");
-    }
-    throw errorFromResult(r.get(), what);
+  if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) return r;
+  if (!r || PQstatus(conn_.get()) != CONNECTION_OK) {
+    throw ServerError(ErrorClass::Retriable,
+                      fmt::format("{} failed: connection lost: {}", what, lastError()), "");
   }
-  return r;
+  throw errorFromResult(r.get(), what);
 }
 
 Result Connection::execParams(const std::string& sql,
@@ -110,17 +111,9 @@ Result Connection::execParams(const std::string& sql,
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  Result r(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
-                        values.data(), nullptr, nullptr, 0));
-  ExecStatusType st = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-    if (!r || PQstatus(conn_.get()) != CONNECTION_OK) {
-      throw ServerError(ErrorClass::Retriable,
-                        fmt::format("{} failed: connection lost: {}", what, lastError()), "");
-    }
-    throw errorFromResult(r.get(), what);
-  }
-  return r;
+  return checked(Result(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()),
+                                     nullptr, values.data(), nullptr, nullptr, 0)),
+                 what);
 }
 
 std::string Connection::quoteIdentifier(std::string_view ident) const {

@@ -73,6 +73,9 @@ class Connection {
 
  private:
   explicit Connection(PGconn* c) : conn_(c) {}
+  /// Returns `r` if it succeeded; otherwise throws ServerError (retriable if the connection
+  /// is gone).
+  Result checked(Result r, std::string_view what) const;
   std::unique_ptr<PGconn, PgConnDeleter> conn_;
 };
 

@@ -50,6 +50,13 @@ RelationId readRelid(ByteReader& r) {
   return RelationId{oid};
 }
 
+// The 'N' that precedes a new tuple, already read as `marker`.
+void expectNewTupleMarker(ByteReader& r, char marker) {
+  if (marker != 'N') {
+    r.fail(fmt::format("expected new tuple marker 'N', got 0x{:02x}", static_cast<unsigned char>(marker)));
+  }
+}
+
 OldTupleKind readOldKind(ByteReader& r, char byte) {
   if (byte == 'K') return OldTupleKind::Key;
   if (byte == 'O') return OldTupleKind::Full;
@@ -148,9 +155,7 @@ Message Decoder::decode(std::string_view bytes) {
     case 'I': {
       InsertMessage m;
       m.relid = readRelid(r);
-      char marker = static_cast<char>(r.readU8("new tuple marker"));
-      if (marker != 'N') r.fail(fmt::format("expected new tuple marker 'N', got 0x{:02x}",
-                                            static_cast<unsigned char>(marker)));
+      expectNewTupleMarker(r, static_cast<char>(r.readU8("new tuple marker")));
       readTuple(r, new_tuple_);
       r.expectEnd();
       m.new_tuple = &new_tuple_;
@@ -168,8 +173,7 @@ Message Decoder::decode(std::string_view bytes) {
         m.old_tuple = &old_tuple_;
         marker = static_cast<char>(r.readU8("new tuple marker"));
       }
-      if (marker != 'N') r.fail(fmt::format("expected new tuple marker 'N', got 0x{:02x}",
-                                            static_cast<unsigned char>(marker)));
+      expectNewTupleMarker(r, marker);
       readTuple(r, new_tuple_);
       r.expectEnd();
       m.new_tuple = &new_tuple_;

@@ -29,4 +29,14 @@ class Bytes {
   std::string s_;
 };
 
+/// A pgoutput Relation message for public.orders (relid 16384): "id" int4, part of the key,
+/// and "note" text.
+inline Bytes ordersRelationMessage() {
+  Bytes b;
+  b.ch('R').u32(16384).cstr("public").cstr("orders").ch('d').u16(2);
+  b.u8(1).cstr("id").u32(23).u32(0xFFFFFFFF);
+  b.u8(0).cstr("note").u32(25).u32(0xFFFFFFFF);
+  return b;
+}
+
 }  // namespace tidemark::test

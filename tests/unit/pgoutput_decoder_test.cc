@@ -8,14 +8,7 @@ namespace tidemark::pgoutput {
 namespace {
 
 using test::Bytes;
-
-Bytes relationMessage() {
-  Bytes b;
-  b.ch('R').u32(16384).cstr("public").cstr("orders").ch('d').u16(2);
-  b.u8(1).cstr("id").u32(23).u32(0xFFFFFFFF);
-  b.u8(0).cstr("note").u32(25).u32(0xFFFFFFFF);
-  return b;
-}
+using test::ordersRelationMessage;
 
 // Decodes and expects a WireError whose message contains every fragment.
 void expectWireError(std::string_view bytes, std::initializer_list<std::string_view> fragments) {
@@ -54,7 +47,7 @@ TEST(PgoutputDecoder, RejectsCommitEndingBeforeItStarts) {
 
 TEST(PgoutputDecoder, DecodesRelationWithKeyFlags) {
   Decoder d;
-  Bytes b = relationMessage();  // views in the message point into b
+  Bytes b = ordersRelationMessage();  // views in the message point into b
   auto m = std::get<RelationMessage>(d.decode(b));
   EXPECT_EQ(m.relid.value, 16384u);
   EXPECT_EQ(m.nspname, "public");
@@ -143,7 +136,7 @@ TEST(PgoutputDecoder, EveryTruncationOfAValidMessageIsATypedError) {
   std::vector<Bytes> messages = {
       Bytes().ch('B').u64(1).u64(2).u32(3),
       Bytes().ch('C').u8(0).u64(100).u64(140).u64(5),
-      relationMessage(),
+      ordersRelationMessage(),
       Bytes().ch('I').u32(16384).ch('N').u16(2).text("42").text("hello"),
       Bytes().ch('U').u32(16384).ch('O').u16(1).text("1").ch('N').u16(1).text("2"),
       Bytes().ch('D').u32(16384).ch('K').u16(1).text("7"),

@@ -121,13 +121,7 @@ class FakeSource final : public pg::ReplicationSource {
   int timeouts_before_stop_ = 3;
 };
 
-Bytes relation() {
-  Bytes b;
-  b.ch('R').u32(16384).cstr("public").cstr("orders").ch('d').u16(2);
-  b.u8(1).cstr("id").u32(20).u32(0xFFFFFFFF);
-  b.u8(0).cstr("note").u32(25).u32(0xFFFFFFFF);
-  return b;
-}
+Bytes relation() { return test::ordersRelationMessage(); }
 Bytes begin(uint64_t final_lsn, uint32_t xid) { return std::move(Bytes().ch('B').u64(final_lsn).u64(0).u32(xid)); }
 Bytes commit(uint64_t commit_lsn, uint64_t end_lsn) {
   return std::move(Bytes().ch('C').u8(0).u64(commit_lsn).u64(end_lsn).u64(0));
@@ -151,6 +145,15 @@ class SessionTest : public ::testing::Test {
     start.slot = "s";
     start.lsn = Lsn(0x100);
     store.save(start);
+  }
+
+  // The relation, then transaction 7 with one insert, committed at 0x1F0 and ending at 0x200.
+  void firstTransaction() {
+    source->data(Lsn(0x110), relation());
+    source->data(Lsn(0x110), begin(0x1F0, 7));
+    source->data(Lsn(0x120), insert("1"));
+    source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+    source->expectEventsThrough(Lsn(0x200), 1);
   }
 
   Session session() {
@@ -189,13 +192,9 @@ TEST_F(SessionTest, ConfirmsACommitOnlyAfterItsEventsAreFlushedAndSaved) {
 TEST_F(SessionTest, StatusUpdatesBeforeAFlushIsDueConfirmOnlyTheDurablePosition) {
   cfg.delivery.flush_interval = std::chrono::hours(1);  // nothing becomes durable by time
   cfg.source.status_interval = std::chrono::milliseconds(0);  // a status update every turn
-  source->data(Lsn(0x110), relation());
-  source->data(Lsn(0x110), begin(0x1F0, 7));
-  source->data(Lsn(0x120), insert("1"));
-  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  firstTransaction();
   source->keepalive(Lsn(0x300), true);
   source->keepalive(Lsn(0x400), true);
-  source->expectEventsThrough(Lsn(0x200), 1);
   Session s = session();
   s.stream(stop);
   ASSERT_GE(source->statuses.size(), 3u);
@@ -217,14 +216,10 @@ TEST_F(SessionTest, KeepaliveMovesThePositionWhileNoTransactionIsOpen) {
 }
 
 TEST_F(SessionTest, KeepaliveInsideATransactionDoesNotMoveThePosition) {
-  source->data(Lsn(0x110), relation());
-  source->data(Lsn(0x110), begin(0x1F0, 7));
-  source->data(Lsn(0x120), insert("1"));
-  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  firstTransaction();
   source->data(Lsn(0x210), begin(0x9F0, 8));
   source->data(Lsn(0x220), insert("2"));
   source->keepalive(Lsn(0x900));  // the open transaction commits later, at 0x9F0
-  source->expectEventsThrough(Lsn(0x200), 1);
   Session s = session();
   s.stream(stop);  // stopped with the second transaction still open
   for (const auto& st : source->statuses) EXPECT_LE(st.flush, Lsn(0x200));
@@ -232,10 +227,7 @@ TEST_F(SessionTest, KeepaliveInsideATransactionDoesNotMoveThePosition) {
 }
 
 TEST_F(SessionTest, CleanStopInsideATransactionDropsItsPartialOutput) {
-  source->data(Lsn(0x110), relation());
-  source->data(Lsn(0x110), begin(0x1F0, 7));
-  source->data(Lsn(0x120), insert("1"));
-  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  firstTransaction();
   source->data(Lsn(0x210), begin(0x9F0, 8));
   source->data(Lsn(0x220), insert("2"));
   source->data(Lsn(0x230), insert("3"));
@@ -248,15 +240,11 @@ TEST_F(SessionTest, CleanStopInsideATransactionDropsItsPartialOutput) {
 }
 
 TEST_F(SessionTest, MalformedMessageStopsWithoutConfirmingIt) {
-  source->data(Lsn(0x110), relation());
-  source->data(Lsn(0x110), begin(0x1F0, 7));
-  source->data(Lsn(0x120), insert("1"));
-  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  firstTransaction();
   source->data(Lsn(0x210), begin(0x9F0, 8));
   Bytes bad;
   bad.ch('I').u32(16384).ch('N').u16(2).ch('t').u32(1000).raw("short");
   source->data(Lsn(0x220), bad);
-  source->expectEventsThrough(Lsn(0x200), 1);
   Session s = session();
   EXPECT_THROW(s.stream(stop), WireError);
   for (const auto& st : source->statuses) EXPECT_LE(st.flush, Lsn(0x200));
@@ -267,10 +255,7 @@ TEST_F(SessionTest, MalformedMessageStopsWithoutConfirmingIt) {
 
 TEST_F(SessionTest, UntilLsnStopsBeforeATransactionCommittedAfterIt) {
   options.until_lsn = Lsn(0x300);
-  source->data(Lsn(0x110), relation());
-  source->data(Lsn(0x110), begin(0x1F0, 7));
-  source->data(Lsn(0x120), insert("1"));
-  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  firstTransaction();
   source->data(Lsn(0x400), begin(0x4F0, 8));
   source->data(Lsn(0x410), insert("2"));
   source->data(Lsn(0x4F0), commit(0x4F0, 0x500));
