@@ -60,8 +60,9 @@ void ensurePublication(pg::Connection& conn, const config::SourceConfig& source,
     } catch (const pg::ServerError& e) {
       if (e.sqlstate() == "42501") {
         throw Error(ErrorClass::Config, e.what(),
-                    fmt::format("the user in source.dsn may not create publications on these "
-                                "tables; run as a superuser or the tables' owner: {}",
+                    fmt::format("creating a publication needs CREATE on the database and "
+                                "ownership of the tables, which the user in source.dsn lacks; "
+                                "run as a superuser or the tables' owner: {}",
                                 sql));
       }
       if (e.sqlstate() == "42P01") {
