@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "cli/status_command.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -64,6 +65,12 @@ int main(int argc, char** argv) {
                   "Stop, exit 0, once every transaction committed at or before this LSN is "
                   "durable in all sinks and confirmed to the slot");
 
+  bool status_json = false;
+  CLI::App* status = app.add_subcommand(
+      "status", "Show a pipeline's state, positions, lag and heartbeat age (docs/STATUS.md)");
+  status->add_option("-c,--config", config_file, "Pipeline configuration file (YAML)")->required();
+  status->add_flag("--json", status_json, "Print the status as one JSON object");
+
   app.add_subcommand("config-reference", "Print the configuration reference (Markdown)");
 
   try {
@@ -77,6 +84,9 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("config-reference")) {
       std::cout << tidemark::config::referenceMarkdown();
       return tidemark::kExitOk;
+    }
+    if (app.got_subcommand("status")) {
+      return tidemark::cli::statusCommand(tidemark::config::loadFile(config_file), status_json);
     }
     return runCommand(config_file, until);
   } catch (const tidemark::Error& e) {

@@ -762,6 +762,29 @@ class Loader {
       }
       c.source.password = readPasswordFile(*target_.password_file);
     }
+    const HeartbeatConfig& hb = c.heartbeat;
+    if (hb.mode == "query" && hb.query.empty()) {
+      fail("heartbeat.query", lineOf("heartbeat.mode"), "required when heartbeat.mode is query",
+           "add query: the statement to run every interval, e.g. "
+           "UPDATE app.heartbeat SET ts = now()");
+    }
+    if (hb.mode != "query" && !hb.query.empty()) {
+      fail("heartbeat.query", lineOf("heartbeat.query"), "only used when heartbeat.mode is query",
+           "set heartbeat.mode: query, or remove heartbeat.query");
+    }
+    if (c.source.read_only && (hb.mode == "message" || hb.mode == "query")) {
+      fail("heartbeat.mode", lineOf("heartbeat.mode"),
+           fmt::format("mode {} writes to the source, which source.read_only forbids", hb.mode),
+           "use heartbeat.mode: table with a scheduled job on the primary writing the table "
+           "(tidemark setup prints the pg_cron job), or off");
+    }
+    for (const TableName& t : c.source.tables) {
+      if (t == hb.table && hb.mode != "off") {
+        fail("source.tables", lineOf("source.tables"),
+             fmt::format("{} is the heartbeat table", shown(t.str())),
+             "capture it as data with heartbeat.deliver: true instead of listing it");
+      }
+    }
     for (size_t i = 0; i < c.sinks.size(); ++i) {
       const SinkConfig& sink = c.sinks[i];
       std::string element = fmt::format("sinks[{}]", i);

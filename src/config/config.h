@@ -31,6 +31,22 @@ struct SourceConfig {
   std::vector<TableName> tables;          // at least one
   std::chrono::milliseconds status_interval{10000};
   std::chrono::milliseconds connect_timeout{10000};
+  bool read_only = false;                 // write nothing to the source (no DDL, no heartbeat writes)
+  bool confirm_keepalives = true;         // advance the slot on keepalives while idle
+};
+
+struct HeartbeatConfig {
+  std::chrono::milliseconds interval{60000};
+  bool events = true;                     // Layer 1: heartbeat events and a position commit
+  std::string mode = "table";             // Layer 2: table | message | query | off
+  TableName table{"tidemark", "tidemark_heartbeat"};
+  std::string query;                      // mode query: the statement to run
+  bool deliver = false;                   // deliver heartbeat rows and messages as data
+  bool hibernate = true;                  // skip Layer 2 writes while captured tables change
+  std::chrono::milliseconds stall_timeout{0};  // 0: five intervals
+  std::chrono::milliseconds stallTimeout() const {
+    return stall_timeout.count() > 0 ? stall_timeout : 5 * interval;
+  }
 };
 
 struct SinkConfig {
@@ -54,6 +70,7 @@ struct PipelineConfig {
   SourceConfig source;
   std::vector<SinkConfig> sinks;      // at least one
   DeliveryConfig delivery;
+  HeartbeatConfig heartbeat;
   std::string log_level = "info";
 };
 

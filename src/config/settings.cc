@@ -29,6 +29,7 @@ constexpr uint64_t kTiB = 1024 * kGiB;
 constexpr std::string_view kLogLevels[] = {"debug", "info", "warn", "error"};
 constexpr std::string_view kSourceKinds[] = {"postgres"};
 constexpr std::string_view kSinkKinds[] = {"jsonl", "stdout"};
+constexpr std::string_view kHeartbeatModes[] = {"table", "message", "query", "off"};
 
 bool isAsciiLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool isAsciiDigit(char c) { return c >= '0' && c <= '9'; }
@@ -258,6 +259,33 @@ constexpr Setting kSettings[] = {
                    const SinkConfig&) { return code(formatDuration(p.source.connect_timeout)); },
     },
     {
+        .path = "source.read_only",
+        .type = SettingType::Bool,
+        .description = "Write nothing to the source: no publication or heartbeat table is "
+                       "created and no heartbeat is written (a job on the primary, such as "
+                       "pg_cron, writes the heartbeat table; tidemark measures from the rows it "
+                       "sees). The slot is still created when missing and `create_slot` is "
+                       "true: that is a replication command, not a write.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.read_only = take<bool>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(fmt::format("{}", p.source.read_only)); },
+    },
+    {
+        .path = "source.confirm_keepalives",
+        .type = SettingType::Bool,
+        .description = "Confirm the server's keepalive positions while no transaction is open, "
+                       "so the slot advances when the captured tables are idle. Turn off only to "
+                       "reproduce a client that confirms data positions alone (the WAL retention "
+                       "experiment in `bench/`).",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.confirm_keepalives = take<bool>(v); },
+        .show =
+            [](const PipelineConfig& p, const SinkConfig&) {
+              return code(fmt::format("{}", p.source.confirm_keepalives));
+            },
+    },
+    {
         .path = "sinks",
         .type = SettingType::List,
         .required = true,
@@ -331,6 +359,107 @@ constexpr Setting kSettings[] = {
                     SettingValue&& v) { t.pipeline.delivery.flush_bytes = take<uint64_t>(v); },
         .show = [](const PipelineConfig& p,
                    const SinkConfig&) { return code(formatSize(p.delivery.flush_bytes)); },
+    },
+    {
+        .path = "heartbeat",
+        .type = SettingType::Mapping,
+        .description = "Keeping the slot moving and measuring freshness. Layer 1: heartbeat "
+                       "events and a position commit every interval. Layer 2: a write on the "
+                       "source every interval that flows through the stream, so end-to-end lag "
+                       "is measured as now minus the time it was written (as pt-heartbeat does).",
+    },
+    {
+        .path = "heartbeat.interval",
+        .type = SettingType::Duration,
+        .min = kSecond,
+        .max = kHour,
+        .description = "How often both layers act. It is also the granularity of the lag "
+                       "measurement.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.heartbeat.interval = take<milliseconds>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(formatDuration(p.heartbeat.interval)); },
+    },
+    {
+        .path = "heartbeat.events",
+        .type = SettingType::Bool,
+        .description = "Layer 1: emit a heartbeat event to `__debezium-heartbeat.<prefix>` "
+                       "(key `{\"serverName\"}`, value `{\"ts_ms\"}`) every interval, and commit "
+                       "the position with it.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.heartbeat.events = take<bool>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(fmt::format("{}", p.heartbeat.events)); },
+    },
+    {
+        .path = "heartbeat.mode",
+        .type = SettingType::Enum,
+        .allowed = kHeartbeatModes,
+        .description = "Layer 2. `table`: upsert this pipeline's row in `heartbeat.table` "
+                       "(created, and added to the publication, when missing and allowed). "
+                       "`message`: `pg_logical_emit_message`, no table needed. `query`: run "
+                       "`heartbeat.query`. `off`: no source writes.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.heartbeat.mode = take<std::string>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(p.heartbeat.mode); },
+    },
+    {
+        .path = "heartbeat.table",
+        .type = SettingType::String,
+        .check = [](std::string_view value) { return parseTableName(value).problem; },
+        .description = "The heartbeat table, one row per pipeline: `(pipeline text PRIMARY KEY, "
+                       "ts timestamptz NOT NULL)`. Written in mode `table`, and read in every "
+                       "mode when it is in the publication (a job on the primary may write it).",
+        .store =
+            [](SettingTarget& t, SettingValue&& v) {
+              t.pipeline.heartbeat.table = *parseTableName(take<std::string>(v)).value;
+            },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(p.heartbeat.table.str()); },
+    },
+    {
+        .path = "heartbeat.query",
+        .type = SettingType::String,
+        .default_text = "none",
+        .description = "Mode `query`: the statement to run every interval (Debezium's "
+                       "`heartbeat.action.query`). Required in that mode, not allowed in others.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.heartbeat.query = take<std::string>(v); },
+    },
+    {
+        .path = "heartbeat.deliver",
+        .type = SettingType::Bool,
+        .description = "Deliver heartbeat rows and messages to the sinks as data, too. By "
+                       "default they are measured, not delivered.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.heartbeat.deliver = take<bool>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(fmt::format("{}", p.heartbeat.deliver)); },
+    },
+    {
+        .path = "heartbeat.hibernate",
+        .type = SettingType::Bool,
+        .description = "Skip Layer 2 writes while the captured tables carry changes (their "
+                       "commits prove the stream is live, and their commit times measure the "
+                       "lag); resume when the traffic stops.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.heartbeat.hibernate = take<bool>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(fmt::format("{}", p.heartbeat.hibernate)); },
+    },
+    {
+        .path = "heartbeat.stall_timeout",
+        .type = SettingType::Duration,
+        .min = kSecond,
+        .max = 24 * kHour,
+        .default_text = "five intervals",
+        .description = "A heartbeat written but not seen through the stream within this long "
+                       "means the stream is stalled: the state becomes `stalled`, an error says "
+                       "what to check, and the pipeline reconnects.",
+        .store = [](SettingTarget& t, SettingValue&& v) {
+          t.pipeline.heartbeat.stall_timeout = take<milliseconds>(v);
+        },
     },
 };
 

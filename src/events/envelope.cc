@@ -56,6 +56,7 @@ void appendValue(std::string& out, const Column& col, const pgoutput::TupleColum
 EnvelopeBuilder::EnvelopeBuilder(std::string server_name, std::string db)
     : server_name_(std::move(server_name)), db_(std::move(db)) {
   message_topic_ = sanitizeTopic(server_name_ + ".message");
+  heartbeat_topic_ = sanitizeTopic("__debezium-heartbeat." + server_name_);
   source_head_ = R"({"version":")" TIDEMARK_VERSION R"(","connector":"postgresql","name":)";
   JsonWriter::appendQuoted(source_head_, server_name_);
   source_head_ += ",\"ts_ms\":";
@@ -191,6 +192,18 @@ Event EnvelopeBuilder::truncate(const Relation& rel, Lsn lsn) {
   writeTail('t');
   key_.clear();
   return Event{rel.topic, key_, value_};
+}
+
+Event EnvelopeBuilder::heartbeat(int64_t now_ms) {
+  key_.clear();
+  key_ += "{\"serverName\":";
+  JsonWriter::appendQuoted(key_, server_name_);
+  key_ += '}';
+  value_.clear();
+  value_ += "{\"ts_ms\":";
+  appendDecimal(value_, static_cast<uint64_t>(now_ms));
+  value_ += '}';
+  return Event{heartbeat_topic_, key_, value_};
 }
 
 Event EnvelopeBuilder::message(const pgoutput::LogicalDecodingMessage& m, Lsn lsn,

@@ -42,6 +42,10 @@ class EnvelopeBuilder {
   /// (non-transactional messages), txId is null and ts_ms is the time it was received.
   Event message(const pgoutput::LogicalDecodingMessage& m, Lsn lsn, bool in_transaction);
 
+  /// A Layer 1 heartbeat, as Debezium writes it: topic __debezium-heartbeat.<server_name>,
+  /// key {"serverName": <server_name>}, value {"ts_ms": <now>}.
+  Event heartbeat(int64_t now_ms);
+
   /// True when the key columns of two tuples differ (an update that changes the key).
   static bool keyChanged(const Relation& rel, const pgoutput::TupleData& old_tuple,
                          const pgoutput::TupleData& new_tuple);
@@ -56,6 +60,7 @@ class EnvelopeBuilder {
   std::string server_name_;
   std::string db_;
   std::string message_topic_;
+  std::string heartbeat_topic_;
   std::string source_head_;  // the constant start of every source block
 
   Xid xid_;

@@ -24,8 +24,8 @@ std::string sanitizeTopic(std::string_view topic) {
 }
 
 RelationCache::RelationCache(std::string topic_prefix, Catalog catalog,
-                             std::function<bool(std::string_view, std::string_view)> captured)
-    : prefix_(std::move(topic_prefix)), catalog_(std::move(catalog)), captured_(std::move(captured)) {}
+                             std::function<RelationRole(std::string_view, std::string_view)> classify)
+    : prefix_(std::move(topic_prefix)), catalog_(std::move(catalog)), classify_(std::move(classify)) {}
 
 const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
   Relation rel;
@@ -34,7 +34,9 @@ const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
   rel.table = std::string(m.relname);
   rel.topic = sanitizeTopic(fmt::format("{}.{}.{}", prefix_, rel.schema, rel.table));
   rel.replica_identity = m.replica_identity;
-  rel.captured = captured_(rel.schema, rel.table);
+  RelationRole role = classify_(rel.schema, rel.table);
+  rel.captured = role == RelationRole::Captured;
+  rel.heartbeat = role == RelationRole::Heartbeat;
   rel.columns.reserve(m.columns.size());
   std::vector<std::string> primary_key;
   if (m.replica_identity == 'f') primary_key = catalog_.primary_key(m.relid);

@@ -37,7 +37,11 @@ struct Relation {
   /// Listed in source.tables. A publication may cover more tables (FOR ALL TABLES, or a
   /// table since removed from the configuration); their changes are not delivered.
   bool captured = false;
+  /// The heartbeat table: its rows are measured (and delivered only when asked).
+  bool heartbeat = false;
 };
+
+enum class RelationRole { Captured, Heartbeat, Other };
 
 /// Facts about a non-built-in type, as the catalog tells them.
 struct CatalogType {
@@ -59,7 +63,7 @@ struct Catalog {
 class RelationCache {
  public:
   RelationCache(std::string topic_prefix, Catalog catalog,
-                std::function<bool(std::string_view schema, std::string_view table)> captured);
+                std::function<RelationRole(std::string_view schema, std::string_view table)> classify);
 
   /// Adds or replaces a relation from its Relation message.
   const Relation& update(const pgoutput::RelationMessage& message);
@@ -77,7 +81,7 @@ class RelationCache {
  private:
   std::string prefix_;
   Catalog catalog_;
-  std::function<bool(std::string_view, std::string_view)> captured_;
+  std::function<RelationRole(std::string_view, std::string_view)> classify_;
   std::unordered_map<RelationId, Relation> relations_;
   std::unordered_map<TypeOid, std::shared_ptr<const TypeInfo>> types_;
 };

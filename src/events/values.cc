@@ -601,11 +601,14 @@ void renderTimestamp(std::string_view text, JsonWriter& out) {
   out.integer(micros);
 }
 
-void renderTimestampTz(std::string_view text, JsonWriter& out) {
-  if (text == "infinity" || text == "-infinity") {
-    out.string(text);
-    return;
-  }
+// A timestamptz as days since the epoch and microseconds into that day, both in UTC. Days and
+// time of day are kept apart so that no value in PostgreSQL's range can overflow.
+struct UtcInstant {
+  int64_t days;
+  int64_t micros;
+};
+
+UtcInstant scanTimestampTz(std::string_view text) {
   Scanner in(ValueKind::TimestampTz, text);
   const RawDate raw = scanDate(in);
   in.expect(' ', "expected a space between date and time");
@@ -614,8 +617,6 @@ void renderTimestampTz(std::string_view text, JsonWriter& out) {
   // timestamptz_out puts the era after the offset: "0044-03-15 12:00:00+00 BC".
   int64_t days = resolveDate(in, raw);
   in.expectEnd();
-
-  // Days and time of day are kept apart so that no value in PostgreSQL's range can overflow.
   int64_t micros = time.micros - offset * kMicrosPerSecond;
   if (micros < 0) {
     micros += kMicrosPerDay;
@@ -624,6 +625,15 @@ void renderTimestampTz(std::string_view text, JsonWriter& out) {
     micros -= kMicrosPerDay;
     ++days;
   }
+  return {days, micros};
+}
+
+void renderTimestampTz(std::string_view text, JsonWriter& out) {
+  if (text == "infinity" || text == "-infinity") {
+    out.string(text);
+    return;
+  }
+  const auto [days, micros] = scanTimestampTz(text);
   const CivilDate date = civilFromDays(days);
 
   // java.time's ISO format, which Debezium uses: four-digit years, a '-' for years before 1
@@ -1082,6 +1092,18 @@ std::shared_ptr<const TypeInfo> builtinType(TypeOid oid) {
                                    [](const BuiltinEntry& e, TypeOid o) { return e.oid < o; });
   if (it == kBuiltins.end() || it->oid != oid) return nullptr;
   return builtinInfos().get(*it);
+}
+
+int64_t timestampTzUnixMicros(std::string_view text) {
+  if (text == "infinity" || text == "-infinity") {
+    throw Error(ErrorClass::Poison, "an infinite timestamptz is not a point in time");
+  }
+  const auto [days, micros] = scanTimestampTz(text);
+  // Within +-100000 years the product cannot overflow 64 bits.
+  if (days > 36524250 || days < -36524250) {
+    throw Error(ErrorClass::Poison, "timestamptz too far from 1970 to count in microseconds");
+  }
+  return days * kMicrosPerDay + micros;
 }
 
 void renderValue(const TypeInfo& type, std::string_view text, JsonWriter& out) {

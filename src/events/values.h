@@ -50,6 +50,10 @@ std::shared_ptr<const TypeInfo> builtinType(TypeOid oid);
 /// Throws Error(ErrorClass::Poison) when the text is not a valid value of that kind.
 void renderValue(const TypeInfo& type, std::string_view text, JsonWriter& out);
 
+/// Microseconds since 1970-01-01 UTC of a timestamptz text ("2024-01-02 03:04:05.12+00"), for
+/// measuring heartbeats. Throws Error(Poison) for infinity or text that is not a timestamptz.
+int64_t timestampTzUnixMicros(std::string_view text);
+
 /// Debezium's placeholder for an unchanged TOASTed value.
 inline constexpr std::string_view kUnavailableValue = "__debezium_unavailable_value";
 

@@ -63,8 +63,10 @@ void ReplicationStream::start(const std::string& slot, Lsn start, const std::str
   if (!r || PQresultStatus(r.get()) != PGRES_COPY_BOTH) {
     if (!r) throw Error(ErrorClass::Retriable, fmt::format("START_REPLICATION failed: {}", conn_.lastError()));
     ServerError e = errorFromResult(r.get(), fmt::format("START_REPLICATION on slot \"{}\"", slot));
-    if (e.sqlstate() == "55006") {  // object_in_use: another process streams from the slot
-      throw ServerError(ErrorClass::Fatal, e.what(), e.sqlstate(),
+    if (e.sqlstate() == "55006") {
+      // object_in_use: another process streams from the slot. Retriable: after a stall, the
+      // old walsender may hold the slot a while longer.
+      throw ServerError(ErrorClass::Retriable, e.what(), e.sqlstate(),
                         "another process is reading this slot; stop it (see active_pid in "
                         "pg_replication_slots) or give this pipeline its own source.slot");
     }
@@ -80,7 +82,11 @@ Frame ReplicationStream::read(std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     char* raw = nullptr;
-    int len = PQgetCopyData(conn_.raw(), &raw, 1);
+    int len;
+    {
+      std::lock_guard lock(*io_);
+      len = PQgetCopyData(conn_.raw(), &raw, 1);
+    }
     if (len > 0) {
       buffer_.reset(raw);
       std::string_view frame(raw, static_cast<size_t>(len));
@@ -111,6 +117,7 @@ Frame ReplicationStream::read(std::chrono::milliseconds timeout) {
     if (len == -1) {
       // The server ended the copy. Collect the final result to tell a clean end from an error.
       streaming_ = false;
+      std::lock_guard lock(*io_);
       Result r(PQgetResult(conn_.raw()));
       if (r && PQresultStatus(r.get()) == PGRES_FATAL_ERROR) {
         ServerError e = errorFromResult(r.get(), "replication stream");
@@ -134,6 +141,7 @@ Frame ReplicationStream::read(std::chrono::milliseconds timeout) {
     }
     if (rc == 0) return Timeout{};
     if (rc < 0) return Timeout{};  // a signal: let the caller look at its stop flag
+    std::lock_guard lock(*io_);
     if (PQconsumeInput(conn_.raw()) == 0) {
       throw Error(ErrorClass::Retriable,
                   fmt::format("replication stream failed: {}", conn_.lastError()));
@@ -153,6 +161,7 @@ void ReplicationStream::sendStatus(Lsn write, Lsn flush, bool reply_requested) {
   put64(flush.value());  // apply: tidemark applies what it has made durable
   put64(static_cast<uint64_t>(pgNow()));
   buf[pos++] = reply_requested ? 1 : 0;
+  std::lock_guard lock(*io_);
   if (PQputCopyData(conn_.raw(), buf, static_cast<int>(pos)) <= 0 || PQflush(conn_.raw()) != 0) {
     throw Error(ErrorClass::Retriable,
                 fmt::format("sending a status update failed: {}", conn_.lastError()));
@@ -160,6 +169,7 @@ void ReplicationStream::sendStatus(Lsn write, Lsn flush, bool reply_requested) {
 }
 
 void ReplicationStream::finish() {
+  std::lock_guard lock(*io_);
   freeBuffer();
   if (!streaming_) return;
   streaming_ = false;

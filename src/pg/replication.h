@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <variant>
@@ -46,7 +47,8 @@ using Frame = std::variant<XLogData, Keepalive, Timeout, StreamEnd>;
 
 /// Where a pipeline's frames come from and where its positions go: the I/O seam between the
 /// pipeline and the server. ReplicationStream is the real one; tests drive the pipeline with
-/// their own.
+/// their own. One thread reads; sendStatus() may also be called from another thread on a
+/// source that says so (ReplicationStream does).
 class ReplicationSource {
  public:
   virtual ~ReplicationSource() = default;
@@ -89,6 +91,10 @@ class ReplicationStream final : public ReplicationSource {
   Connection conn_;
   std::unique_ptr<char, decltype(&PQfreemem)> buffer_{nullptr, &PQfreemem};
   bool streaming_ = false;
+  // libpq allows one thread in a connection at a time. The reader holds this only inside
+  // libpq calls, not while it waits on the socket, so a status update from another thread
+  // (while the reader is blocked in a slow sink) goes out at once.
+  std::unique_ptr<std::mutex> io_ = std::make_unique<std::mutex>();
 };
 
 /// Microseconds since 2000-01-01 UTC, now (the protocol's clock).

@@ -3,8 +3,10 @@
 #include <variant>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "events/values.h"
 
 namespace tidemark::pipeline {
 
@@ -20,6 +22,10 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 // How long one read waits at most, so that the stop flag, due flushes and status updates are
 // looked at even when the server sends nothing.
 constexpr std::chrono::milliseconds kReadWait{100};
+constexpr std::chrono::milliseconds kReportEvery{2000};
+constexpr std::chrono::milliseconds kStallCheckEvery{500};
+// The prefix of Layer 2 heartbeat messages (heartbeat.mode: message).
+constexpr std::string_view kHeartbeatPrefix = "tidemark_heartbeat";
 
 }  // namespace
 
@@ -64,7 +70,8 @@ void Delivery::makeDurable(state::StoredPosition position) {
 
 Session::Session(const config::PipelineConfig& cfg, const RunOptions& options, Delivery& delivery,
                  pg::ReplicationSource& source, events::Catalog catalog, const std::string& db,
-                 state::StoredPosition position, const Logger& log)
+                 state::StoredPosition position, const Logger& log, SourceMonitor* monitor,
+                 StatusReport report)
     : cfg_(cfg),
       options_(options),
       delivery_(delivery),
@@ -72,23 +79,48 @@ Session::Session(const config::PipelineConfig& cfg, const RunOptions& options, D
       relations_(cfg.topic_prefix, std::move(catalog),
                  [&cfg](std::string_view schema, std::string_view table) {
                    for (const auto& t : cfg.source.tables) {
-                     if (t.schema == schema && t.table == table) return true;
+                     if (t.schema == schema && t.table == table) return events::RelationRole::Captured;
                    }
-                   return false;
+                   if (cfg.heartbeat.table.schema == schema && cfg.heartbeat.table.table == table) {
+                     return events::RelationRole::Heartbeat;
+                   }
+                   return events::RelationRole::Other;
                  }),
       builder_(cfg.topic_prefix, db),
       position_(std::move(position)),
-      log_(log) {
+      log_(log),
+      monitor_(monitor),
+      report_(std::move(report)) {
   durable_ = pending_ = received_ = position_.lsn;
+  received_pub_.store(received_.value());
+  durable_pub_.store(durable_.value());
+}
+
+SessionStatus Session::status() const {
+  SessionStatus st;
+  st.received = received_;
+  st.durable = durable_;
+  st.acknowledged = acknowledged_;
+  st.events_delivered = events_delivered_;
+  st.freshness = freshness_;
+  return st;
 }
 
 StopReason Session::stream(const std::atomic<bool>& stop) {
-  last_status_ = Clock::now();
+  auto now = Clock::now();
+  last_status_ = last_progress_ = now;
+  last_status_pub_.store(now.time_since_epoch().count(), std::memory_order_release);
+  next_heartbeat_event_ = now + cfg_.heartbeat.interval;
+  next_report_ = now;
+  next_stall_check_ = now + kStallCheckEvery;
   for (;;) {
     if (stop.load()) return finish(StopReason::Requested);
     if (reached_until_) return finish(StopReason::UntilLsn);
     maybeFlush();
+    maybeHeartbeatEvent();
     maybeSendStatus();
+    checkStall();
+    maybeReport(false);
     pg::Frame frame = source_.read(kReadWait);
     if (auto* d = std::get_if<pg::XLogData>(&frame)) {
       onData(*d);
@@ -106,8 +138,20 @@ void Session::salvage() {
   makeDurable();
 }
 
+void Session::setReceived(Lsn lsn) {
+  if (lsn <= received_) return;
+  received_ = lsn;
+  received_pub_.store(lsn.value(), std::memory_order_release);
+  last_progress_ = Clock::now();
+}
+
+void Session::deliver(const events::Event& e) {
+  delivery_.write(e);
+  ++events_delivered_;
+}
+
 void Session::onData(const pg::XLogData& d) {
-  if (d.data_start > received_) received_ = d.data_start;
+  setReceived(d.data_start);
   pgoutput::Message msg = decoder_.decode(d.payload);
   std::visit(Overloaded{
                  [&](const pgoutput::BeginMessage& m) { onBegin(m); },
@@ -118,22 +162,27 @@ void Session::onData(const pg::XLogData& d) {
                  [&](const pgoutput::InsertMessage& m) {
                    if (skipping_) return;
                    const auto& rel = relation(m.relid);
-                   if (!rel.captured) return;
-                   delivery_.write(builder_.change('c', rel, d.data_start, nullptr,
-                                                   pgoutput::OldTupleKind::None, m.new_tuple));
+                   if (rel.heartbeat) onHeartbeatRow(rel, *m.new_tuple);
+                   if (!rel.captured && !(rel.heartbeat && cfg_.heartbeat.deliver)) return;
+                   tx_has_changes_ = tx_has_changes_ || rel.captured;
+                   deliver(builder_.change('c', rel, d.data_start, nullptr,
+                                           pgoutput::OldTupleKind::None, m.new_tuple));
                  },
                  [&](const pgoutput::UpdateMessage& m) { onUpdate(m, d.data_start); },
                  [&](const pgoutput::DeleteMessage& m) {
                    if (skipping_) return;
                    const auto& rel = relation(m.relid);
-                   if (!rel.captured) return;
-                   delivery_.write(builder_.change('d', rel, d.data_start, m.old_tuple, m.old_kind, nullptr));
+                   if (!rel.captured && !(rel.heartbeat && cfg_.heartbeat.deliver)) return;
+                   tx_has_changes_ = tx_has_changes_ || rel.captured;
+                   deliver(builder_.change('d', rel, d.data_start, m.old_tuple, m.old_kind, nullptr));
                  },
                  [&](const pgoutput::TruncateMessage& m) {
                    if (skipping_) return;
                    for (RelationId id : m.relids) {
                      const auto& rel = relation(id);
-                     if (rel.captured) delivery_.write(builder_.truncate(rel, d.data_start));
+                     if (!rel.captured && !(rel.heartbeat && cfg_.heartbeat.deliver)) continue;
+                     tx_has_changes_ = tx_has_changes_ || rel.captured;
+                     deliver(builder_.truncate(rel, d.data_start));
                    }
                  },
                  [&](const pgoutput::LogicalDecodingMessage& m) { onMessage(m, d.data_start); },
@@ -165,6 +214,8 @@ void Session::onBegin(const pgoutput::BeginMessage& m) {
   // against one sent anyway (its data is already durable).
   skipping_ = m.final_lsn < durable_;
   in_transaction_ = !skipping_;
+  tx_has_changes_ = false;
+  tx_observed_written_us_.reset();
   builder_.beginTransaction(m.xid, m.commit_time);
 }
 
@@ -178,6 +229,13 @@ void Session::onCommit(const pgoutput::CommitMessage& m) {
   builder_.endTransaction(m.commit_lsn);
   delivery_.markTransactionEnd();
   setPending(m.end_lsn);
+  if (tx_has_changes_) {
+    // A commit of captured data proves the stream live as a heartbeat would, and its commit
+    // time measures the lag the same way.
+    observe(m.commit_time + pgoutput::kPgEpochOffsetMicros, false);
+    if (monitor_ != nullptr) monitor_->noteCapturedChange();
+  }
+  if (tx_observed_written_us_) undelivered_ = {m.end_lsn, *tx_observed_written_us_};
   if (options_.until_lsn && m.end_lsn >= *options_.until_lsn) reached_until_ = true;
   maybeFlush();
 }
@@ -185,29 +243,68 @@ void Session::onCommit(const pgoutput::CommitMessage& m) {
 void Session::onUpdate(const pgoutput::UpdateMessage& m, Lsn lsn) {
   if (skipping_) return;
   const auto& rel = relation(m.relid);
-  if (!rel.captured) return;
+  if (rel.heartbeat) onHeartbeatRow(rel, *m.new_tuple);
+  if (!rel.captured && !(rel.heartbeat && cfg_.heartbeat.deliver)) return;
+  tx_has_changes_ = tx_has_changes_ || rel.captured;
   if (m.old_tuple != nullptr && rel.has_key &&
       events::EnvelopeBuilder::keyChanged(rel, *m.old_tuple, *m.new_tuple)) {
     // As Debezium does: an update that changes the key is a delete of the old key and a
     // create of the new one, so consumers keyed by it see both.
-    delivery_.write(builder_.change('d', rel, lsn, m.old_tuple, m.old_kind, nullptr));
-    delivery_.write(builder_.change('c', rel, lsn, nullptr, pgoutput::OldTupleKind::None, m.new_tuple));
+    deliver(builder_.change('d', rel, lsn, m.old_tuple, m.old_kind, nullptr));
+    deliver(builder_.change('c', rel, lsn, nullptr, pgoutput::OldTupleKind::None, m.new_tuple));
     return;
   }
   const pgoutput::TupleData* before = m.old_kind == pgoutput::OldTupleKind::Full ? m.old_tuple : nullptr;
-  delivery_.write(builder_.change('u', rel, lsn, before, m.old_kind, m.new_tuple));
+  deliver(builder_.change('u', rel, lsn, before, m.old_kind, m.new_tuple));
+}
+
+void Session::onHeartbeatRow(const events::Relation& rel, const pgoutput::TupleData& tuple) {
+  std::optional<std::string_view> pipeline, ts;
+  for (size_t i = 0; i < rel.columns.size() && i < tuple.size(); ++i) {
+    if (tuple[i].kind != pgoutput::ColumnKind::Text) continue;
+    if (rel.columns[i].name == "pipeline") pipeline = tuple[i].value;
+    if (rel.columns[i].name == "ts") ts = tuple[i].value;
+  }
+  // The table may serve several pipelines; each measures its own row.
+  if (pipeline != cfg_.name || !ts) return;
+  try {
+    observe(events::timestampTzUnixMicros(*ts), true);
+  } catch (const Error& e) {
+    log_.warn("heartbeat row of {}.{} has an unreadable ts: {}", rel.schema, rel.table, e.what());
+  }
+}
+
+void Session::observe(int64_t written_us, bool heartbeat) {
+  int64_t now = unixMicrosNow();
+  if (!freshness_.observed_written_us || written_us >= *freshness_.observed_written_us) {
+    freshness_.observed_written_us = written_us;
+    freshness_.observed_at_us = now;
+  }
+  if (heartbeat && (!freshness_.heartbeat_written_us || written_us > *freshness_.heartbeat_written_us)) {
+    freshness_.heartbeat_written_us = written_us;
+  }
+  if (!tx_observed_written_us_ || written_us > *tx_observed_written_us_) tx_observed_written_us_ = written_us;
 }
 
 void Session::onMessage(const pgoutput::LogicalDecodingMessage& m, Lsn lsn) {
+  if (m.prefix == kHeartbeatPrefix && !skipping_) {
+    try {
+      auto content = nlohmann::json::parse(m.content);
+      if (content.value("pipeline", "") == cfg_.name) observe(content.at("ts_us").get<int64_t>(), true);
+    } catch (const std::exception& e) {
+      log_.warn("unreadable heartbeat message: {}", e.what());
+    }
+    if (!cfg_.heartbeat.deliver) return;
+  }
   if (m.transactional) {
     if (skipping_) return;
-    delivery_.write(builder_.message(m, lsn, true));
+    deliver(builder_.message(m, lsn, true));
     return;
   }
   // Non-transactional: delivered on its own. Its position is just past it, so a restart
   // from there does not send it again.
   if (lsn < durable_) return;
-  delivery_.write(builder_.message(m, lsn, false));
+  deliver(builder_.message(m, lsn, false));
   if (!in_transaction_) {
     delivery_.markTransactionEnd();
     setPending(Lsn{lsn.value() + 1});
@@ -215,11 +312,11 @@ void Session::onMessage(const pgoutput::LogicalDecodingMessage& m, Lsn lsn) {
 }
 
 void Session::onKeepalive(const pg::Keepalive& k) {
-  if (k.wal_end > received_) received_ = k.wal_end;
+  setReceived(k.wal_end);
   // Everything the server decoded before wal_end has arrived; with no transaction open it is
   // all in the sinks, so wal_end can become the position once they are durable.
   if (!in_transaction_ && !skipping_) {
-    setPending(k.wal_end);
+    if (cfg_.source.confirm_keepalives) setPending(k.wal_end);
     if (options_.until_lsn && k.wal_end >= *options_.until_lsn) reached_until_ = true;
   }
   if (k.reply_requested) sendStatus();
@@ -241,12 +338,58 @@ void Session::maybeFlush() {
   }
 }
 
-void Session::makeDurable() {
-  if (pending_ <= durable_) return;
+void Session::makeDurable(bool force) {
+  if (pending_ <= durable_ && !force) return;
   state::StoredPosition p = position_;
-  p.lsn = pending_;
+  p.lsn = std::max(pending_, durable_);
   delivery_.makeDurable(p);
-  durable_ = pending_;
+  durable_ = p.lsn;
+  durable_pub_.store(durable_.value(), std::memory_order_release);
+  if (undelivered_ && undelivered_->first <= durable_) {
+    freshness_.delivered_written_us = undelivered_->second;
+    freshness_.delivered_at_us = unixMicrosNow();
+    undelivered_.reset();
+  }
+}
+
+void Session::maybeHeartbeatEvent() {
+  if (!cfg_.heartbeat.events || in_transaction_) return;
+  auto now = Clock::now();
+  if (now < next_heartbeat_event_) return;
+  next_heartbeat_event_ = now + cfg_.heartbeat.interval;
+  // Layer 1: the event, then a commit of the position with it, keepalive progress included.
+  deliver(builder_.heartbeat(unixMicrosNow() / 1000));
+  delivery_.markTransactionEnd();
+  makeDurable(true);
+  sendStatus();
+}
+
+void Session::checkStall() {
+  if (monitor_ == nullptr || !monitor_->writesVisible()) return;
+  auto now = Clock::now();
+  if (now < next_stall_check_) return;
+  next_stall_check_ = now + kStallCheckEvery;
+  MonitorSnapshot snap = monitor_->snapshot();
+  if (!snap.last_written_us || !snap.last_written_seen) return;
+  bool seen = freshness_.heartbeat_written_us && *freshness_.heartbeat_written_us >= *snap.last_written_us;
+  auto bound = cfg_.heartbeat.stallTimeout();
+  // A stream catching up on a backlog is slow, not stalled: it still sends. Only a heartbeat
+  // overdue while the server has sent nothing new for as long is a stall.
+  if (seen || now - *snap.last_written_seen < bound || now - last_progress_ < bound) return;
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - *snap.last_written_seen).count();
+  throw StallError(fmt::format(
+      "the stream is stalled: the heartbeat written {} s ago has not come through, and the "
+      "server has sent nothing for {} s (heartbeat.stall_timeout {} s)",
+      secs, std::chrono::duration_cast<std::chrono::seconds>(now - last_progress_).count(),
+      std::chrono::duration_cast<std::chrono::seconds>(bound).count()));
+}
+
+void Session::maybeReport(bool force) {
+  if (!report_) return;
+  auto now = Clock::now();
+  if (!force && now < next_report_) return;
+  next_report_ = now + kReportEvery;
+  report_(status());
 }
 
 void Session::maybeSendStatus() {
@@ -255,7 +398,9 @@ void Session::maybeSendStatus() {
 
 void Session::sendStatus() {
   source_.sendStatus(received_, durable_);
+  acknowledged_ = durable_;
   last_status_ = Clock::now();
+  last_status_pub_.store(last_status_.time_since_epoch().count(), std::memory_order_release);
 }
 
 StopReason Session::finish(StopReason why) {
@@ -268,6 +413,7 @@ StopReason Session::finish(StopReason why) {
   makeDurable();
   sendStatus();
   source_.finish();
+  maybeReport(true);
   log_.info("stopped at {} ({})", durable_.str(),
             why == StopReason::UntilLsn ? "reached --until-lsn" : "stop requested");
   return why;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -18,6 +19,8 @@
 #include "pg/replication.h"
 #include "pgoutput/decoder.h"
 #include "pipeline/pipeline.h"
+#include "pipeline/source_monitor.h"
+#include "pipeline/status.h"
 #include "sinks/sink.h"
 #include "state/offset_store.h"
 
@@ -48,15 +51,31 @@ class Delivery {
 
 enum class StopReason { Requested, UntilLsn };
 
+/// Heartbeats were written on the source but have not come through the stream, and the
+/// stream has sent nothing, for heartbeat.stall_timeout. Retriable: reconnecting often helps.
+class StallError : public Error {
+ public:
+  explicit StallError(std::string message)
+      : Error(ErrorClass::Retriable, std::move(message),
+              "check the server log for the walsender serving this slot (is it stuck, or "
+              "blocked?), the network between tidemark and the server, and that the heartbeat "
+              "table is still in the publication; tidemark reconnects") {}
+};
+
 /// One stream's worth of work. Invariant, at every status update it sends:
 ///   flush position sent <= position saved in the store <= what the sinks hold durably.
 class Session {
  public:
+  /// Called every two seconds and when the session stops, with what the status shows.
+  using StatusReport = std::function<void(const SessionStatus&)>;
+
   /// `position` is where the stream starts (already saved); `db` names the source database
-  /// in events. `catalog` answers type and primary-key lookups.
+  /// in events. `catalog` answers type and primary-key lookups. `monitor` (may be null) tells
+  /// what heartbeats were written, for stall detection, and learns of captured changes.
   Session(const config::PipelineConfig& cfg, const RunOptions& options, Delivery& delivery,
           pg::ReplicationSource& source, events::Catalog catalog, const std::string& db,
-          state::StoredPosition position, const Logger& log);
+          state::StoredPosition position, const Logger& log, SourceMonitor* monitor = nullptr,
+          StatusReport report = {});
 
   /// Streams until `stop` is set or --until-lsn is reached, then makes everything whole
   /// durable, confirms it, and ends the stream. Throws Error on failure (the stream ending is
@@ -69,6 +88,18 @@ class Session {
 
   Lsn durable() const { return durable_; }
 
+  SessionStatus status() const;
+
+  /// Safe to call from another thread: what a status update sent now would say, and when the
+  /// last one went out. For the thread that keeps status updates going while this one is
+  /// blocked (a slow sink).
+  Lsn receivedForFeedback() const { return Lsn{received_pub_.load(std::memory_order_acquire)}; }
+  Lsn durableForFeedback() const { return Lsn{durable_pub_.load(std::memory_order_acquire)}; }
+  std::chrono::steady_clock::time_point lastStatusAt() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(last_status_pub_.load(std::memory_order_acquire)));
+  }
+
  private:
   void onData(const pg::XLogData& d);
   void onBegin(const pgoutput::BeginMessage& m);
@@ -76,10 +107,17 @@ class Session {
   void onUpdate(const pgoutput::UpdateMessage& m, Lsn lsn);
   void onMessage(const pgoutput::LogicalDecodingMessage& m, Lsn lsn);
   void onKeepalive(const pg::Keepalive& k);
+  void onHeartbeatRow(const events::Relation& rel, const pgoutput::TupleData& tuple);
+  void observe(int64_t written_us, bool heartbeat);
+  void maybeHeartbeatEvent();
+  void checkStall();
+  void maybeReport(bool force);
+  void deliver(const events::Event& e);
+  void setReceived(Lsn lsn);
   const events::Relation& relation(RelationId id);
   void setPending(Lsn lsn);
   void maybeFlush();
-  void makeDurable();
+  void makeDurable(bool force = false);
   void maybeSendStatus();
   void sendStatus();
   StopReason finish(StopReason why);
@@ -95,15 +133,32 @@ class Session {
   events::EnvelopeBuilder builder_;
   state::StoredPosition position_;
   Logger log_;
+  SourceMonitor* monitor_;
+  StatusReport report_;
 
   Lsn durable_;   // saved in the store, so it may be confirmed
   Lsn pending_;   // whole transactions in the sinks up to here, not yet durable
   Lsn received_;  // the furthest position the server has sent
+  Lsn acknowledged_;  // the last flush position sent to the server
   Clock::time_point pending_since_;
   Clock::time_point last_status_;
+  Clock::time_point last_progress_;  // when the server last sent something new
+  Clock::time_point next_heartbeat_event_;
+  Clock::time_point next_report_;
+  Clock::time_point next_stall_check_;
   bool in_transaction_ = false;
   bool skipping_ = false;
   bool reached_until_ = false;
+  bool tx_has_changes_ = false;    // the open transaction changed a captured table
+  std::optional<int64_t> tx_observed_written_us_;  // heartbeat or commit time seen in it
+  std::optional<std::pair<Lsn, int64_t>> undelivered_;  // observation awaiting durability
+  uint64_t events_delivered_ = 0;
+  Freshness freshness_;
+
+  // Mirrors for the feedback thread.
+  std::atomic<uint64_t> received_pub_{0};
+  std::atomic<uint64_t> durable_pub_{0};
+  std::atomic<Clock::rep> last_status_pub_{0};
 };
 
 }  // namespace tidemark::pipeline

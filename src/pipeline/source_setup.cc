@@ -42,18 +42,84 @@ std::optional<SlotInfo> querySlot(pg::Connection& conn, const std::string& slot)
   return info;
 }
 
-void ensurePublication(pg::Connection& conn, const config::SourceConfig& source, const Logger& log) {
+namespace {
+
+std::string heartbeatTableDdl(pg::Connection& conn, const config::TableName& t) {
+  return fmt::format(
+      "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE IF NOT EXISTS {} (pipeline text PRIMARY KEY, "
+      "ts timestamptz NOT NULL);",
+      conn.quoteIdentifier(t.schema), quotedTable(conn, t));
+}
+
+std::string currentUser(pg::Connection& conn) {
+  pg::Result r = conn.exec("SELECT current_user", "reading current_user");
+  return pg::value(r.get(), 0, 0).value_or("");
+}
+
+bool tableExists(pg::Connection& conn, const config::TableName& t) {
+  pg::Result r = conn.execParams(
+      "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+      {t.schema, t.table}, "looking up the heartbeat table");
+  return PQntuples(r.get()) > 0;
+}
+
+}  // namespace
+
+HeartbeatTable ensureHeartbeatTable(pg::Connection& conn, const config::PipelineConfig& cfg,
+                                    const Logger& log) {
+  HeartbeatTable hb;
+  const config::TableName& t = cfg.heartbeat.table;
+  hb.exists = tableExists(conn, t);
+  if (cfg.heartbeat.mode != "table" || hb.exists) return hb;
+
+  std::string user = conn.quoteIdentifier(currentUser(conn));
+  std::string fix = fmt::format(
+      "{} GRANT USAGE ON SCHEMA {} TO {}; GRANT SELECT, INSERT, UPDATE ON {} TO {};",
+      heartbeatTableDdl(conn, t), conn.quoteIdentifier(t.schema), user, quotedTable(conn, t), user);
+  if (cfg.source.read_only) {
+    hb.problem = fmt::format(
+        "heartbeat table {} does not exist; source.read_only forbids creating it. On the "
+        "primary, run: {} and schedule its update (tidemark setup prints the pg_cron job)",
+        t.str(), fix);
+    log.warn("{}", hb.problem);
+    return hb;
+  }
+  try {
+    conn.exec("BEGIN", "creating the heartbeat table");
+    conn.exec(heartbeatTableDdl(conn, t), fmt::format("creating heartbeat table {}", t.str()));
+    conn.exec("COMMIT", "creating the heartbeat table");
+    hb.exists = true;
+    log.info("created heartbeat table {}", t.str());
+  } catch (const pg::ServerError& e) {
+    conn.exec("ROLLBACK", "creating the heartbeat table");
+    if (e.sqlstate() != "42501") throw;
+    hb.problem = fmt::format(
+        "heartbeat table {} does not exist and the user may not create it ({}); running on "
+        "Layer 1 heartbeats only. As an administrator, run: {}",
+        t.str(), e.what(), fix);
+    log.warn("{}", hb.problem);
+  }
+  return hb;
+}
+
+void ensurePublication(pg::Connection& conn, const config::PipelineConfig& cfg,
+                       HeartbeatTable& heartbeat, const Logger& log) {
+  const config::SourceConfig& source = cfg.source;
+  const bool want_heartbeat = cfg.heartbeat.mode == "table" && heartbeat.exists;
   pg::Result exists = conn.execParams("SELECT 1 FROM pg_publication WHERE pubname = $1",
                                       {source.publication}, "reading pg_publication");
   std::string pub = conn.quoteIdentifier(source.publication);
   if (PQntuples(exists.get()) == 0) {
-    std::string sql = fmt::format("CREATE PUBLICATION {} FOR TABLE {}", pub, tableList(conn, source.tables));
-    if (!source.create_publication) {
+    std::vector<config::TableName> tables = source.tables;
+    if (want_heartbeat) tables.push_back(cfg.heartbeat.table);
+    std::string sql = fmt::format("CREATE PUBLICATION {} FOR TABLE {}", pub, tableList(conn, tables));
+    if (!source.create_publication || source.read_only) {
       throw Error(ErrorClass::Config,
                   fmt::format("publication \"{}\" does not exist", source.publication),
-                  fmt::format("run as a superuser or the tables' owner: {}; or set "
-                              "source.create_publication: true",
-                              sql));
+                  fmt::format("run as a superuser or the tables' owner: {}{}", sql,
+                              source.read_only ? " (source.read_only: tidemark creates nothing)"
+                                               : "; or set source.create_publication: true"));
     }
     try {
       conn.exec(sql, fmt::format("creating publication \"{}\"", source.publication));
@@ -70,19 +136,24 @@ void ensurePublication(pg::Connection& conn, const config::SourceConfig& source,
       }
       throw;
     }
-    log.info("created publication \"{}\" for {}", source.publication, tableList(conn, source.tables));
+    log.info("created publication \"{}\" for {}", source.publication, tableList(conn, tables));
+    heartbeat.published = want_heartbeat;
     return;
   }
   pg::Result covered = conn.execParams(
       "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1",
       {source.publication}, "reading pg_publication_tables");
+  auto isCovered = [&](const config::TableName& t) {
+    for (int i = 0; i < PQntuples(covered.get()); ++i) {
+      if (pg::value(covered.get(), i, 0) == t.schema && pg::value(covered.get(), i, 1) == t.table) {
+        return true;
+      }
+    }
+    return false;
+  };
   std::vector<config::TableName> missing;
   for (const auto& t : source.tables) {
-    bool found = false;
-    for (int i = 0; i < PQntuples(covered.get()) && !found; ++i) {
-      found = pg::value(covered.get(), i, 0) == t.schema && pg::value(covered.get(), i, 1) == t.table;
-    }
-    if (!found) missing.push_back(t);
+    if (!isCovered(t)) missing.push_back(t);
   }
   if (!missing.empty()) {
     throw Error(ErrorClass::Config,
@@ -90,6 +161,32 @@ void ensurePublication(pg::Connection& conn, const config::SourceConfig& source,
                             tableList(conn, missing)),
                 fmt::format("ALTER PUBLICATION {} ADD TABLE {}; (and check the tables exist)",
                             pub, tableList(conn, missing)));
+  }
+  heartbeat.published = heartbeat.exists && isCovered(cfg.heartbeat.table);
+  if (!want_heartbeat || heartbeat.published) return;
+
+  std::string add = fmt::format("ALTER PUBLICATION {} ADD TABLE {}", pub,
+                                quotedTable(conn, cfg.heartbeat.table));
+  if (source.read_only) {
+    heartbeat.problem = fmt::format(
+        "heartbeat table {} is not in publication \"{}\", so its rows never reach tidemark; "
+        "on the primary, run: {}",
+        cfg.heartbeat.table.str(), source.publication, add);
+    log.warn("{}", heartbeat.problem);
+    return;
+  }
+  try {
+    conn.exec(add, fmt::format("adding the heartbeat table to publication \"{}\"", source.publication));
+    heartbeat.published = true;
+    log.info("added heartbeat table {} to publication \"{}\"", cfg.heartbeat.table.str(),
+             source.publication);
+  } catch (const pg::ServerError& e) {
+    if (e.sqlstate() != "42501") throw;
+    heartbeat.problem = fmt::format(
+        "heartbeat table {} is not in publication \"{}\" and the user may not add it ({}); "
+        "running on Layer 1 heartbeats only. As the publication's owner, run: {}",
+        cfg.heartbeat.table.str(), source.publication, e.what(), add);
+    log.warn("{}", heartbeat.problem);
   }
 }
 

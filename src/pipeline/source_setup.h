@@ -30,10 +30,28 @@ struct SlotInfo {
 /// The slot as pg_replication_slots shows it, or nullopt if there is none of that name.
 std::optional<SlotInfo> querySlot(pg::Connection& conn, const std::string& slot);
 
-/// Creates the publication FOR TABLE the captured tables when it is missing (and allowed),
-/// or checks that an existing one covers every captured table. Throws Error(Config) with the
-/// SQL to run when it cannot.
-void ensurePublication(pg::Connection& conn, const config::SourceConfig& source, const Logger& log);
+/// The heartbeat table of Layer 2 (heartbeat.mode table), as set up on the source.
+struct HeartbeatTable {
+  bool exists = false;
+  /// Its rows come through the stream (it is in the publication).
+  bool published = false;
+  /// Why Layer 2 cannot work as configured, with the SQL that fixes it; empty when it can.
+  std::string problem;
+};
+
+/// In mode table, creates the heartbeat table when it is missing (unless read-only). When it
+/// cannot, the pipeline runs on Layer 1: the problem is logged as a warning with the SQL to
+/// run and returned for the status.
+HeartbeatTable ensureHeartbeatTable(pg::Connection& conn, const config::PipelineConfig& cfg,
+                                    const Logger& log);
+
+/// Creates the publication FOR TABLE the captured tables (and the heartbeat table, when it
+/// exists) if it is missing and that is allowed, or checks that an existing one covers every
+/// captured table, adding the heartbeat table when it can. Throws Error(Config) with the SQL to
+/// run when a captured table is not covered; a heartbeat table that cannot be added becomes
+/// `heartbeat.problem`.
+void ensurePublication(pg::Connection& conn, const config::PipelineConfig& cfg,
+                       HeartbeatTable& heartbeat, const Logger& log);
 
 /// Where streaming starts, after checking the stored position against the server.
 struct StartPoint {

@@ -32,7 +32,20 @@ class OffsetStore {
   virtual std::optional<StoredPosition> load() = 0;
   /// Saves atomically and durably. Throws Error on failure.
   virtual void save(const StoredPosition& position) = 0;
+  /// Replaces the pipeline's status document (docs/STATUS.md), read by `tidemark status`.
+  virtual void saveStatus(const std::string& json) = 0;
 };
+
+/// What `tidemark status` reads: the last saved status document, and whether a process holds
+/// the state directory (runs the pipeline) right now.
+struct StatusRecord {
+  std::optional<std::string> json;
+  bool running = false;
+};
+
+/// Reads the status without taking the state directory's lock, so it works beside a running
+/// `tidemark run`. Returns an empty record when the pipeline never ran.
+StatusRecord readStatus(const std::filesystem::path& state_dir);
 
 /// The SQLite store, <state_dir>/state.db. Opening takes an exclusive lock on the state
 /// directory: two processes running the same pipeline would corrupt each other's position.

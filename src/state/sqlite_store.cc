@@ -62,6 +62,8 @@ class SqliteStore final : public OffsetStore {
          " lsn INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
     exec("CREATE TABLE IF NOT EXISTS sink_checkpoint ("
          " sink TEXT PRIMARY KEY, checkpoint TEXT NOT NULL)");
+    exec("CREATE TABLE IF NOT EXISTS status ("
+         " id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)");
   }
 
   ~SqliteStore() override {
@@ -83,6 +85,14 @@ class SqliteStore final : public OffsetStore {
     while ((rc = sqlite3_step(c.get())) == SQLITE_ROW) p.sinks[text(c.get(), 0)] = text(c.get(), 1);
     check(rc, SQLITE_DONE, "reading sink checkpoints");
     return p;
+  }
+
+  void saveStatus(const std::string& json) override {
+    Stmt s = prepare(
+        "INSERT INTO status (id, json) VALUES (1, ?1) "
+        "ON CONFLICT (id) DO UPDATE SET json = excluded.json");
+    sqlite3_bind_text(s.get(), 1, json.c_str(), -1, SQLITE_TRANSIENT);
+    check(sqlite3_step(s.get()), SQLITE_DONE, "saving the status");
   }
 
   void save(const StoredPosition& p) override {
@@ -150,6 +160,40 @@ class SqliteStore final : public OffsetStore {
 
 std::unique_ptr<OffsetStore> openSqliteStore(const std::filesystem::path& state_dir) {
   return std::make_unique<SqliteStore>(state_dir);
+}
+
+StatusRecord readStatus(const std::filesystem::path& state_dir) {
+  StatusRecord record;
+  const std::string db_path = (state_dir / "state.db").string();
+  if (!std::filesystem::exists(db_path)) return record;
+
+  // A running pipeline holds an exclusive lock on this file; a shared one fails then.
+  const std::string lock_path = (state_dir / "lock").string();
+  int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) record.running = true;
+    ::close(fd);
+  }
+
+  sqlite3* raw = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+    if (raw) sqlite3_close_v2(raw);
+    throw Error(ErrorClass::Fatal, fmt::format("cannot open state store {}: {}", db_path, msg));
+  }
+  std::unique_ptr<sqlite3, DbCloser> db(raw);
+  sqlite3_busy_timeout(db.get(), 5000);
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db.get(), "SELECT json FROM status WHERE id = 1", -1, &stmt, nullptr) != SQLITE_OK) {
+    // A state store from before status was saved, or one never written: no status.
+    return record;
+  }
+  Stmt s(stmt);
+  if (sqlite3_step(s.get()) == SQLITE_ROW) {
+    const unsigned char* t = sqlite3_column_text(s.get(), 0);
+    if (t) record.json = reinterpret_cast<const char*>(t);
+  }
+  return record;
 }
 
 }  // namespace tidemark::state

@@ -843,6 +843,11 @@ TEST(ConfigReference, DefaultsLieWithinTheirBounds) {
     if (setting.type != SettingType::Duration && setting.type != SettingType::Size) {
       continue;
     }
+    // A default derived from other settings ("five intervals") is documented in words.
+    if (setting.show == nullptr) {
+      EXPECT_FALSE(setting.default_text.empty()) << setting.path;
+      continue;
+    }
     SCOPED_TRACE(setting.path);
     std::string shown = setting.show(defaults, SinkConfig{});
     std::string text = shown.substr(1, shown.size() - 2);  // drop the backquotes
@@ -852,6 +857,53 @@ TEST(ConfigReference, DefaultsLieWithinTheirBounds) {
     EXPECT_GE(value, setting.min);
     EXPECT_LE(value, setting.max);
   }
+}
+
+TEST(ConfigHeartbeat, DefaultsAreLayerOneAndATableEveryMinute) {
+  PipelineConfig c = load(withSource(""));
+  EXPECT_TRUE(c.heartbeat.events);
+  EXPECT_EQ(c.heartbeat.mode, "table");
+  EXPECT_EQ(c.heartbeat.interval, std::chrono::minutes(1));
+  EXPECT_EQ(c.heartbeat.table, (TableName{"tidemark", "tidemark_heartbeat"}));
+  EXPECT_EQ(c.heartbeat.stallTimeout(), std::chrono::minutes(5));
+  EXPECT_FALSE(c.source.read_only);
+  EXPECT_TRUE(c.source.confirm_keepalives);
+}
+
+TEST(ConfigHeartbeat, ReadsEverySetting) {
+  PipelineConfig c = load(withTop(
+      "heartbeat:\n  interval: 5s\n  mode: query\n  query: UPDATE hb SET ts = now()\n"
+      "  table: '\"Ops\".beats'\n  deliver: true\n  hibernate: false\n  stall_timeout: 1m\n"
+      "  events: false\n"));
+  EXPECT_EQ(c.heartbeat.interval, std::chrono::seconds(5));
+  EXPECT_EQ(c.heartbeat.mode, "query");
+  EXPECT_EQ(c.heartbeat.query, "UPDATE hb SET ts = now()");
+  EXPECT_EQ(c.heartbeat.table, (TableName{"Ops", "beats"}));
+  EXPECT_TRUE(c.heartbeat.deliver);
+  EXPECT_FALSE(c.heartbeat.hibernate);
+  EXPECT_FALSE(c.heartbeat.events);
+  EXPECT_EQ(c.heartbeat.stallTimeout(), std::chrono::minutes(1));
+}
+
+TEST(ConfigHeartbeat, QueryModeNeedsAQueryAndOtherModesRefuseOne) {
+  EXPECT_TRUE(contains(loadError(withTop("heartbeat:\n  mode: query\n")).what(), "heartbeat.query"));
+  EXPECT_TRUE(contains(loadError(withTop("heartbeat:\n  query: SELECT 1\n")).what(),
+                       "only used when heartbeat.mode is query"));
+}
+
+TEST(ConfigHeartbeat, ReadOnlySourceRefusesModesThatWrite) {
+  Error message = loadError("heartbeat:\n  mode: message\n" + withSource("  read_only: true\n"));
+  EXPECT_TRUE(contains(message.what(), "source.read_only forbids"));
+  Error query = loadError("heartbeat:\n  mode: query\n  query: SELECT 1\n" +
+                          withSource("  read_only: true\n"));
+  EXPECT_TRUE(contains(query.what(), "source.read_only forbids"));
+  EXPECT_TRUE(load("heartbeat:\n  mode: table\n" + withSource("  read_only: true\n")).source.read_only);
+}
+
+TEST(ConfigHeartbeat, HeartbeatTableCannotAlsoBeCapturedAsData) {
+  Error e = loadError(withTop("heartbeat:\n  table: public.orders\n"));
+  EXPECT_TRUE(contains(e.what(), "is the heartbeat table"));
+  EXPECT_TRUE(contains(e.hint(), "heartbeat.deliver"));
 }
 
 }  // namespace

@@ -24,7 +24,9 @@ Catalog fakeCatalog() {
 
 RelationCache cache() {
   return RelationCache("shop", fakeCatalog(),
-                       [](std::string_view, std::string_view table) { return table != "other"; });
+                       [](std::string_view, std::string_view table) {
+                         return table == "other" ? RelationRole::Other : RelationRole::Captured;
+                       });
 }
 
 pgoutput::RelationMessage ordersRelation(char identity, bool all_key) {
@@ -137,6 +139,14 @@ TEST(EnvelopeBuilder, TruncateAndMessageEvents) {
   EXPECT_EQ(v["message"]["prefix"], "audit");
   EXPECT_EQ(v["message"]["content"], "AAE=");
   EXPECT_TRUE(v["source"]["txId"].is_null());
+}
+
+TEST(EnvelopeBuilder, HeartbeatHasDebeziumsTopicKeyAndValue) {
+  EnvelopeBuilder b("shop", "db");
+  Event e = b.heartbeat(1700000000123);
+  EXPECT_EQ(e.topic, "__debezium-heartbeat.shop");
+  EXPECT_EQ(e.key, R"({"serverName":"shop"})");
+  EXPECT_EQ(e.value, R"({"ts_ms":1700000000123})");
 }
 
 TEST(RelationCache, TopicsOfHostileNamesAreSafeFileNames) {

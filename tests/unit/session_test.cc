@@ -23,7 +23,9 @@ struct FakeSink;
 struct FakeStore final : state::OffsetStore {
   std::optional<state::StoredPosition> load() override { return saved; }
   void save(const state::StoredPosition& p) override;
+  void saveStatus(const std::string& json) override { status = json; }
   std::optional<state::StoredPosition> saved;
+  std::string status;
   const FakeSink* sink = nullptr;
   int saves = 0;
 };

@@ -623,4 +623,13 @@ TEST(RenderUnavailableTest, PlaceholderPerKind) {
 }
 
 }  // namespace
+TEST(TimestampTzUnixMicros, CountsMicrosecondsSinceTheEpochInUtc) {
+  EXPECT_EQ(timestampTzUnixMicros("1970-01-01 00:00:00+00"), 0);
+  EXPECT_EQ(timestampTzUnixMicros("2024-01-02 03:04:05.123456+00"), 1704164645123456LL);
+  EXPECT_EQ(timestampTzUnixMicros("2024-01-02 05:04:05.123456+02"), 1704164645123456LL);
+  EXPECT_EQ(timestampTzUnixMicros("1969-12-31 23:59:59.999999+00"), -1);
+  EXPECT_THROW(timestampTzUnixMicros("infinity"), Error);
+  EXPECT_THROW(timestampTzUnixMicros("2024-01-02"), Error);
+}
+
 }  // namespace tidemark::events

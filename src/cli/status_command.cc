@@ -1,0 +1,141 @@
+#include "cli/status_command.h"
+
+#include <cstdio>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/lsn.h"
+#include "pg/connection.h"
+#include "pipeline/source_monitor.h"
+#include "pipeline/status.h"
+#include "state/offset_store.h"
+
+namespace tidemark::cli {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+// The slot's figures read now, when no run process keeps them fresh (WAL retained by a
+// stopped pipeline keeps growing). Leaves the saved figures when the source is unreachable.
+void refreshSlot(const config::PipelineConfig& cfg, Json& slot) {
+  try {
+    pg::ConnectOptions o;
+    o.dsn = cfg.source.dsn;
+    o.password = cfg.source.password;
+    o.connect_timeout = std::chrono::seconds(3);
+    o.application_name = "tidemark-status";
+    pg::Connection conn = pg::Connection::open(o);
+    pg::Result r = conn.execParams(
+        "SELECT confirmed_flush_lsn::text, restart_lsn::text, "
+        "pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() "
+        "ELSE pg_current_wal_lsn() END, restart_lsn)::bigint, wal_status, safe_wal_size, active "
+        "FROM pg_replication_slots WHERE slot_name = $1",
+        {cfg.source.slot}, "reading the slot");
+    if (PQntuples(r.get()) == 0) {
+      slot["confirmed_flush_lsn"] = nullptr;
+      slot["restart_lsn"] = nullptr;
+      slot["retained_wal_bytes"] = nullptr;
+      slot["wal_status"] = "missing";
+      slot["active"] = false;
+    } else {
+      auto v = [&](int col) { return pg::value(r.get(), 0, col); };
+      auto textOrNull = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
+      auto intOrNull = [](const std::optional<std::string>& s) {
+        return s ? Json(std::stoll(*s)) : Json(nullptr);
+      };
+      slot["confirmed_flush_lsn"] = textOrNull(v(0));
+      slot["restart_lsn"] = textOrNull(v(1));
+      slot["retained_wal_bytes"] = intOrNull(v(2));
+      slot["wal_status"] = textOrNull(v(3));
+      slot["safe_wal_size"] = intOrNull(v(4));
+      slot["active"] = v(5) == "t";
+    }
+    slot["checked_at"] = pipeline::isoTime(pipeline::unixMicrosNow());
+  } catch (const Error&) {
+    // Unreachable: the saved figures stand, with their checked_at.
+  }
+}
+
+std::string orDash(const Json& v) {
+  if (v.is_null()) return "-";
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+std::string millis(const Json& v) {
+  if (v.is_null()) return "-";
+  return fmt::format("{:.1f} s", static_cast<double>(v.get<int64_t>()) / 1000.0);
+}
+
+void printText(const Json& s) {
+  const Json& hb = s["heartbeat"];
+  const Json& slot = s["slot"];
+  const Json& pos = s["positions"];
+  std::cout << fmt::format("pipeline {}: {}", orDash(s["pipeline"]), orDash(s["state"]));
+  if (!s["reason"].is_null()) std::cout << " (" << orDash(s["reason"]) << ")";
+  std::cout << "\n";
+  std::cout << fmt::format("  freshness   age {}, end-to-end lag {}, last observed {} (written {})\n",
+                           millis(hb["age_ms"]), millis(hb["e2e_lag_ms"]),
+                           orDash(hb["last_observed_at"]), orDash(hb["last_observed_written_at"]));
+  std::cout << fmt::format("  heartbeat   mode {}, every {}, last written {}\n", orDash(hb["mode"]),
+                           millis(hb["interval_ms"]), orDash(hb["last_written_at"]));
+  if (!hb["problem"].is_null()) std::cout << "  PROBLEM     " << orDash(hb["problem"]) << "\n";
+  for (const auto& [name, sink] : hb["sinks"].items()) {
+    std::cout << fmt::format("  sink {:<6} delivered lag {}, at {}\n", name, millis(sink["delivered_lag_ms"]),
+                             orDash(sink["delivered_at"]));
+  }
+  std::cout << fmt::format("  slot        {} confirmed {}, restart {}, retained WAL {} bytes, "
+                           "wal_status {}, active {}\n",
+                           orDash(slot["name"]), orDash(slot["confirmed_flush_lsn"]),
+                           orDash(slot["restart_lsn"]), orDash(slot["retained_wal_bytes"]),
+                           orDash(slot["wal_status"]), orDash(slot["active"]));
+  std::cout << fmt::format("  positions   received {}, durable {}, acknowledged {}\n",
+                           orDash(pos["received_lsn"]), orDash(pos["durable_lsn"]),
+                           orDash(pos["acknowledged_lsn"]));
+  std::cout << fmt::format("  events      {} delivered by this run; status saved {}\n",
+                           orDash(s["events"]["delivered"]), orDash(s["updated_at"]));
+}
+
+}  // namespace
+
+int statusCommand(const config::PipelineConfig& cfg, bool json) {
+  state::StatusRecord record = state::readStatus(cfg.state_dir);
+  if (!record.json) {
+    std::cerr << fmt::format("pipeline {} has no status: it has not run with state_dir {}\n", cfg.name,
+                             cfg.state_dir.string());
+    return kExitUsage;
+  }
+  Json s = Json::parse(*record.json);
+  std::string state = s.value("state", "");
+  if (!record.running) {
+    if (state == "running" || state == "retrying" || state == "stalled") {
+      s["state"] = "stopped";
+      s["reason"] = fmt::format("no tidemark process is running this pipeline (its last status was "
+                                "{}, saved {})",
+                                state, s.value("updated_at", "?"));
+    }
+    s["pid"] = nullptr;
+    refreshSlot(cfg, s["slot"]);
+  }
+  // Age is measured now, not when the status was saved: it keeps growing while nothing new
+  // comes through.
+  Json& hb = s["heartbeat"];
+  if (hb["last_observed_written_at"].is_string()) {
+    if (auto written = pipeline::parseIsoTime(hb["last_observed_written_at"].get<std::string>())) {
+      hb["age_ms"] = (pipeline::unixMicrosNow() - *written) / 1000;
+    }
+  }
+  if (json) {
+    std::cout << s.dump(2) << "\n";
+  } else {
+    printText(s);
+  }
+  state = s.value("state", "");
+  return state == "running" || state == "stopped" ? kExitOk : kExitRuntime;
+}
+
+}  // namespace tidemark::cli

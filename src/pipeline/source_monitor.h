@@ -1,0 +1,84 @@
+// The source monitor: a thread with its own connection to the source that, every
+// heartbeat.interval, writes the Layer 2 heartbeat (table upsert, logical message or the
+// user's query), and every couple of seconds reads the slot's figures for the status. In
+// read-only mode it writes nothing and reads the heartbeat row back instead, so stall
+// detection still knows what was written. Failures are logged and reported in the snapshot;
+// the monitor reconnects on its next turn and never stops the pipeline.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "common/log.h"
+#include "common/lsn.h"
+#include "config/config.h"
+
+namespace tidemark::pipeline {
+
+/// The slot as the monitor last read it from pg_replication_slots.
+struct SlotFigures {
+  std::optional<Lsn> confirmed_flush_lsn;
+  std::optional<Lsn> restart_lsn;
+  std::optional<int64_t> retained_wal_bytes;  // current WAL position minus restart_lsn
+  std::optional<std::string> wal_status;
+  std::optional<int64_t> safe_wal_size;
+  bool active = false;
+  int64_t checked_at_us = 0;  // Unix microseconds
+};
+
+struct MonitorSnapshot {
+  /// Source time (Unix microseconds) of the latest heartbeat written, and when, on this
+  /// machine's steady clock, the monitor learned of it.
+  std::optional<int64_t> last_written_us;
+  std::optional<std::chrono::steady_clock::time_point> last_written_seen;
+  /// Why Layer 2 heartbeats are not being written; empty when they are (or are not due).
+  std::string problem;
+  std::optional<SlotFigures> slot;
+};
+
+class SourceMonitor {
+ public:
+  /// `writes_visible`: heartbeats written will come through the stream (table mode with the
+  /// table in the publication, or message mode); only then can a missing one mean a stall.
+  SourceMonitor(const config::PipelineConfig& cfg, bool writes_visible, std::string setup_problem,
+                const Logger& log);
+  ~SourceMonitor();
+
+  SourceMonitor(const SourceMonitor&) = delete;
+  SourceMonitor& operator=(const SourceMonitor&) = delete;
+
+  /// A change of a captured table came through: the stream is live, so with hibernation on
+  /// the next Layer 2 write is skipped.
+  void noteCapturedChange();
+
+  /// Whether a written heartbeat is expected to come through the stream.
+  bool writesVisible() const { return writes_visible_; }
+
+  MonitorSnapshot snapshot() const;
+
+ private:
+  void loop();
+
+  const config::PipelineConfig& cfg_;
+  const bool writes_visible_;
+  Logger log_;
+
+  mutable std::mutex mutex_;
+  MonitorSnapshot snapshot_;
+  std::condition_variable wake_;
+  bool stopping_ = false;
+  std::atomic<int64_t> last_captured_change_us_{0};
+  std::thread thread_;
+};
+
+/// Unix microseconds now.
+int64_t unixMicrosNow();
+
+}  // namespace tidemark::pipeline
