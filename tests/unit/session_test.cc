@@ -6,6 +6,7 @@
 
 #include <deque>
 #include <map>
+#include <thread>
 
 #include "common/byte_reader.h"
 #include "pipeline/session.h"
@@ -77,6 +78,8 @@ class FakeSource final : public pg::ReplicationSource {
   pg::Frame read(std::chrono::milliseconds) override {
     if (frames_.empty()) {
       if (timeouts_before_stop_-- <= 0) stop_.store(true);
+      // A real read waits before it times out; so time passes here too.
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
       return pg::Timeout{};
     }
     current_ = std::move(frames_.front());
@@ -130,12 +133,25 @@ Bytes commit(uint64_t commit_lsn, uint64_t end_lsn) {
 }
 Bytes insert(std::string_view id) { return std::move(Bytes().ch('I').u32(16384).ch('N').u16(2).text(id).text("n")); }
 
+// The heartbeat table's Relation message (relid 16390) and a row of it.
+Bytes heartbeatRelation() {
+  Bytes b;
+  b.ch('R').u32(16390).cstr("tidemark").cstr("tidemark_heartbeat").ch('d').u16(2);
+  b.u8(1).cstr("pipeline").u32(25).u32(0xFFFFFFFF);
+  b.u8(0).cstr("ts").u32(1184).u32(0xFFFFFFFF);
+  return b;
+}
+Bytes heartbeatRow(std::string_view pipeline, std::string_view ts) {
+  return std::move(Bytes().ch('U').u32(16390).ch('N').u16(2).text(pipeline).text(ts));
+}
+
 class SessionTest : public ::testing::Test {
  protected:
   SessionTest() {
     cfg.name = cfg.topic_prefix = "t";
     cfg.source.tables = {{"public", "orders"}};
     cfg.delivery.flush_interval = std::chrono::milliseconds(0);
+    cfg.heartbeat.events = false;
     auto owned = std::make_unique<FakeSink>();
     sink = owned.get();
     std::vector<std::unique_ptr<sinks::Sink>> sinks;
@@ -281,6 +297,70 @@ TEST_F(SessionTest, AnswersAServerRequestForAReplyAtOnce) {
   EXPECT_EQ(source->statuses[0].write, Lsn(0x150));
   EXPECT_EQ(source->statuses[0].flush, Lsn(0x100));  // not yet durable: write and flush differ
   EXPECT_EQ(source->statuses[1].flush, Lsn(0x150));
+}
+
+TEST_F(SessionTest, HeartbeatRowsOfThisPipelineAreMeasuredNotDelivered) {
+  source->data(Lsn(0x110), heartbeatRelation());
+  source->data(Lsn(0x110), begin(0x1F0, 7));
+  source->data(Lsn(0x120), heartbeatRow("other_pipeline", "2030-01-01 00:00:00+00"));
+  source->data(Lsn(0x130), heartbeatRow("t", "2026-11-21 06:00:00.5+00"));
+  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  Session s = session();
+  s.stream(stop);
+  EXPECT_TRUE(sink->written.empty());
+  SessionStatus st = s.status();
+  ASSERT_TRUE(st.freshness.heartbeat_written_us);
+  EXPECT_EQ(*st.freshness.heartbeat_written_us, 1795240800500000LL);
+  EXPECT_EQ(st.freshness.observed_written_us, st.freshness.heartbeat_written_us);
+  // Durable once its commit was: delivered.
+  EXPECT_EQ(st.freshness.delivered_written_us, st.freshness.heartbeat_written_us);
+}
+
+TEST_F(SessionTest, HeartbeatRowsAreDeliveredWhenAskedTo) {
+  cfg.heartbeat.deliver = true;
+  source->data(Lsn(0x110), heartbeatRelation());
+  source->data(Lsn(0x110), begin(0x1F0, 7));
+  source->data(Lsn(0x130), heartbeatRow("t", "2026-11-21 06:00:00+00"));
+  source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
+  Session s = session();
+  s.stream(stop);
+  ASSERT_EQ(sink->written.size(), 1u);
+  EXPECT_NE(sink->written[0].find("\"table\":\"tidemark_heartbeat\""), std::string::npos);
+}
+
+TEST_F(SessionTest, CapturedCommitsMeasureFreshnessByTheirCommitTime) {
+  source->data(Lsn(0x110), relation());
+  // Commit time 1,000,000 us after 2000-01-01.
+  source->data(Lsn(0x110), std::move(Bytes().ch('B').u64(0x1F0).u64(1000000).u32(7)));
+  source->data(Lsn(0x120), insert("1"));
+  source->data(Lsn(0x1F0), std::move(Bytes().ch('C').u8(0).u64(0x1F0).u64(0x200).u64(1000000)));
+  Session s = session();
+  s.stream(stop);
+  EXPECT_EQ(s.status().freshness.observed_written_us, 946684801000000LL);
+  EXPECT_FALSE(s.status().freshness.heartbeat_written_us);
+}
+
+TEST_F(SessionTest, LayerOneHeartbeatEventIsWrittenAndCommittedWithThePosition) {
+  cfg.heartbeat.events = true;
+  cfg.heartbeat.interval = std::chrono::milliseconds(1);
+  cfg.delivery.flush_interval = std::chrono::hours(1);  // only the heartbeat commits
+  source->keepalive(Lsn(0x500));
+  Session s = session();
+  s.stream(stop);
+  ASSERT_FALSE(sink->durable.empty());
+  EXPECT_EQ(sink->durable.front().rfind("{\"ts_ms\":", 0), 0u) << sink->durable.front();
+  EXPECT_EQ(store.saved->lsn, Lsn(0x500));
+}
+
+TEST_F(SessionTest, WithoutKeepaliveConfirmationOnlyDataCommitsMoveThePosition) {
+  cfg.source.confirm_keepalives = false;
+  firstTransaction();
+  source->keepalive(Lsn(0x900));
+  Session s = session();
+  s.stream(stop);
+  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
+  EXPECT_EQ(source->statuses.back().write, Lsn(0x900));
 }
 
 TEST_F(SessionTest, SkipsATransactionThatCommittedBeforeTheStartPosition) {
