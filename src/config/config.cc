@@ -778,7 +778,20 @@ class Loader {
            "use heartbeat.mode: table with a scheduled job on the primary writing the table "
            "(tidemark setup prints the pg_cron job), or off");
     }
+    if (c.http.listen != "off" && !c.http.token) {
+      std::string host = c.http.listen.substr(0, c.http.listen.rfind(':'));
+      bool loopback = host == "localhost" || host == "[::1]" || host == "::1" || host.starts_with("127.");
+      if (!loopback) {
+        fail("http.token", lineOf("http.listen"),
+             fmt::format("required when http.listen is not a loopback address ({})", host),
+             "set http.token: ${TIDEMARK_HTTP_TOKEN}, or listen on 127.0.0.1");
+      }
+    }
     for (const TableName& t : c.source.tables) {
+      if (t == c.signal.table) {
+        fail("source.tables", lineOf("source.tables"),
+             fmt::format("{} is the signal table", shown(t.str())), "remove it from source.tables");
+      }
       if (t == hb.table && hb.mode != "off") {
         fail("source.tables", lineOf("source.tables"),
              fmt::format("{} is the heartbeat table", shown(t.str())),

@@ -63,6 +63,15 @@ struct DeliveryConfig {
   uint64_t flush_bytes = 64ull << 20;
 };
 
+struct SignalConfig {
+  TableName table{"tidemark", "tidemark_signal"};
+};
+
+struct HttpConfig {
+  std::string listen = "127.0.0.1:7070";  // host:port, or "off"
+  std::optional<std::string> token;       // bearer token (secret); required off loopback
+};
+
 struct PipelineConfig {
   std::string name;
   std::string topic_prefix;           // defaults to name
@@ -71,6 +80,8 @@ struct PipelineConfig {
   std::vector<SinkConfig> sinks;      // at least one
   DeliveryConfig delivery;
   HeartbeatConfig heartbeat;
+  SignalConfig signal;
+  HttpConfig http;
   std::string log_level = "info";
 };
 

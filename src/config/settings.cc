@@ -460,6 +460,63 @@ constexpr Setting kSettings[] = {
         .store = [](SettingTarget& t, SettingValue&& v) {
           t.pipeline.heartbeat.stall_timeout = take<milliseconds>(v);
         },
+    },    {
+        .path = "signal",
+        .type = SettingType::Mapping,
+        .description = "Requests to a running pipeline through the source, as Debezium's signal "
+                       "table does (incremental snapshots, for one).",
+    },
+    {
+        .path = "signal.table",
+        .type = SettingType::String,
+        .check = [](std::string_view value) { return parseTableName(value).problem; },
+        .description = "The signal table: `(id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, "
+                       "data varchar(2048))`, Debezium's layout. `tidemark setup` creates it and "
+                       "adds it to the publication.",
+        .store =
+            [](SettingTarget& t, SettingValue&& v) {
+              t.pipeline.signal.table = *parseTableName(take<std::string>(v)).value;
+            },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(p.signal.table.str()); },
+    },
+    {
+        .path = "http",
+        .type = SettingType::Mapping,
+        .description = "The HTTP endpoint of `tidemark run`: `/healthz`, `/readyz`, `/metrics` "
+                       "(Prometheus), `/api/status` (the JSON of `tidemark status --json`) and a "
+                       "status page at `/`.",
+    },
+    {
+        .path = "http.listen",
+        .type = SettingType::String,
+        .check = [](std::string_view value) -> std::string {
+          if (value == "off") return {};
+          auto colon = value.rfind(':');
+          if (colon == std::string_view::npos || colon == 0 || colon + 1 == value.size()) {
+            return "must be host:port (e.g. 127.0.0.1:7070) or off";
+          }
+          for (char c : value.substr(colon + 1)) {
+            if (c < '0' || c > '9') return "the port must be a number";
+          }
+          return {};
+        },
+        .description = "Address to listen on, `host:port`, or `off`. Bound to anything but a "
+                       "loopback address, `http.token` is required. If the port is taken, the "
+                       "pipeline runs without the endpoint and logs why.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.http.listen = take<std::string>(v); },
+        .show = [](const PipelineConfig& p, const SinkConfig&) { return code(p.http.listen); },
+    },
+    {
+        .path = "http.token",
+        .type = SettingType::String,
+        .secret = true,
+        .default_text = "none",
+        .description = "Bearer token every request must carry (`Authorization: Bearer <token>`); "
+                       "compared in constant time. Write `${VARIABLE}` rather than the token.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.http.token = take<std::string>(v); },
     },
 };
 

@@ -906,5 +906,26 @@ TEST(ConfigHeartbeat, HeartbeatTableCannotAlsoBeCapturedAsData) {
   EXPECT_TRUE(contains(e.hint(), "heartbeat.deliver"));
 }
 
+TEST(ConfigHttp, DefaultsToLoopbackWithoutAToken) {
+  PipelineConfig c = load(withSource(""));
+  EXPECT_EQ(c.http.listen, "127.0.0.1:7070");
+  EXPECT_FALSE(c.http.token);
+  EXPECT_EQ(c.signal.table, (TableName{"tidemark", "tidemark_signal"}));
+}
+
+TEST(ConfigHttp, NonLoopbackListenRequiresAToken) {
+  Error e = loadError(withTop("http:\n  listen: 0.0.0.0:7070\n"));
+  EXPECT_TRUE(contains(e.what(), "http.token"));
+  PipelineConfig c = load(withTop("http:\n  listen: 0.0.0.0:7070\n  token: s3cret-token\n"));
+  EXPECT_EQ(c.http.token, "s3cret-token");
+  EXPECT_EQ(load(withTop("http:\n  listen: off\n")).http.listen, "off");
+  EXPECT_TRUE(contains(loadError(withTop("http:\n  listen: 7070\n")).what(), "host:port"));
+}
+
+TEST(ConfigHttp, TheTokenIsASecretNeverEchoed) {
+  Error e = loadError(withTop("http:\n  token: [not, a, string]\n"));
+  EXPECT_FALSE(contains(e.what(), "not, a").operator bool());
+}
+
 }  // namespace
 }  // namespace tidemark::config
