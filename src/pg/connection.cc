@@ -145,6 +145,30 @@ ServerError errorFromResult(const PGresult* result, std::string_view what) {
   return ServerError(classifySqlState(sqlstate), std::move(text), sqlstate, field(PG_DIAG_MESSAGE_HINT));
 }
 
+std::string quoteIdentifierText(std::string_view ident) {
+  std::string out = "\"";
+  for (char c : ident) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string quoteLiteralText(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  out += '\'';
+  return out;
+}
+
+std::string quoteTableText(std::string_view schema, std::string_view table) {
+  return quoteIdentifierText(schema) + "." + quoteIdentifierText(table);
+}
+
 std::optional<std::string> value(const PGresult* r, int row, int col) {
   if (PQgetisnull(r, row, col)) return std::nullopt;
   return std::string(PQgetvalue(r, row, col), static_cast<size_t>(PQgetlength(r, row, col)));

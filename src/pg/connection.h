@@ -83,6 +83,14 @@ class Connection {
 /// primary text, detail and hint from the server.
 ServerError errorFromResult(const PGresult* result, std::string_view what);
 
+/// An identifier always double-quoted, quotes doubled ("My ""Table"""), for SQL printed
+/// without a connection (tidemark setup). Valid for UTF-8 server encodings.
+std::string quoteIdentifierText(std::string_view ident);
+/// A string literal, quotes doubled ('it''s'); standard_conforming_strings is on by default.
+std::string quoteLiteralText(std::string_view value);
+/// "schema"."table".
+std::string quoteTableText(std::string_view schema, std::string_view table);
+
 /// Rows of a result as optional strings, for small catalog queries.
 std::optional<std::string> value(const PGresult* r, int row, int col);
 

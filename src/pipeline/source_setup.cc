@@ -42,14 +42,28 @@ std::optional<SlotInfo> querySlot(pg::Connection& conn, const std::string& slot)
   return info;
 }
 
-namespace {
-
-std::string heartbeatTableDdl(pg::Connection& conn, const config::TableName& t) {
+std::string heartbeatTableDdl(const config::TableName& t) {
   return fmt::format(
       "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE IF NOT EXISTS {} (pipeline text PRIMARY KEY, "
       "ts timestamptz NOT NULL);",
-      conn.quoteIdentifier(t.schema), quotedTable(conn, t));
+      pg::quoteIdentifierText(t.schema), pg::quoteTableText(t.schema, t.table));
 }
+
+std::string signalTableDdl(const config::TableName& t) {
+  return fmt::format(
+      "CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE IF NOT EXISTS {} (id varchar(42) PRIMARY KEY, "
+      "type varchar(32) NOT NULL, data varchar(2048));",
+      pg::quoteIdentifierText(t.schema), pg::quoteTableText(t.schema, t.table));
+}
+
+std::string heartbeatUpsertSql(const config::TableName& t, std::string_view pipeline) {
+  return fmt::format(
+      "INSERT INTO {} (pipeline, ts) VALUES ({}, now()) ON CONFLICT (pipeline) DO UPDATE SET ts = "
+      "excluded.ts",
+      pg::quoteTableText(t.schema, t.table), pg::quoteLiteralText(pipeline));
+}
+
+namespace {
 
 std::string currentUser(pg::Connection& conn) {
   pg::Result r = conn.exec("SELECT current_user", "reading current_user");
@@ -76,7 +90,7 @@ HeartbeatTable ensureHeartbeatTable(pg::Connection& conn, const config::Pipeline
   std::string user = conn.quoteIdentifier(currentUser(conn));
   std::string fix = fmt::format(
       "{} GRANT USAGE ON SCHEMA {} TO {}; GRANT SELECT, INSERT, UPDATE ON {} TO {};",
-      heartbeatTableDdl(conn, t), conn.quoteIdentifier(t.schema), user, quotedTable(conn, t), user);
+      heartbeatTableDdl(t), conn.quoteIdentifier(t.schema), user, quotedTable(conn, t), user);
   if (cfg.source.read_only) {
     hb.problem = fmt::format(
         "heartbeat table {} does not exist; source.read_only forbids creating it. On the "
@@ -87,7 +101,7 @@ HeartbeatTable ensureHeartbeatTable(pg::Connection& conn, const config::Pipeline
   }
   try {
     conn.exec("BEGIN", "creating the heartbeat table");
-    conn.exec(heartbeatTableDdl(conn, t), fmt::format("creating heartbeat table {}", t.str()));
+    conn.exec(heartbeatTableDdl(t), fmt::format("creating heartbeat table {}", t.str()));
     conn.exec("COMMIT", "creating the heartbeat table");
     hb.exists = true;
     log.info("created heartbeat table {}", t.str());

@@ -30,6 +30,13 @@ struct SlotInfo {
 /// The slot as pg_replication_slots shows it, or nullopt if there is none of that name.
 std::optional<SlotInfo> querySlot(pg::Connection& conn, const std::string& slot);
 
+/// DDL of tidemark's own tables (idempotent), shared by the pipeline and `tidemark setup`.
+std::string heartbeatTableDdl(const config::TableName& table);
+std::string signalTableDdl(const config::TableName& table);
+/// The statement that writes this pipeline's heartbeat row (what a pg_cron job runs for a
+/// read-only pipeline).
+std::string heartbeatUpsertSql(const config::TableName& table, std::string_view pipeline);
+
 /// The heartbeat table of Layer 2 (heartbeat.mode table), as set up on the source.
 struct HeartbeatTable {
   bool exists = false;
