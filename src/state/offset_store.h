@@ -47,6 +47,10 @@ struct StatusRecord {
 /// `tidemark run`. Returns an empty record when the pipeline never ran.
 StatusRecord readStatus(const std::filesystem::path& state_dir);
 
+/// The stored position, read without taking the state directory's lock (`tidemark check` runs
+/// beside a running pipeline and must never block it). nullopt when none was ever saved.
+std::optional<StoredPosition> readPosition(const std::filesystem::path& state_dir);
+
 /// The SQLite store, <state_dir>/state.db. Opening takes an exclusive lock on the state
 /// directory: two processes running the same pipeline would corrupt each other's position.
 std::unique_ptr<OffsetStore> openSqliteStore(const std::filesystem::path& state_dir);

@@ -196,4 +196,44 @@ StatusRecord readStatus(const std::filesystem::path& state_dir) {
   return record;
 }
 
+std::optional<StoredPosition> readPosition(const std::filesystem::path& state_dir) {
+  const std::string db_path = (state_dir / "state.db").string();
+  if (!std::filesystem::exists(db_path)) return std::nullopt;
+  sqlite3* raw = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+    if (raw) sqlite3_close_v2(raw);
+    throw Error(ErrorClass::Fatal, fmt::format("cannot open state store {}: {}", db_path, msg));
+  }
+  std::unique_ptr<sqlite3, DbCloser> db(raw);
+  sqlite3_busy_timeout(db.get(), 5000);
+  auto prepare = [&](const char* sql) -> Stmt {
+    sqlite3_stmt* stmt = nullptr;
+    // No such table: a store created but never written holds no position.
+    if (sqlite3_prepare_v2(db.get(), sql, -1, &stmt, nullptr) != SQLITE_OK) return Stmt();
+    return Stmt(stmt);
+  };
+  auto text = [](sqlite3_stmt* s, int col) -> std::string {
+    const unsigned char* t = sqlite3_column_text(s, col);
+    return t ? reinterpret_cast<const char*>(t) : "";
+  };
+  Stmt s = prepare("SELECT system_identifier, timeline, slot, lsn FROM position WHERE id = 1");
+  if (!s) return std::nullopt;
+  int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_DONE) return std::nullopt;
+  if (rc != SQLITE_ROW) {
+    throw Error(ErrorClass::Fatal, fmt::format("state store {}: reading the position failed: {}",
+                                               db_path, sqlite3_errmsg(db.get())));
+  }
+  StoredPosition p;
+  p.system_identifier = text(s.get(), 0);
+  p.timeline = static_cast<uint32_t>(sqlite3_column_int64(s.get(), 1));
+  p.slot = text(s.get(), 2);
+  p.lsn = Lsn{static_cast<uint64_t>(sqlite3_column_int64(s.get(), 3))};
+  if (Stmt c = prepare("SELECT sink, checkpoint FROM sink_checkpoint")) {
+    while (sqlite3_step(c.get()) == SQLITE_ROW) p.sinks[text(c.get(), 0)] = text(c.get(), 1);
+  }
+  return p;
+}
+
 }  // namespace tidemark::state
