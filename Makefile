@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build binary test unit-test pg-test demo bench docs clean
+.PHONY: all deps build binary test unit-test pg-test demo bench bench-wal docs clean
 
 all: build
 
@@ -32,6 +32,11 @@ demo: binary
 
 bench: binary
 	@bash bench/run.sh $(BUILD)/tidemark
+
+# WAL retention with idle captured tables, per heartbeat mode; WAL_SECONDS of load per mode.
+WAL_SECONDS ?= 70
+bench-wal: binary
+	@bash bench/wal_retention.sh $(BUILD)/tidemark $(WAL_SECONDS)
 
 docs: binary
 	@$(BUILD)/tidemark config-reference > docs/CONFIGURATION.md

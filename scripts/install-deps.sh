@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev
   postgresql-15 postgresql-client-15   # throwaway servers for tests, demo and bench
   time                 # peak memory in the benchmarks (/usr/bin/time)
+  chromium             # the status page test renders it headless
 )
 
 missing=()

@@ -17,7 +17,9 @@ case "$cmd" in
   start)
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    [ "$(id -u)" -eq 0 ] && chown postgres: "$dir" && chmod 755 "$(dirname "$dir")" 2>/dev/null || true
+    # The server runs as postgres: it must own DIR, and reach it (the caller makes the parents
+    # traversable; this script never changes permissions outside DIR).
+    if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; fi
     as_owner "$bindir/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 \
       || { cat "$dir/initdb.log" >&2; exit 1; }
     # A free loopback port: one nothing answers on.

@@ -9,11 +9,13 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "check/check.h"
 #include "cli/status_command.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "pipeline/pipeline.h"
+#include "setup/setup.h"
 
 namespace {
 
@@ -71,6 +73,27 @@ int main(int argc, char** argv) {
   status->add_option("-c,--config", config_file, "Pipeline configuration file (YAML)")->required();
   status->add_flag("--json", status_json, "Print the status as one JSON object");
 
+  tidemark::setup::SetupOptions setup_options;
+  std::string admin_dsn;
+  CLI::App* setup = app.add_subcommand(
+      "setup", "Print (or apply) the SQL the source needs: role, grants, publication, slot, "
+               "heartbeat and signal tables");
+  setup->add_option("-c,--config", config_file, "Pipeline configuration file (YAML)")->required();
+  setup->add_option("--flavor", setup_options.flavor,
+                    "Where PostgreSQL runs: postgres, rds (RDS and Aurora), cloudsql, azure, "
+                    "supabase, neon")
+      ->check(CLI::IsMember({"postgres", "rds", "cloudsql", "azure", "supabase", "neon"}));
+  setup->add_flag("--apply", setup_options.apply, "Run the SQL (idempotently) instead of printing it");
+  setup->add_option("--admin-dsn", admin_dsn,
+                    "With --apply: connect as this administrator instead of the pipeline's user");
+
+  bool check_json = false;
+  CLI::App* check = app.add_subcommand(
+      "check", "Check the source and sinks; one line per check with the fix; exit 0 only when "
+               "nothing fails");
+  check->add_option("-c,--config", config_file, "Pipeline configuration file (YAML)")->required();
+  check->add_flag("--json", check_json, "Print the results as JSON");
+
   app.add_subcommand("config-reference", "Print the configuration reference (Markdown)");
 
   try {
@@ -84,6 +107,17 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("config-reference")) {
       std::cout << tidemark::config::referenceMarkdown();
       return tidemark::kExitOk;
+    }
+    if (app.got_subcommand("setup")) {
+      if (!admin_dsn.empty()) setup_options.admin_dsn = admin_dsn;
+      if (setup_options.admin_dsn && !setup_options.apply) {
+        throw tidemark::Error(tidemark::ErrorClass::Config, "--admin-dsn goes with --apply",
+                              "add --apply, or leave out --admin-dsn to print the SQL");
+      }
+      return tidemark::setup::setupCommand(tidemark::config::loadFile(config_file), setup_options);
+    }
+    if (app.got_subcommand("check")) {
+      return tidemark::check::checkCommand(tidemark::config::loadFile(config_file), check_json);
     }
     if (app.got_subcommand("status")) {
       return tidemark::cli::statusCommand(tidemark::config::loadFile(config_file), status_json);

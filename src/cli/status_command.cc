@@ -112,7 +112,7 @@ int statusCommand(const config::PipelineConfig& cfg, bool json) {
   Json s = Json::parse(*record.json);
   std::string state = s.value("state", "");
   if (!record.running) {
-    if (state == "running" || state == "retrying" || state == "stalled") {
+    if (state == "starting" || state == "running" || state == "retrying" || state == "stalled") {
       s["state"] = "stopped";
       s["reason"] = fmt::format("no tidemark process is running this pipeline (its last status was "
                                 "{}, saved {})",
@@ -135,7 +135,7 @@ int statusCommand(const config::PipelineConfig& cfg, bool json) {
     printText(s);
   }
   state = s.value("state", "");
-  return state == "running" || state == "stopped" ? kExitOk : kExitRuntime;
+  return state == "running" || state == "stopped" || state == "starting" ? kExitOk : kExitRuntime;
 }
 
 }  // namespace tidemark::cli

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -11,6 +12,9 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "check/check.h"
+#include "http/page.h"
+#include "http/server.h"
 #include "pg/replication.h"
 #include "pipeline/session.h"
 #include "pipeline/source_monitor.h"
@@ -69,53 +73,44 @@ class StatusFeeder {
   std::jthread thread_;
 };
 
-// The run's state as `tidemark status` shows it, saved on every change and with the
-// session's reports.
-class StatusKeeper {
- public:
-  StatusKeeper(const config::PipelineConfig& cfg, state::OffsetStore& store, const Logger& log)
-      : cfg_(cfg), store_(store), log_(log) {}
-
-  void setMonitor(SourceMonitor* monitor) { monitor_ = monitor; }
-
-  void set(PipelineState state, std::string reason = {}) {
-    state_ = state;
-    reason_ = std::move(reason);
-    save();
-  }
-
-  void report(const SessionStatus& session) {
-    session_ = session;
-    save();
-  }
-
- private:
-  void save() {
-    StatusInput in;
-    in.state = state_;
-    in.reason = reason_;
-    if (state_ != PipelineState::Stopped && state_ != PipelineState::Failed) in.pid = ::getpid();
-    in.session = session_;
-    if (monitor_ != nullptr) last_monitor_ = monitor_->snapshot();
-    in.monitor = last_monitor_;
-    in.now_us = unixMicrosNow();
-    try {
-      store_.saveStatus(renderStatus(cfg_, in));
-    } catch (const Error& e) {
-      // The status is for people; failing to save it must not stop the data.
-      log_.warn("could not save the status: {}", e.what());
+// The HTTP endpoint's routes, over the status board. Checks run on demand, at most once a
+// minute, in the endpoint's thread.
+http::Handler routes(const config::PipelineConfig& cfg, const StatusBoard& board) {
+  struct ChecksCache {
+    std::mutex mutex;
+    Clock::time_point at;
+    std::string json;
+  };
+  auto cache = std::make_shared<ChecksCache>();
+  return [&cfg, &board, cache](const http::Request& req) -> http::Response {
+    const std::string json_type = "application/json";
+    if (req.path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+    if (req.path == "/readyz") {
+      PipelineState st = board.state();
+      return {st == PipelineState::Running ? 200 : 503, "text/plain; charset=utf-8",
+              fmt::format("{}\n", stateName(st))};
     }
-  }
-
-  const config::PipelineConfig& cfg_;
-  state::OffsetStore& store_;
-  Logger log_;
-  SourceMonitor* monitor_ = nullptr;
-  MonitorSnapshot last_monitor_;
-  PipelineState state_ = PipelineState::Running;
-  std::string reason_;
-  SessionStatus session_;
-};
+    if (req.path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", board.metrics()};
+    if (req.path == "/api/status") return {200, json_type, board.json()};
+    if (req.path == "/api/history") return {200, json_type, board.history()};
+    if (req.path == "/api/checks") {
+      std::lock_guard lock(cache->mutex);
+      if (cache->json.empty() || Clock::now() - cache->at > std::chrono::minutes(1)) {
+        try {
+          cache->json = check::renderJson(check::runChecks(cfg));
+        } catch (const Error& e) {
+          return {503, "text/plain; charset=utf-8", fmt::format("checks failed to run: {}\n", e.what())};
+        }
+        cache->at = Clock::now();
+      }
+      return {200, json_type, cache->json};
+    }
+    if (req.path == "/" || req.path == "/index.html") {
+      return {200, "text/html; charset=utf-8", std::string(http::kStatusPage)};
+    }
+    return {404, "text/plain; charset=utf-8", "not found\n"};
+  };
+}
 
 }  // namespace
 
@@ -125,7 +120,19 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
   std::vector<std::unique_ptr<sinks::Sink>> sinks;
   for (const auto& s : cfg.sinks) sinks.push_back(sinks::makeSink(s));
   Delivery delivery(std::move(sinks), *store);
-  StatusKeeper status(cfg, *store, log);
+  StatusBoard status(cfg, [&store](const std::string& json) { store->saveStatus(json); }, log);
+  std::unique_ptr<http::Server> endpoint;
+  if (cfg.http.listen != "off") {
+    try {
+      endpoint = std::make_unique<http::Server>(cfg.http.listen, cfg.http.token, routes(cfg, status),
+                                                log.with("http", cfg.http.listen));
+      std::string host = cfg.http.listen.substr(0, cfg.http.listen.rfind(':'));
+      log.info("status page and metrics on http://{}:{}/", host, endpoint->port());
+    } catch (const Error& e) {
+      // The endpoint is for people and monitoring; the data must flow without it.
+      log.warn("{}; running without the HTTP endpoint", e.describe());
+    }
+  }
   std::unique_ptr<SourceMonitor> monitor;
   bool recovered = false;
   // Set from a stall until the stream flows again: the retries in between are part of it.
@@ -164,7 +171,7 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
 
       if (options.until_lsn && start.lsn >= *options.until_lsn) {
         log.info("already at {}, at or beyond --until-lsn {}", start.lsn.str(), options.until_lsn->str());
-        status.set(PipelineState::Stopped, "reached --until-lsn");
+        status.setState(PipelineState::Stopped, "reached --until-lsn");
         return;
       }
       if (!monitor) {
@@ -177,7 +184,7 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
       log.info("streaming from {} (publication \"{}\")", start.lsn.str(), cfg.source.publication);
       session.emplace(cfg, options, delivery, stream, makeCatalog(catalog), system.dbname, position, log,
                       monitor.get(), [&status](const SessionStatus& s) { status.report(s); });
-      status.set(PipelineState::Running);
+      status.setState(PipelineState::Running);
       if (!stall.empty()) log.info("the stream flows again after the stall");
       stall.clear();
       attempt = 1;
@@ -188,7 +195,7 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
         why = session->stream(stop);
       }
       status.report(session->status());
-      status.set(PipelineState::Stopped,
+      status.setState(PipelineState::Stopped,
                  why == StopReason::UntilLsn ? "reached --until-lsn" : "stopped by a signal");
       return;
     } catch (const Error& e) {
@@ -201,29 +208,30 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
         } catch (const Error& inner) {
           log.error("{}", e.describe());
           log.error("then could not make the transactions already written durable: {}", inner.what());
-          status.set(PipelineState::Failed, inner.what());
+          status.setState(PipelineState::Failed, inner.what());
           throw;
         }
       }
       if (!retry) {
-        status.set(PipelineState::Failed, e.what());
+        status.setState(PipelineState::Failed, e.what());
         throw;
       }
+      status.countRetry();
       if (stalled) {
         log.error("{}", e.describe());
         stall = e.what();
-        status.set(PipelineState::Stalled, stall);
+        status.setState(PipelineState::Stalled, stall);
       } else if (!stall.empty()) {
         log.warn("{} (attempt {} of {} after a stall; retrying in {} ms)", e.describe(), attempt,
                  kMaxAttempts, backoff.count());
-        status.set(PipelineState::Stalled, fmt::format("{}; reconnecting: {}", stall, e.what()));
+        status.setState(PipelineState::Stalled, fmt::format("{}; reconnecting: {}", stall, e.what()));
       } else {
         log.warn("{} (attempt {} of {}; retrying in {} ms)", e.describe(), attempt, kMaxAttempts,
                  backoff.count());
-        status.set(PipelineState::Retrying, e.what());
+        status.setState(PipelineState::Retrying, e.what());
       }
       if (!sleepUnlessStopped(backoff, stop)) {
-        status.set(PipelineState::Stopped, "stopped by a signal while retrying");
+        status.setState(PipelineState::Stopped, "stopped by a signal while retrying");
         return;
       }
       backoff = std::min(backoff * 2, milliseconds(30000));

@@ -102,6 +102,8 @@ SessionStatus Session::status() const {
   st.durable = durable_;
   st.acknowledged = acknowledged_;
   st.events_delivered = events_delivered_;
+  st.bytes_delivered = bytes_delivered_;
+  st.pending_bytes = delivery_.pendingBytes();
   st.freshness = freshness_;
   return st;
 }
@@ -148,6 +150,7 @@ void Session::setReceived(Lsn lsn) {
 void Session::deliver(const events::Event& e) {
   delivery_.write(e);
   ++events_delivered_;
+  bytes_delivered_ += e.value.size();
 }
 
 void Session::onData(const pg::XLogData& d) {

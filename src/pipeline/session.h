@@ -153,6 +153,7 @@ class Session {
   std::optional<int64_t> tx_observed_written_us_;  // heartbeat or commit time seen in it
   std::optional<std::pair<Lsn, int64_t>> undelivered_;  // observation awaiting durability
   uint64_t events_delivered_ = 0;
+  uint64_t bytes_delivered_ = 0;
   Freshness freshness_;
 
   // Mirrors for the feedback thread.

@@ -147,9 +147,11 @@ void SourceMonitor::loop() {
         next_slot = now + kSlotEvery;
         pg::Result r = conn->execParams(
             "SELECT confirmed_flush_lsn::text, restart_lsn::text, "
-            "pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() "
-            "ELSE pg_current_wal_lsn() END, restart_lsn)::bigint, wal_status, safe_wal_size, active "
-            "FROM pg_replication_slots WHERE slot_name = $1",
+            "pg_wal_lsn_diff(w.lsn, restart_lsn)::bigint, wal_status, safe_wal_size, active, "
+            "w.lsn::text, pg_wal_lsn_diff(w.lsn, confirmed_flush_lsn)::bigint "
+            "FROM pg_replication_slots, (SELECT CASE WHEN pg_is_in_recovery() THEN "
+            "pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END AS lsn) w "
+            "WHERE slot_name = $1",
             {cfg_.source.slot}, "reading the slot's figures");
         std::optional<SlotFigures> figures;
         if (PQntuples(r.get()) > 0) {
@@ -160,6 +162,8 @@ void SourceMonitor::loop() {
           f.wal_status = pg::value(r.get(), 0, 3);
           f.safe_wal_size = int64Value(r.get(), 0, 4);
           f.active = pg::value(r.get(), 0, 5) == "t";
+          if (auto v = pg::value(r.get(), 0, 6)) f.current_wal_lsn = Lsn::parse(*v);
+          f.lag_bytes = int64Value(r.get(), 0, 7);
           f.checked_at_us = unixMicrosNow();
           figures = f;
         }

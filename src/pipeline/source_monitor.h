@@ -26,7 +26,9 @@ namespace tidemark::pipeline {
 struct SlotFigures {
   std::optional<Lsn> confirmed_flush_lsn;
   std::optional<Lsn> restart_lsn;
+  std::optional<Lsn> current_wal_lsn;         // the server's WAL position when read
   std::optional<int64_t> retained_wal_bytes;  // current WAL position minus restart_lsn
+  std::optional<int64_t> lag_bytes;           // current WAL position minus confirmed_flush_lsn
   std::optional<std::string> wal_status;
   std::optional<int64_t> safe_wal_size;
   bool active = false;

@@ -1,14 +1,19 @@
 #include "pipeline/status.h"
 
+#include <unistd.h>
+
 #include <ctime>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "common/error.h"
+
 namespace tidemark::pipeline {
 
 std::string_view stateName(PipelineState state) {
   switch (state) {
+    case PipelineState::Starting: return "starting";
     case PipelineState::Running: return "running";
     case PipelineState::Retrying: return "retrying";
     case PipelineState::Stalled: return "stalled";
@@ -112,8 +117,225 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
   j["positions"] = {{"received_lsn", lsnText(in.session.received)},
                     {"durable_lsn", lsnText(in.session.durable)},
                     {"acknowledged_lsn", lsnText(in.session.acknowledged)}};
-  j["events"] = {{"delivered", in.session.events_delivered}};
+  j["events"] = {{"delivered", in.session.events_delivered}, {"bytes", in.session.bytes_delivered},
+                 {"pending_bytes", in.session.pending_bytes}};
+  const Progress& p = in.progress;
+  j["progress"] = {{"backlog_bytes", orNull(p.backlog_bytes)},
+                   {"bytes_per_second", p.bytes_per_second ? json(static_cast<int64_t>(*p.bytes_per_second)) : json(nullptr)},
+                   {"events_per_second", p.events_per_second ? json(static_cast<int64_t>(*p.events_per_second)) : json(nullptr)},
+                   {"eta_seconds", orNull(p.eta_seconds)}};
+  j["retries"] = in.retries;
   return j.dump();
+}
+
+namespace {
+
+// Prometheus label values escape backslash, quote and newline.
+std::string labelValue(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+class MetricsWriter {
+ public:
+  explicit MetricsWriter(std::string pipeline) : pipeline_(labelValue(pipeline)) {}
+
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+  }
+  void sample(std::string_view name, double value, std::string_view extra_labels = {}) {
+    out_ += fmt::format("{}{{pipeline=\"{}\"{}}} {}\n", name, pipeline_,
+                        extra_labels.empty() ? "" : fmt::format(",{}", extra_labels), value);
+  }
+  template <class T>
+  void optional(std::string_view name, const std::optional<T>& v, double scale = 1.0,
+                std::string_view extra_labels = {}) {
+    if (v) sample(name, static_cast<double>(*v) * scale, extra_labels);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  std::string pipeline_;
+  std::string out_;
+};
+
+}  // namespace
+
+std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& in) {
+  MetricsWriter m(cfg.name);
+  const Freshness& f = in.session.freshness;
+  m.family("tidemark_state", "gauge", "1 for the pipeline's current state, 0 for the others.");
+  for (PipelineState st : {PipelineState::Starting, PipelineState::Running, PipelineState::Retrying,
+                           PipelineState::Stalled, PipelineState::Stopped, PipelineState::Failed}) {
+    m.sample("tidemark_state", st == in.state ? 1 : 0, fmt::format("state=\"{}\"", stateName(st)));
+  }
+  m.family("tidemark_events_total", "counter", "Events written to the sinks by this process.");
+  m.sample("tidemark_events_total", static_cast<double>(in.session.events_delivered));
+  m.family("tidemark_bytes_total", "counter", "Bytes of event values written to the sinks by this process.");
+  m.sample("tidemark_bytes_total", static_cast<double>(in.session.bytes_delivered));
+  m.family("tidemark_buffer_pending_bytes", "gauge", "Bytes written to the sinks and not yet durable.");
+  m.sample("tidemark_buffer_pending_bytes", static_cast<double>(in.session.pending_bytes));
+  m.family("tidemark_retries_total", "counter", "Reconnects after retriable errors and stalls.");
+  m.sample("tidemark_retries_total", static_cast<double>(in.retries));
+  m.family("tidemark_position_lsn", "gauge",
+           "Positions as 64-bit LSN values: received from the server, durable in every sink, "
+           "acknowledged to the slot.");
+  m.sample("tidemark_position_lsn", static_cast<double>(in.session.received.value()), "kind=\"received\"");
+  m.sample("tidemark_position_lsn", static_cast<double>(in.session.durable.value()), "kind=\"durable\"");
+  m.sample("tidemark_position_lsn", static_cast<double>(in.session.acknowledged.value()), "kind=\"acknowledged\"");
+  const std::optional<SlotFigures>& sf = in.monitor.slot;
+  // Each family's samples follow its TYPE line, as the exposition format requires.
+  m.family("tidemark_slot_retained_wal_bytes", "gauge", "WAL the slot holds back (current WAL position minus restart_lsn).");
+  if (sf) m.optional("tidemark_slot_retained_wal_bytes", sf->retained_wal_bytes);
+  m.family("tidemark_slot_lag_bytes", "gauge", "Current WAL position minus the slot's confirmed_flush_lsn.");
+  if (sf) m.optional("tidemark_slot_lag_bytes", sf->lag_bytes);
+  m.family("tidemark_slot_safe_wal_size_bytes", "gauge", "WAL that can still be written before the slot is in danger (max_slot_wal_keep_size).");
+  if (sf) m.optional("tidemark_slot_safe_wal_size_bytes", sf->safe_wal_size);
+  m.family("tidemark_slot_active", "gauge", "1 while a process streams from the slot.");
+  if (sf) m.sample("tidemark_slot_active", sf->active ? 1 : 0);
+  m.family("tidemark_heartbeat_age_seconds", "gauge",
+           "Now minus the source time of the freshest heartbeat or commit seen (pt-heartbeat's lag).");
+  m.optional("tidemark_heartbeat_age_seconds",
+             f.observed_written_us ? std::optional<int64_t>(in.now_us - *f.observed_written_us) : std::nullopt, 1e-6);
+  m.family("tidemark_heartbeat_e2e_lag_seconds", "gauge", "How long the latest heartbeat took from the source to tidemark.");
+  m.optional("tidemark_heartbeat_e2e_lag_seconds",
+             f.observed_written_us && f.observed_at_us ? std::optional<int64_t>(*f.observed_at_us - *f.observed_written_us)
+                                                       : std::nullopt,
+             1e-6);
+  m.family("tidemark_sink_delivered_lag_seconds", "gauge", "From the source time of the latest heartbeat or commit to its being durable in the sink.");
+  if (f.delivered_at_us && f.delivered_written_us) {
+    for (const auto& sink : cfg.sinks) {
+      m.sample("tidemark_sink_delivered_lag_seconds",
+               static_cast<double>(*f.delivered_at_us - *f.delivered_written_us) * 1e-6,
+               fmt::format("sink=\"{}\"", labelValue(sink.name)));
+    }
+  }
+  m.family("tidemark_backlog_bytes", "gauge", "The server's WAL position minus what tidemark has received.");
+  m.optional("tidemark_backlog_bytes", in.progress.backlog_bytes);
+  return m.take();
+}
+
+StatusBoard::StatusBoard(const config::PipelineConfig& cfg, Save save, const Logger& log)
+    : cfg_(cfg), save_(std::move(save)), log_(log) {}
+
+void StatusBoard::setMonitor(const SourceMonitor* monitor) {
+  std::lock_guard lock(mutex_);
+  monitor_ = monitor;
+}
+
+void StatusBoard::setState(PipelineState state, std::string reason) {
+  std::lock_guard lock(mutex_);
+  in_.state = state;
+  in_.reason = std::move(reason);
+  update();
+}
+
+void StatusBoard::countRetry() {
+  std::lock_guard lock(mutex_);
+  ++in_.retries;
+}
+
+void StatusBoard::report(const SessionStatus& session) {
+  std::lock_guard lock(mutex_);
+  int64_t now = unixMicrosNow();
+  in_.session = session;
+  if (monitor_ != nullptr) in_.monitor = monitor_->snapshot();
+  // Rates over the time since the previous report.
+  Progress& p = in_.progress;
+  if (previous_ && now > previous_->first) {
+    double secs = static_cast<double>(now - previous_->first) / 1e6;
+    p.bytes_per_second = static_cast<double>(session.received.value() - std::min(session.received.value(), previous_->second.received.value())) / secs;
+    p.events_per_second = static_cast<double>(session.events_delivered - std::min(session.events_delivered, previous_->second.events_delivered)) / secs;
+  }
+  previous_ = {now, session};
+  const auto& slot = in_.monitor.slot;
+  if (slot && slot->current_wal_lsn && session.received.valid()) {
+    p.backlog_bytes = std::max<int64_t>(0, static_cast<int64_t>(slot->current_wal_lsn->value()) -
+                                               static_cast<int64_t>(session.received.value()));
+  }
+  p.eta_seconds.reset();
+  if (p.backlog_bytes && p.bytes_per_second && *p.bytes_per_second > 0) {
+    p.eta_seconds = static_cast<int64_t>(static_cast<double>(*p.backlog_bytes) / *p.bytes_per_second);
+  }
+  // A large backlog is worth a line on the terminal now and then.
+  constexpr int64_t kBigBacklog = 16 << 20;
+  if (p.backlog_bytes && *p.backlog_bytes > kBigBacklog && now - last_progress_log_us_ > 10'000'000) {
+    last_progress_log_us_ = now;
+    log_.info("catching up: {:.1f} MiB of WAL behind, {:.1f} MiB/s, {:.0f} events/s, about {} s to go",
+              static_cast<double>(*p.backlog_bytes) / (1 << 20), p.bytes_per_second.value_or(0) / (1 << 20),
+              p.events_per_second.value_or(0), p.eta_seconds ? fmt::format("{}", *p.eta_seconds) : "?");
+  }
+  update();
+}
+
+StatusInput StatusBoard::input() const {
+  StatusInput in = in_;
+  if (in.state != PipelineState::Stopped && in.state != PipelineState::Failed) in.pid = ::getpid();
+  in.now_us = unixMicrosNow();
+  return in;
+}
+
+void StatusBoard::update() {
+  if (monitor_ != nullptr) in_.monitor = monitor_->snapshot();
+  StatusInput in = input();
+  json_ = renderStatus(cfg_, in);
+  constexpr int64_t kSampleEvery = 10'000'000;
+  constexpr size_t kSamples = 360;  // an hour
+  if (samples_.empty() || in.now_us - samples_.back().t_us >= kSampleEvery) {
+    const Freshness& f = in.session.freshness;
+    Sample s{in.now_us, in.state, std::nullopt, std::nullopt, std::nullopt, in.progress.backlog_bytes,
+             in.progress.events_per_second};
+    if (f.observed_written_us) s.age_ms = (in.now_us - *f.observed_written_us) / 1000;
+    if (f.observed_written_us && f.observed_at_us) s.e2e_lag_ms = (*f.observed_at_us - *f.observed_written_us) / 1000;
+    if (in.monitor.slot) s.retained_wal_bytes = in.monitor.slot->retained_wal_bytes;
+    samples_.push_back(s);
+    if (samples_.size() > kSamples) samples_.pop_front();
+  }
+  try {
+    save_(json_);
+  } catch (const Error& e) {
+    // The status is for people; failing to save it must not stop the data.
+    log_.warn("could not save the status: {}", e.what());
+  }
+}
+
+std::string StatusBoard::json() const {
+  std::lock_guard lock(mutex_);
+  // Render afresh so age_ms is measured now.
+  return renderStatus(cfg_, input());
+}
+
+std::string StatusBoard::metrics() const {
+  std::lock_guard lock(mutex_);
+  return renderMetrics(cfg_, input());
+}
+
+PipelineState StatusBoard::state() const {
+  std::lock_guard lock(mutex_);
+  return in_.state;
+}
+
+std::string StatusBoard::history() const {
+  std::lock_guard lock(mutex_);
+  Json samples = Json::array();
+  for (const Sample& s : samples_) {
+    samples.push_back({{"t", isoTime(s.t_us)},
+                       {"state", stateName(s.state)},
+                       {"age_ms", orNull(s.age_ms)},
+                       {"e2e_lag_ms", orNull(s.e2e_lag_ms)},
+                       {"retained_wal_bytes", orNull(s.retained_wal_bytes)},
+                       {"backlog_bytes", orNull(s.backlog_bytes)},
+                       {"events_per_second", s.events_per_second ? Json(static_cast<int64_t>(*s.events_per_second)) : Json(nullptr)}});
+  }
+  return Json{{"samples", samples}}.dump();
 }
 
 }  // namespace tidemark::pipeline

@@ -5,16 +5,21 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
+#include <deque>
+#include <mutex>
+
+#include "common/log.h"
 #include "common/lsn.h"
 #include "config/config.h"
 #include "pipeline/source_monitor.h"
 
 namespace tidemark::pipeline {
 
-enum class PipelineState { Running, Retrying, Stalled, Stopped, Failed };
+enum class PipelineState { Starting, Running, Retrying, Stalled, Stopped, Failed };
 
 std::string_view stateName(PipelineState state);
 
@@ -33,20 +38,78 @@ struct SessionStatus {
   Lsn durable;
   Lsn acknowledged;
   uint64_t events_delivered = 0;
+  uint64_t bytes_delivered = 0;  // event values written to the sinks
+  uint64_t pending_bytes = 0;    // written to the sinks, not yet durable
   Freshness freshness;
 };
 
+/// How far behind the server the stream is, and how fast it catches up.
+struct Progress {
+  std::optional<int64_t> backlog_bytes;  // the server's WAL position minus received
+  std::optional<double> bytes_per_second;
+  std::optional<double> events_per_second;
+  std::optional<int64_t> eta_seconds;    // backlog / rate, when catching up
+};
+
 struct StatusInput {
-  PipelineState state = PipelineState::Running;
+  PipelineState state = PipelineState::Starting;
   std::string reason;
   std::optional<int> pid;
   SessionStatus session;
   MonitorSnapshot monitor;
+  Progress progress;
+  uint64_t retries = 0;
   int64_t now_us = 0;
 };
 
 /// The status document as JSON.
 std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& in);
+
+/// The same figures in Prometheus' text exposition format.
+std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& in);
+
+/// The run's status, kept by the pipeline's thread and read by the HTTP endpoint's: the
+/// latest document, metrics, and a sample every ten seconds for the last hour (the status
+/// page's charts). Saves the document in the state store on every update.
+class StatusBoard {
+ public:
+  using Save = std::function<void(const std::string& json)>;
+
+  StatusBoard(const config::PipelineConfig& cfg, Save save, const Logger& log);
+
+  void setMonitor(const SourceMonitor* monitor);
+  void setState(PipelineState state, std::string reason = {});
+  void report(const SessionStatus& session);
+  void countRetry();
+
+  std::string json() const;
+  std::string metrics() const;
+  /// {"samples":[{"t","state","age_ms","e2e_lag_ms","retained_wal_bytes","backlog_bytes","events_per_second"}...]}
+  std::string history() const;
+  PipelineState state() const;
+
+ private:
+  void update();  // with mutex_ held
+  StatusInput input() const;  // with mutex_ held
+
+  const config::PipelineConfig& cfg_;
+  Save save_;
+  Logger log_;
+  mutable std::mutex mutex_;
+  const SourceMonitor* monitor_ = nullptr;
+  StatusInput in_;
+  std::string json_;
+  struct Sample {
+    int64_t t_us;
+    PipelineState state;
+    std::optional<int64_t> age_ms, e2e_lag_ms, retained_wal_bytes, backlog_bytes;
+    std::optional<double> events_per_second;
+  };
+  std::deque<Sample> samples_;
+  // For rates: the previous report's position and count.
+  std::optional<std::pair<int64_t, SessionStatus>> previous_;
+  int64_t last_progress_log_us_ = 0;
+};
 
 /// "2026-11-21T06:01:02.345Z" for Unix microseconds (millisecond precision).
 std::string isoTime(int64_t unix_us);

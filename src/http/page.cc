@@ -1,0 +1,127 @@
+#include "http/page.h"
+
+namespace tidemark::http {
+
+const std::string_view kStatusPage = R"HTML(<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>tidemark</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d2430; background: #f6f7f9; }
+  h1 { font-size: 1.3rem; margin: 0 0 .8rem; }
+  .state { display: inline-block; padding: .1rem .6rem; border-radius: 1rem; color: #fff; font-weight: 600; }
+  .running { background: #2b8a3e; } .stopped { background: #6c757d; } .retrying { background: #e67700; }
+  .stalled, .failed, .unknown { background: #c92a2a; }
+  .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); gap: .8rem; margin: 1rem 0; }
+  .card { background: #fff; border-radius: .5rem; padding: .7rem .9rem; box-shadow: 0 1px 2px #0002; }
+  .card h2 { font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: #5c6775; margin: 0 0 .3rem; }
+  .big { font-size: 1.5rem; font-weight: 600; }
+  svg { width: 100%; height: 48px; display: block; margin-top: .3rem; }
+  table { border-collapse: collapse; width: 100%; background: #fff; border-radius: .5rem; }
+  td, th { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #eee; vertical-align: top; }
+  .fail { color: #c92a2a; font-weight: 600; } .warn { color: #e67700; font-weight: 600; }
+  .problem { background: #fff3bf; padding: .5rem .8rem; border-radius: .4rem; margin: .5rem 0; }
+  .muted { color: #5c6775; }
+  code { font-size: .9em; }
+</style>
+</head>
+<body>
+<h1>tidemark <span id="pipeline">…</span> <span id="state" class="state unknown">loading</span></h1>
+<div id="reason" class="muted"></div>
+<div id="problem" class="problem" hidden></div>
+<div class="grid">
+  <div class="card"><h2>Heartbeat age</h2><div class="big" id="age">–</div><svg id="chart-age"></svg></div>
+  <div class="card"><h2>End-to-end lag</h2><div class="big" id="e2e">–</div><svg id="chart-e2e"></svg></div>
+  <div class="card"><h2>Retained WAL</h2><div class="big" id="retained">–</div><svg id="chart-wal"></svg></div>
+  <div class="card"><h2>Events</h2><div class="big" id="events">–</div><div class="muted" id="rate"></div><svg id="chart-rate"></svg></div>
+</div>
+<div class="grid">
+  <div class="card"><h2>Sinks</h2><div id="sinks">–</div></div>
+  <div class="card"><h2>Slot</h2><div id="slot">–</div></div>
+  <div class="card"><h2>Positions</h2><div id="positions">–</div></div>
+  <div class="card"><h2>Dead letter queue</h2><div id="dlq">–</div></div>
+</div>
+<h2 style="font-size:1rem">Checks</h2>
+<div id="checks" class="muted">loading…</div>
+<p class="muted">Updated <span id="updated">–</span>; refreshes every 2 s. Charts: the last hour.</p>
+<script>
+"use strict";
+const token = new URLSearchParams(location.search).get("token");
+const headers = token ? { Authorization: "Bearer " + token } : {};
+const $ = (id) => document.getElementById(id);
+const text = (id, v) => { $(id).textContent = v; };
+function ms(v) { return v == null ? "–" : v < 1000 ? v + " ms" : (v / 1000).toFixed(1) + " s"; }
+function bytes(v) {
+  if (v == null) return "–";
+  const u = ["B", "KiB", "MiB", "GiB", "TiB"]; let i = 0;
+  while (v >= 1024 && i < u.length - 1) { v /= 1024; i++; }
+  return (i ? v.toFixed(1) : v) + " " + u[i];
+}
+function esc(s) { return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]); }
+function spark(id, values) {
+  const svg = $(id), pts = values.map((v, i) => [i, v]).filter((p) => p[1] != null);
+  if (pts.length < 2) { svg.innerHTML = ""; return; }
+  const max = Math.max(...pts.map((p) => p[1]), 1), n = Math.max(values.length - 1, 1);
+  const d = pts.map((p) => (p[0] / n * 300).toFixed(1) + "," + (46 - p[1] / max * 44).toFixed(1)).join(" ");
+  svg.setAttribute("viewBox", "0 0 300 48");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.innerHTML = '<polyline fill="none" stroke="#1c7ed6" stroke-width="2" points="' + d + '"/>';
+}
+async function get(path) {
+  const r = await fetch(path, { headers, cache: "no-store" });
+  if (!r.ok) throw new Error(path + ": " + r.status);
+  return r.json();
+}
+async function refresh() {
+  try {
+    const s = await get("api/status");
+    text("pipeline", s.pipeline);
+    $("state").textContent = s.state; $("state").className = "state " + s.state;
+    text("reason", s.reason || "");
+    const hb = s.heartbeat || {};
+    $("problem").hidden = !hb.problem; text("problem", hb.problem || "");
+    text("age", ms(hb.age_ms)); text("e2e", ms(hb.e2e_lag_ms));
+    text("retained", bytes(s.slot && s.slot.retained_wal_bytes));
+    text("events", (s.events && s.events.delivered) ?? "–");
+    const p = s.progress || {};
+    text("rate", (p.events_per_second != null ? p.events_per_second + " events/s" : "") +
+                 (p.backlog_bytes ? ", " + bytes(p.backlog_bytes) + " behind" + (p.eta_seconds != null ? ", ~" + p.eta_seconds + " s to go" : "") : ""));
+    $("sinks").innerHTML = Object.entries(hb.sinks || {}).map(([n, v]) =>
+      "<div><b>" + esc(n) + "</b>: delivered lag " + ms(v.delivered_lag_ms) + "</div>").join("") || "–";
+    const sl = s.slot || {};
+    $("slot").innerHTML = "<div><b>" + esc(sl.name) + "</b> " + esc(sl.wal_status ?? "") + (sl.active ? ", active" : "") +
+      "</div><div class='muted'>confirmed " + esc(sl.confirmed_flush_lsn ?? "–") + ", restart " + esc(sl.restart_lsn ?? "–") + "</div>";
+    const pos = s.positions || {};
+    $("positions").innerHTML = "<div>durable " + esc(pos.durable_lsn ?? "–") + "</div><div>acknowledged " +
+      esc(pos.acknowledged_lsn ?? "–") + "</div><div class='muted'>received " + esc(pos.received_lsn ?? "–") + "</div>";
+    $("dlq").innerHTML = s.dlq ? esc(s.dlq.size) + " events" : "<span class='muted'>no dead letter queue in this pipeline</span>";
+    text("updated", new Date().toLocaleTimeString());
+  } catch (e) {
+    $("state").textContent = "unreachable"; $("state").className = "state unknown"; text("reason", String(e));
+  }
+  try {
+    const h = (await get("api/history")).samples;
+    spark("chart-age", h.map((x) => x.age_ms)); spark("chart-e2e", h.map((x) => x.e2e_lag_ms));
+    spark("chart-wal", h.map((x) => x.retained_wal_bytes)); spark("chart-rate", h.map((x) => x.events_per_second));
+  } catch (e) { /* charts wait for the next refresh */ }
+}
+async function refreshChecks() {
+  try {
+    const c = await get("api/checks");
+    const bad = c.checks.filter((x) => x.outcome !== "pass");
+    $("checks").innerHTML = bad.length === 0
+      ? "<span>all " + c.checks.length + " checks pass</span>"
+      : "<table>" + bad.map((x) => "<tr><td class='" + x.outcome + "'>" + x.outcome.toUpperCase() + "</td><td><b>" +
+          esc(x.title) + "</b><div>" + esc(x.saw) + "</div><div class='muted'>fix: <code>" + esc(x.fix) + "</code></div></td></tr>").join("") + "</table>";
+  } catch (e) { text("checks", "checks unavailable: " + e.message); }
+}
+refresh(); refreshChecks();
+setInterval(refresh, 2000); setInterval(refreshChecks, 60000);
+</script>
+</body>
+</html>
+)HTML";
+
+}  // namespace tidemark::http

@@ -1,0 +1,13 @@
+// The status page served at `/`: one HTML document with inline script and styles, no build
+// step and nothing fetched from elsewhere. It polls /api/status, /api/history and /api/checks
+// every two seconds and draws the last hour as small SVG charts. A token given as ?token= is
+// sent on as a bearer header.
+#pragma once
+
+#include <string_view>
+
+namespace tidemark::http {
+
+extern const std::string_view kStatusPage;
+
+}  // namespace tidemark::http
