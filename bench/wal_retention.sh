@@ -38,6 +38,7 @@
 # Ctrl-C.
 #
 #   bench/wal_retention.sh path/to/tidemark [SECONDS]     (default 70 s of load per mode)
+#   WAL_BATCH_ROWS=1000 WAL_PAUSE=1 bench/wal_retention.sh ...   (a moderate load instead)
 set -euo pipefail
 
 usage="usage: bench/wal_retention.sh path/to/tidemark [SECONDS]"
@@ -103,17 +104,21 @@ CREATE PUBLICATION wal_pub FOR TABLE public.orders;
 SQL
 psql_ -c "CREATE TABLE public.metrics (id bigserial PRIMARY KEY, payload text)" other
 
-# One writer: batches of 10,000 rows with 200-byte payloads, one transaction per batch, until
-# `secs` seconds have passed (the DO block ends itself; COMMIT inside DO needs PostgreSQL 11+).
+# One writer: batches of WAL_BATCH_ROWS rows (default 10,000) with 200-byte payloads, one
+# transaction per batch, WAL_PAUSE seconds apart (default 0: as fast as it can), until `secs`
+# seconds have passed (the DO block ends itself; COMMIT inside DO needs PostgreSQL 11+).
 # Run in the background: exec, so that $! is psql itself and cleanup's SIGTERM reaches it.
+batch_rows=${WAL_BATCH_ROWS:-10000}
+pause=${WAL_PAUSE:-0}
 writer() {  # database table
   exec psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres -c "DO \$\$
 DECLARE stop_at timestamptz := clock_timestamp() + make_interval(secs => $secs);
 BEGIN
   WHILE clock_timestamp() < stop_at LOOP
     INSERT INTO public.$2 (payload)
-      SELECT rpad(md5(random()::text), 200, md5(g::text)) FROM generate_series(1, 10000) g;
+      SELECT rpad(md5(random()::text), 200, md5(g::text)) FROM generate_series(1, $batch_rows) g;
     COMMIT;
+    PERFORM pg_sleep($pause);
   END LOOP;
 END \$\$" "$1"
 }

@@ -762,13 +762,7 @@ class SourceChecks {
 
  public:
   static pg::ConnectOptions options(const config::PipelineConfig& cfg) {
-    pg::ConnectOptions o;
-    o.dsn = cfg.source.dsn;
-    o.password = cfg.source.password;
-    o.connect_timeout = cfg.source.connect_timeout;
-    o.application_name = "tidemark-check";
-    o.what = "source";
-    return o;
+    return pg::sourceOptions(cfg.source, "tidemark-check");
   }
 
  private:

@@ -23,11 +23,8 @@ using Json = nlohmann::ordered_json;
 // stopped pipeline keeps growing). Leaves the saved figures when the source is unreachable.
 void refreshSlot(const config::PipelineConfig& cfg, Json& slot) {
   try {
-    pg::ConnectOptions o;
-    o.dsn = cfg.source.dsn;
-    o.password = cfg.source.password;
-    o.connect_timeout = std::chrono::seconds(3);
-    o.application_name = "tidemark-status";
+    pg::ConnectOptions o = pg::sourceOptions(cfg.source, "tidemark-status");
+    o.connect_timeout = std::chrono::seconds(3);  // status answers quickly, reachable or not
     pg::Connection conn = pg::Connection::open(o);
     pg::Result r = conn.execParams(
         "SELECT confirmed_flush_lsn::text, restart_lsn::text, "

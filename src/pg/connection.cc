@@ -25,6 +25,16 @@ ErrorClass classifySqlState(std::string_view state) {
 
 }  // namespace
 
+ConnectOptions sourceOptions(const config::SourceConfig& source, std::string application_name) {
+  ConnectOptions o;
+  o.dsn = source.dsn;
+  o.password = source.password;
+  o.connect_timeout = source.connect_timeout;
+  o.application_name = std::move(application_name);
+  o.what = "source";
+  return o;
+}
+
 Connection Connection::open(const ConnectOptions& options) {
   // The dsn goes in as "dbname" with expand_dbname, so a conninfo string or a URI both work;
   // keywords after it override what the dsn says.

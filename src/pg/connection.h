@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "config/config.h"
 
 namespace tidemark::pg {
 
@@ -33,6 +34,9 @@ struct ConnectOptions {
   std::string application_name = "tidemark";
   std::string what = "source";           // names the connection in errors ("source", "catalog")
 };
+
+/// Options for connecting to a pipeline's source: its dsn, password and connect timeout.
+ConnectOptions sourceOptions(const config::SourceConfig& source, std::string application_name = "tidemark");
 
 /// A server error, with its SQLSTATE when there is one.
 class ServerError : public Error {

@@ -30,15 +30,6 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-pg::ConnectOptions connectOptions(const config::SourceConfig& src) {
-  pg::ConnectOptions o;
-  o.dsn = src.dsn;
-  o.password = src.password;
-  o.connect_timeout = src.connect_timeout;
-  o.what = "source";
-  return o;
-}
-
 // Sleeps up to `d`, returning early (false) when a stop is requested.
 bool sleepUnlessStopped(milliseconds d, const std::atomic<bool>& stop) {
   auto until = Clock::now() + d;
@@ -147,8 +138,8 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
     std::optional<Session> session;
     try {
       std::optional<state::StoredPosition> stored = store->load();
-      pg::Connection catalog = pg::Connection::open(connectOptions(cfg.source));
-      pg::ReplicationStream stream = pg::ReplicationStream::open(connectOptions(cfg.source));
+      pg::Connection catalog = pg::Connection::open(pg::sourceOptions(cfg.source));
+      pg::ReplicationStream stream = pg::ReplicationStream::open(pg::sourceOptions(cfg.source));
       pg::SystemInfo system = stream.identifySystem();
       HeartbeatTable heartbeat = ensureHeartbeatTable(catalog, cfg, log);
       ensurePublication(catalog, cfg, heartbeat, log);

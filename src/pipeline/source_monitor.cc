@@ -76,13 +76,8 @@ void SourceMonitor::loop() {
     }
     try {
       if (!conn) {
-        pg::ConnectOptions o;
-        o.dsn = cfg_.source.dsn;
-        o.password = cfg_.source.password;
-        o.connect_timeout = cfg_.source.connect_timeout;
-        o.application_name = "tidemark-monitor";
-        o.what = "source";
-        conn = std::make_unique<pg::Connection>(pg::Connection::open(o));
+        conn = std::make_unique<pg::Connection>(
+            pg::Connection::open(pg::sourceOptions(cfg_.source, "tidemark-monitor")));
         // Heartbeats must never wait long on a lock behind the application's writes.
         conn->exec("SET statement_timeout = '10s'", "setting statement_timeout");
       }

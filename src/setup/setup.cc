@@ -161,19 +161,14 @@ void preflight(const ServerFacts& facts, const DsnTarget& target, bool admin) {
 }
 
 pg::ConnectOptions connectOptions(const config::PipelineConfig& cfg, const SetupOptions& options) {
-  pg::ConnectOptions o;
+  pg::ConnectOptions o = pg::sourceOptions(cfg.source, "tidemark-setup");
   if (options.admin_dsn) {
     // The admin brings its own credentials (in the dsn, PGPASSWORD or ~/.pgpass):
     // source.password belongs to the pipeline's role.
     o.dsn = *options.admin_dsn;
+    o.password.reset();
     o.what = "admin (--admin-dsn)";
-  } else {
-    o.dsn = cfg.source.dsn;
-    o.password = cfg.source.password;
-    o.what = "source";
   }
-  o.connect_timeout = cfg.source.connect_timeout;
-  o.application_name = "tidemark-setup";
   return o;
 }
 

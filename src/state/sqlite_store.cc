@@ -162,6 +162,24 @@ std::unique_ptr<OffsetStore> openSqliteStore(const std::filesystem::path& state_
   return std::make_unique<SqliteStore>(state_dir);
 }
 
+namespace {
+
+// Readers beside a running pipeline open the store read-only and take no lock; SQLite's WAL
+// mode lets them read the last committed state while the pipeline writes.
+std::unique_ptr<sqlite3, DbCloser> openReadOnly(const std::string& db_path) {
+  sqlite3* raw = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+    if (raw) sqlite3_close_v2(raw);
+    throw Error(ErrorClass::Fatal, fmt::format("cannot open state store {}: {}", db_path, msg));
+  }
+  std::unique_ptr<sqlite3, DbCloser> db(raw);
+  sqlite3_busy_timeout(db.get(), 5000);
+  return db;
+}
+
+}  // namespace
+
 StatusRecord readStatus(const std::filesystem::path& state_dir) {
   StatusRecord record;
   const std::string db_path = (state_dir / "state.db").string();
@@ -175,14 +193,7 @@ StatusRecord readStatus(const std::filesystem::path& state_dir) {
     ::close(fd);
   }
 
-  sqlite3* raw = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
-    if (raw) sqlite3_close_v2(raw);
-    throw Error(ErrorClass::Fatal, fmt::format("cannot open state store {}: {}", db_path, msg));
-  }
-  std::unique_ptr<sqlite3, DbCloser> db(raw);
-  sqlite3_busy_timeout(db.get(), 5000);
+  std::unique_ptr<sqlite3, DbCloser> db = openReadOnly(db_path);
   sqlite3_stmt* stmt = nullptr;
   if (sqlite3_prepare_v2(db.get(), "SELECT json FROM status WHERE id = 1", -1, &stmt, nullptr) != SQLITE_OK) {
     // A state store from before status was saved, or one never written: no status.
@@ -199,14 +210,7 @@ StatusRecord readStatus(const std::filesystem::path& state_dir) {
 std::optional<StoredPosition> readPosition(const std::filesystem::path& state_dir) {
   const std::string db_path = (state_dir / "state.db").string();
   if (!std::filesystem::exists(db_path)) return std::nullopt;
-  sqlite3* raw = nullptr;
-  if (sqlite3_open_v2(db_path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
-    if (raw) sqlite3_close_v2(raw);
-    throw Error(ErrorClass::Fatal, fmt::format("cannot open state store {}: {}", db_path, msg));
-  }
-  std::unique_ptr<sqlite3, DbCloser> db(raw);
-  sqlite3_busy_timeout(db.get(), 5000);
+  std::unique_ptr<sqlite3, DbCloser> db = openReadOnly(db_path);
   auto prepare = [&](const char* sql) -> Stmt {
     sqlite3_stmt* stmt = nullptr;
     // No such table: a store created but never written holds no position.
