@@ -23,6 +23,7 @@ Overloaded(Ts...) -> Overloaded<Ts...>;
 // looked at even when the server sends nothing.
 constexpr std::chrono::milliseconds kReadWait{100};
 constexpr std::chrono::milliseconds kReportEvery{2000};
+constexpr std::chrono::milliseconds kReportSoonEvery{250};
 constexpr std::chrono::milliseconds kStallCheckEvery{500};
 // The prefix of Layer 2 heartbeat messages (heartbeat.mode: message).
 constexpr std::string_view kHeartbeatPrefix = "tidemark_heartbeat";
@@ -286,6 +287,7 @@ void Session::observe(int64_t written_us, bool heartbeat) {
   if (heartbeat && (!freshness_.heartbeat_written_us || written_us > *freshness_.heartbeat_written_us)) {
     freshness_.heartbeat_written_us = written_us;
   }
+  report_soon_ = true;
   if (!tx_observed_written_us_ || written_us > *tx_observed_written_us_) tx_observed_written_us_ = written_us;
 }
 
@@ -375,11 +377,16 @@ void Session::checkStall() {
   MonitorSnapshot snap = monitor_->snapshot();
   if (!snap.last_written_us || !snap.last_written_seen) return;
   bool seen = freshness_.heartbeat_written_us && *freshness_.heartbeat_written_us >= *snap.last_written_us;
+  if (seen) {
+    unseen_since_.reset();
+    return;
+  }
+  if (!unseen_since_) unseen_since_ = *snap.last_written_seen;
   auto bound = cfg_.heartbeat.stallTimeout();
   // A stream catching up on a backlog is slow, not stalled: it still sends. Only a heartbeat
   // overdue while the server has sent nothing new for as long is a stall.
-  if (seen || now - *snap.last_written_seen < bound || now - last_progress_ < bound) return;
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - *snap.last_written_seen).count();
+  if (now - *unseen_since_ < bound || now - last_progress_ < bound) return;
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(now - *unseen_since_).count();
   throw StallError(fmt::format(
       "the stream is stalled: the heartbeat written {} s ago has not come through, and the "
       "server has sent nothing for {} s (heartbeat.stall_timeout {} s)",
@@ -390,7 +397,12 @@ void Session::checkStall() {
 void Session::maybeReport(bool force) {
   if (!report_) return;
   auto now = Clock::now();
-  if (!force && now < next_report_) return;
+  // Readers of the saved status measure the heartbeat age from it, so a heartbeat that came
+  // through is saved promptly (at most every kReportSoonEvery) rather than at the next tick.
+  bool soon = report_soon_ && now >= last_report_ + kReportSoonEvery;
+  if (!force && !soon && now < next_report_) return;
+  report_soon_ = false;
+  last_report_ = now;
   next_report_ = now + kReportEvery;
   report_(status());
 }

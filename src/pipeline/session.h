@@ -145,7 +145,12 @@ class Session {
   Clock::time_point last_progress_;  // when the server last sent something new
   Clock::time_point next_heartbeat_event_;
   Clock::time_point next_report_;
+  Clock::time_point last_report_;
   Clock::time_point next_stall_check_;
+  // Since when a heartbeat the monitor wrote has been waiting to come through (stall detection
+  // measures from the oldest one, not the latest: the monitor writes a new one every interval).
+  std::optional<Clock::time_point> unseen_since_;
+  bool report_soon_ = false;  // a heartbeat came through: save the status promptly
   bool in_transaction_ = false;
   bool skipping_ = false;
   bool reached_until_ = false;
