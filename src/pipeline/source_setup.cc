@@ -91,6 +91,14 @@ HeartbeatTable ensureHeartbeatTable(pg::Connection& conn, const config::Pipeline
   std::string fix = fmt::format(
       "{} GRANT USAGE ON SCHEMA {} TO {}; GRANT SELECT, INSERT, UPDATE ON {} TO {};",
       heartbeatTableDdl(t), conn.quoteIdentifier(t.schema), user, quotedTable(conn, t), user);
+  // A role that may not create the table may not add it to an existing publication either:
+  // the fix does both, so one run of it makes Layer 2 work.
+  pg::Result pub = conn.execParams("SELECT puballtables FROM pg_publication WHERE pubname = $1",
+                                   {cfg.source.publication}, "reading pg_publication");
+  if (PQntuples(pub.get()) > 0 && pg::value(pub.get(), 0, 0) == "f") {
+    fix += fmt::format(" ALTER PUBLICATION {} ADD TABLE {};",
+                       conn.quoteIdentifier(cfg.source.publication), quotedTable(conn, t));
+  }
   if (cfg.source.read_only) {
     hb.problem = fmt::format(
         "heartbeat table {} does not exist; source.read_only forbids creating it. On the "
