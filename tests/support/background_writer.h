@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -16,9 +17,11 @@ namespace tidemark::test {
 class BackgroundWriter {
  public:
   /// Runs statementFor(0), statementFor(1), ... each as its own transaction, until stop()
-  /// or after `maxBatches`.
+  /// or after `maxBatches`, waiting `pause` after each one (a paced writer, e.g. a heartbeat
+  /// job committing once a second).
   BackgroundWriter(std::string conninfo, std::function<std::string(int64_t batch)> statementFor,
-                   int64_t maxBatches = std::numeric_limits<int64_t>::max());
+                   int64_t maxBatches = std::numeric_limits<int64_t>::max(),
+                   std::chrono::milliseconds pause = std::chrono::milliseconds(0));
   /// Stops and joins.
   ~BackgroundWriter();
 
@@ -36,7 +39,7 @@ class BackgroundWriter {
 
  private:
   void run(std::string conninfo, std::function<std::string(int64_t)> statementFor,
-           int64_t maxBatches);
+           int64_t maxBatches, std::chrono::milliseconds pause);
 
   std::atomic<bool> stop_{false};
   std::atomic<bool> finished_{false};

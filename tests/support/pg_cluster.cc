@@ -16,6 +16,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "support/poll.h"
 #include "support/process.h"
@@ -411,5 +412,42 @@ PgConnection PgCluster::connect(const std::string& db, const std::string& user) 
 }
 
 std::string PgCluster::logTail(size_t maxBytes) const { return readTail(log_, maxBytes); }
+
+size_t PgCluster::logSize() const {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(log_, ec);
+  return ec ? 0 : static_cast<size_t>(size);
+}
+
+std::string PgCluster::logSince(size_t offset) const {
+  std::ifstream in(log_, std::ios::binary);
+  if (!in) return "";
+  in.seekg(static_cast<std::streamoff>(offset));
+  if (!in) return "";
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void PgCluster::setSystem(const std::string& name, const std::optional<std::string>& value) {
+  const std::string before = scalar("postgres", "SELECT pg_conf_load_time()::text");
+  if (value) {
+    exec("postgres", "ALTER SYSTEM SET " + name + " = " + *value);
+  } else {
+    exec("postgres", "ALTER SYSTEM RESET " + name);
+  }
+  // pg_conf_load_time() has microsecond resolution; make sure the reload is a later one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  exec("postgres", "SELECT pg_reload_conf()");
+  // A new backend inherits the postmaster's settings, and its pg_conf_load_time() tells when
+  // the postmaster last read them.
+  const bool reloaded = eventually(
+      [&] { return scalar("postgres", "SELECT pg_conf_load_time()::text") != before; },
+      std::chrono::seconds(30), std::chrono::milliseconds(20));
+  if (!reloaded) {
+    throw std::runtime_error("the server did not reload its configuration after ALTER SYSTEM " +
+                             name + "\n" + logTail(2000));
+  }
+}
 
 }  // namespace tidemark::test

@@ -85,6 +85,18 @@ class PgCluster {
 
   /// The last `maxBytes` of the server log, for failure messages.
   std::string logTail(size_t maxBytes = 8000) const;
+  /// The server log file (pg_ctl -l; readable by the test process).
+  const std::filesystem::path& logFile() const { return log_; }
+  /// The current size of the server log: an offset for logSince.
+  size_t logSize() const;
+  /// What the server logged from `offset` (a logSize() taken earlier) on.
+  std::string logSince(size_t offset) const;
+
+  /// ALTER SYSTEM SET `name` = `value` (a SQL literal, e.g. "'all'" or "'5s'"), or ALTER
+  /// SYSTEM RESET `name` when `value` is empty; then reloads the configuration and waits until
+  /// a new connection sees the reload (pg_conf_load_time() moved), so connections opened
+  /// afterwards, walsenders included, run with the new value.
+  void setSystem(const std::string& name, const std::optional<std::string>& value);
 
  private:
   std::vector<std::string> asServerUser(std::vector<std::string> argv) const;

@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "support/jsonl.h"
+#include "support/poll.h"
 
 namespace tidemark::test {
 namespace {
@@ -33,6 +34,18 @@ std::string objectNameFor(const ::testing::TestInfo& info) {
     name = name.substr(0, kMax - 9) + "_" + hash;
   }
   return name;
+}
+
+// `lines` indented by `indent` spaces, each ending in a newline.
+std::string indented(const std::string& lines, int indent) {
+  std::string out;
+  std::istringstream in(lines);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    out += std::string(static_cast<size_t>(indent), ' ') + line + "\n";
+  }
+  return out;
 }
 
 std::string yamlList(const std::vector<std::string>& items) {
@@ -151,14 +164,20 @@ std::filesystem::path PgPipelineTest::writeConfig(const TidemarkConfig& c,
   if (c.passwordFile) y << "  password_file: " << *c.passwordFile << "\n";
   y << "  slot: " << slot_ << "\n"
     << "  publication: " << publication() << "\n"
-    << "  tables: " << yamlList(c.tables) << "\n"
-    << "sinks:\n"
-    << "  - name: files\n"
-    << "    kind: jsonl\n"
-    << "    path: " << outDir().string() << "\n";
-  if (c.withKey) y << "    with_key: true\n";
+    << "  tables: " << yamlList(c.tables) << "\n";
+  if (c.sourceExtra) y << indented(*c.sourceExtra, 2);
+  y << "sinks:\n";
+  if (c.sinks) {
+    y << indented(*c.sinks, 2);
+  } else {
+    y << "  - name: files\n"
+      << "    kind: jsonl\n"
+      << "    path: " << outDir().string() << "\n";
+    if (c.withKey) y << "    with_key: true\n";
+  }
   y << "delivery:\n"
     << "  flush_interval: " << c.flushInterval << "\n";
+  if (c.heartbeat) y << "heartbeat:\n" << indented(*c.heartbeat, 2);
   return writeRawConfig(y.str(), file);
 }
 
@@ -221,6 +240,71 @@ std::filesystem::path PgPipelineTest::topicFile(const std::string& table,
 
 std::filesystem::path PgPipelineTest::messageFile(const std::string& name) const {
   return outDir() / (name + ".message.jsonl");
+}
+
+std::filesystem::path PgPipelineTest::heartbeatFile(const std::string& prefix) const {
+  return outDir() / ("__debezium-heartbeat." + prefix + ".jsonl");
+}
+
+StatusResult PgPipelineTest::status(const std::filesystem::path& config,
+                                    std::chrono::milliseconds deadline) {
+  RunResult r = runTidemark({"status", "-c", config.string(), "--json"}, deadline);
+  StatusResult s;
+  s.exitCode = r.exitCode;
+  s.description = r.description;
+  try {
+    auto doc = nlohmann::json::parse(r.out);
+    if (doc.is_object()) s.json = std::move(doc);
+  } catch (const nlohmann::json::parse_error&) {
+  }
+  return s;
+}
+
+bool PgPipelineTest::statusEventually(const std::filesystem::path& config,
+                                      const std::function<bool(const StatusResult&)>& pred,
+                                      std::chrono::milliseconds deadline, StatusResult* last,
+                                      std::string* trail, std::chrono::milliseconds step) {
+  StatusResult reading;
+  std::string previous;
+  const auto start = std::chrono::steady_clock::now();
+  const bool ok = eventually(
+      [&] {
+        reading = status(config);
+        std::string line = "exit " + (reading.exitCode ? std::to_string(*reading.exitCode)
+                                                       : std::string("(none)"));
+        if (reading.json) {
+          line += ", state " + jsonAt(*reading.json, "state").value_or(nullptr).dump() +
+                  ", reason " + jsonAt(*reading.json, "reason").value_or(nullptr).dump();
+        } else {
+          line += ", no JSON";
+        }
+        if (trail != nullptr && line != previous) {
+          const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - start)
+                              .count();
+          *trail += "  +" + std::to_string(ms) + " ms: " + line + "\n";
+        }
+        previous = line;
+        return pred(reading);
+      },
+      deadline, step);
+  if (last != nullptr) *last = std::move(reading);
+  return ok;
+}
+
+std::optional<nlohmann::json> jsonAt(const nlohmann::json& doc, const std::string& dottedPath) {
+  const nlohmann::json* at = &doc;
+  size_t pos = 0;
+  while (pos <= dottedPath.size()) {
+    const size_t dot = dottedPath.find('.', pos);
+    const std::string key =
+        dottedPath.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
+    if (!at->is_object() || !at->contains(key)) return std::nullopt;
+    at = &(*at)[key];
+    if (dot == std::string::npos) break;
+    pos = dot + 1;
+  }
+  return *at;
 }
 
 std::vector<nlohmann::json> PgPipelineTest::events(const std::string& table) const {

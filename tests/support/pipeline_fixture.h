@@ -33,6 +33,14 @@ struct TidemarkConfig {
   TidemarkConfig& withPassword(std::string p) { password = std::move(p); return *this; }
   TidemarkConfig& withPasswordFile(std::string p) { passwordFile = std::move(p); return *this; }
   TidemarkConfig& withDsn(std::string d) { dsn = std::move(d); return *this; }
+  TidemarkConfig& withName(std::string n) { name = std::move(n); return *this; }
+  /// Lines of the `heartbeat:` section, unindented: "interval: 1s\nmode: message".
+  TidemarkConfig& withHeartbeat(std::string yamlLines) { heartbeat = std::move(yamlLines); return *this; }
+  /// More lines of the `source:` section, unindented: "read_only: true\nstatus_interval: 1s".
+  TidemarkConfig& withSourceExtra(std::string yamlLines) { sourceExtra = std::move(yamlLines); return *this; }
+  /// The items of `sinks:` instead of the one jsonl sink, unindented:
+  /// "- name: out\n  kind: stdout".
+  TidemarkConfig& withSinks(std::string yamlLines) { sinks = std::move(yamlLines); return *this; }
 
   std::string name = "t1";
   std::vector<std::string> tables;         // "public.orders", ...
@@ -43,7 +51,21 @@ struct TidemarkConfig {
   std::optional<std::string> dsn;          // instead of this test's database on the shared server
   bool withKey = false;
   std::string flushInterval = "100ms";
+  std::optional<std::string> heartbeat;    // the heartbeat section; none when empty
+  std::optional<std::string> sourceExtra;  // appended to the source section
+  std::optional<std::string> sinks;        // replaces the jsonl sink
 };
+
+/// What `tidemark status -c FILE --json` said.
+struct StatusResult {
+  std::optional<int> exitCode;
+  std::optional<nlohmann::json> json;  // when stdout was one JSON document
+  std::string description;             // command, exit and output, for assertion messages
+};
+
+/// The value at a dotted path ("heartbeat.age_ms") of `doc`; nothing when a key on the way is
+/// missing (a JSON null is returned as null).
+std::optional<nlohmann::json> jsonAt(const nlohmann::json& doc, const std::string& dottedPath);
 
 /// How a tidemark run ended. `exitCode` is empty when it did not end within the deadline
 /// (it was then killed).
@@ -119,6 +141,20 @@ class PgPipelineTest : public ::testing::Test {
   /// The sink file of `schema.table` (pipeline `name`), and of the messages topic.
   std::filesystem::path topicFile(const std::string& table, const std::string& name = "t1") const;
   std::filesystem::path messageFile(const std::string& name = "t1") const;
+  /// The Layer 1 heartbeat topic's file: `__debezium-heartbeat.<prefix>.jsonl`.
+  std::filesystem::path heartbeatFile(const std::string& prefix = "t1") const;
+
+  /// Runs `tidemark status -c config --json`.
+  StatusResult status(const std::filesystem::path& config,
+                      std::chrono::milliseconds deadline = std::chrono::seconds(30));
+  /// Runs `status` every `step` until `pred` holds for a reading (-> true) or `deadline` has
+  /// passed (-> false). `last` gets the last reading; `trail` a line per reading that differs
+  /// from the one before (state, reason, exit code), for assertion messages.
+  bool statusEventually(const std::filesystem::path& config,
+                        const std::function<bool(const StatusResult&)>& pred,
+                        std::chrono::milliseconds deadline, StatusResult* last = nullptr,
+                        std::string* trail = nullptr,
+                        std::chrono::milliseconds step = std::chrono::milliseconds(100));
 
   /// The value envelopes written for `table` ("public.orders"), in file order. Lines of a
   /// with_key sink are unwrapped to their value. Tombstones (a null value after a delete, a

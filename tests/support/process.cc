@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -62,11 +63,24 @@ Process::Process(std::vector<std::string> argv, ProcessOptions options) : argv_(
   plan.stderrPath = (dir_ / "stderr").string();
   plan.cwd = options.cwd.string();
 
+  // The child's stdout pipe: the child gets the write end as fd 1, the parent keeps the read
+  // end. Both close-on-exec, so the child keeps only its dup2'ed copy.
+  int outPipe[2] = {-1, -1};
+  if (options.stdoutPipe && ::pipe2(outPipe, O_CLOEXEC) != 0) {
+    throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+  }
+  const int outPipeWrite = outPipe[1];
+
   // A pipe closed on a successful exec tells the parent whether exec worked; on failure the
   // child writes errno into it.
   int errPipe[2];
   if (::pipe2(errPipe, O_CLOEXEC) != 0) {
-    throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+    int err = errno;
+    if (outPipe[0] >= 0) {
+      ::close(outPipe[0]);
+      ::close(outPipe[1]);
+    }
+    throw std::runtime_error(std::string("pipe2: ") + std::strerror(err));
   }
   const pid_t parent = ::getpid();
   pid_ = ::fork();
@@ -74,6 +88,10 @@ Process::Process(std::vector<std::string> argv, ProcessOptions options) : argv_(
     int err = errno;
     ::close(errPipe[0]);
     ::close(errPipe[1]);
+    if (outPipe[0] >= 0) {
+      ::close(outPipe[0]);
+      ::close(outPipe[1]);
+    }
     throw std::runtime_error(std::string("fork: ") + std::strerror(err));
   }
   if (pid_ == 0) {
@@ -86,7 +104,8 @@ Process::Process(std::vector<std::string> argv, ProcessOptions options) : argv_(
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
     if (::getppid() != parent) ::_exit(127);
     int in = ::open("/dev/null", O_RDONLY);
-    int out = ::open(plan.stdoutPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int out = outPipeWrite >= 0 ? outPipeWrite
+                                : ::open(plan.stdoutPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int err = ::open(plan.stderrPath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (in < 0 || out < 0 || err < 0) fail(errno);
     if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(err, 2) < 0) fail(errno);
@@ -106,6 +125,12 @@ Process::Process(std::vector<std::string> argv, ProcessOptions options) : argv_(
     fail(errno);
   }
   ::close(errPipe[1]);
+  if (outPipe[0] >= 0) {
+    ::close(outPipe[1]);
+    stdoutPipeFd_ = outPipe[0];
+    // stdoutText() reads the file; it exists (empty) until drainStdout() fills it.
+    std::ofstream touch(dir_ / "stdout", std::ios::binary | std::ios::trunc);
+  }
   int childErr = 0;
   ssize_t n;
   do {
@@ -114,6 +139,7 @@ Process::Process(std::vector<std::string> argv, ProcessOptions options) : argv_(
   ::close(errPipe[0]);
   if (n > 0) {
     reap(true);
+    stopDrain();
     throw std::runtime_error("cannot execute " + argv_[0] + ": " + std::strerror(childErr));
   }
 }
@@ -121,8 +147,50 @@ Process::Process(std::vector<std::string> argv, ProcessOptions options) : argv_(
 Process::~Process() {
   if (pid_ > 0 && !reaped_) {
     ::kill(pid_, SIGKILL);
-    reap(true);
+    try {
+      reap(true);
+    } catch (...) {
+    }
   }
+  stopDrain();
+}
+
+void Process::stopDrain() {
+  // The child is gone, so the pipe reaches its end and the drain thread ends by itself.
+  if (drainThread_.joinable()) drainThread_.join();
+  if (stdoutPipeFd_ >= 0) {
+    ::close(stdoutPipeFd_);
+    stdoutPipeFd_ = -1;
+  }
+}
+
+size_t Process::stdoutPipeBuffered() const {
+  if (stdoutPipeFd_ < 0) return 0;
+  int n = 0;
+  if (::ioctl(stdoutPipeFd_, FIONREAD, &n) != 0) return 0;
+  return static_cast<size_t>(n);
+}
+
+void Process::drainStdout() {
+  if (stdoutPipeFd_ < 0 || drainThread_.joinable()) return;
+  const int fd = stdoutPipeFd_;
+  const std::string path = (dir_ / "stdout").string();
+  drainThread_ = std::thread([fd, path] {
+    int out = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    char buf[1 << 16];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      for (ssize_t off = 0; off < n && out >= 0;) {
+        ssize_t w = ::write(out, buf + off, static_cast<size_t>(n - off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;
+        off += w;
+      }
+    }
+    if (out >= 0) ::close(out);
+  });
 }
 
 bool Process::reap(bool block) {

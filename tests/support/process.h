@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -22,6 +23,10 @@ struct ProcessOptions {
   std::vector<std::pair<std::string, std::string>> env;
   /// Working directory of the child; the test's own when empty.
   std::filesystem::path cwd;
+  /// Give the child a pipe as stdout instead of a file. Nobody reads it until the test calls
+  /// drainStdout(), so a child that writes more than the pipe holds (64 KiB) blocks: a slow
+  /// consumer on demand. What is drained goes to the same file stdoutText() reads.
+  bool stdoutPipe = false;
 };
 
 class Process {
@@ -50,8 +55,14 @@ class Process {
   /// The signal that ended the child, when one did.
   std::optional<int> termSignal() const;
 
-  /// Everything the child wrote so far.
+  /// Everything the child wrote so far (with stdoutPipe: what has been drained so far).
   std::string stdoutText() const;
+
+  /// With stdoutPipe: the bytes written into the pipe and not read yet (FIONREAD).
+  size_t stdoutPipeBuffered() const;
+  /// With stdoutPipe: starts a thread that reads the pipe to its end (the child exits and
+  /// closes it) into the stdout file. Idempotent.
+  void drainStdout();
   std::string stderrText() const;
 
   /// The child's resource usage (wait4), available once it has been reaped.
@@ -64,6 +75,7 @@ class Process {
 
  private:
   bool reap(bool block);
+  void stopDrain();
 
   std::vector<std::string> argv_;
   TempDir dir_{"tidemark-proc"};
@@ -71,6 +83,8 @@ class Process {
   bool reaped_ = false;
   int status_ = 0;
   std::optional<struct rusage> rusage_;
+  int stdoutPipeFd_ = -1;  // read end of the child's stdout pipe (stdoutPipe)
+  std::thread drainThread_;
 };
 
 }  // namespace tidemark::test
