@@ -63,6 +63,7 @@ echo "PostgreSQL on 127.0.0.1:$port, database shop"
 echo "pipeline: $run/pipeline.yaml"
 echo "events:   $run/out/<topic>.jsonl"
 echo "state:    $run/shop.state"
+echo "status:   http://127.0.0.1:7070/ (page and /metrics), or $tidemark status -c $run/pipeline.yaml"
 echo
 "$tidemark" run -c "$run/pipeline.yaml" >"$run/tidemark.log" 2>&1 &
 pids+=($!)
