@@ -61,13 +61,6 @@ struct CheckRun {
 class CheckTest : public PgPipelineTest {
  protected:
   void TearDown() override {
-    for (const auto& name : changedSettings_) {
-      try {
-        pg().setSystem(name, std::nullopt);
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "cannot reset " << name << ": " << e.what();
-      }
-    }
     PgPipelineTest::TearDown();
     // Roles are cluster-wide; the database holding their grants is gone now.
     for (const auto& role : roles_) {
@@ -89,11 +82,6 @@ class CheckTest : public PgPipelineTest {
     } catch (const json::parse_error&) {
     }
     return c;
-  }
-
-  void setSystem(const std::string& name, const std::string& value) {
-    changedSettings_.push_back(name);
-    pg().setSystem(name, value);
   }
 
   // A login role with REPLICATION that may read `tables`, and nothing else.
@@ -119,7 +107,6 @@ class CheckTest : public PgPipelineTest {
   }
 
  private:
-  std::vector<std::string> changedSettings_;
   std::vector<std::string> roles_;
 };
 

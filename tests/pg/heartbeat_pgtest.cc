@@ -42,23 +42,6 @@ bool isNonNull(const std::optional<json>& v) { return v && !v->is_null(); }
 
 class HeartbeatTest : public PgPipelineTest {
  protected:
-  void TearDown() override {
-    // Server settings changed by a test are put back before anything else runs.
-    for (const auto& name : changedSettings_) {
-      try {
-        pg().setSystem(name, std::nullopt);
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "cannot reset " << name << ": " << e.what();
-      }
-    }
-    PgPipelineTest::TearDown();
-  }
-
-  void setSystem(const std::string& name, const std::string& value) {
-    changedSettings_.push_back(name);
-    pg().setSystem(name, value);
-  }
-
   /// ts of this pipeline's row in the heartbeat table; nothing while the table or row is missing.
   std::optional<std::string> heartbeatTs(const std::string& pipeline = "t1") {
     try {
@@ -147,7 +130,6 @@ class HeartbeatTest : public PgPipelineTest {
            (trail.empty() ? "" : "status trail:\n" + trail) + s.description;
   }
 
-  std::vector<std::string> changedSettings_;
 };
 
 // ---- Layer 2, mode table ----

@@ -38,22 +38,6 @@ constexpr int kStatusUnhealthy = 2;
 
 class StatusTest : public PgPipelineTest {
  protected:
-  void TearDown() override {
-    for (const auto& name : changedSettings_) {
-      try {
-        pg().setSystem(name, std::nullopt);
-      } catch (const std::exception& e) {
-        ADD_FAILURE() << "cannot reset " << name << ": " << e.what();
-      }
-    }
-    PgPipelineTest::TearDown();
-  }
-
-  void setSystem(const std::string& name, const std::string& value) {
-    changedSettings_.push_back(name);
-    pg().setSystem(name, value);
-  }
-
   void startStreaming(const std::filesystem::path& config, std::unique_ptr<Process>& p) {
     p = startRun(config);
     ASSERT_EVENTUALLY(slotActive() || !p->running(), seconds(60)) << p->describe();
@@ -78,7 +62,6 @@ class StatusTest : public PgPipelineTest {
     return st && st->is_string() ? st->get<std::string>() : "";
   }
 
-  std::vector<std::string> changedSettings_;
 };
 
 // Every key docs/STATUS.md lists (scripts may rely on them).

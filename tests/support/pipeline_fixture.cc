@@ -122,7 +122,21 @@ void PgPipelineTest::SetUp() {
   tmp_ = std::make_unique<TempDir>("tidemark-" + db_);
 }
 
+void PgPipelineTest::setSystem(const std::string& name, const std::string& value) {
+  changed_settings_.push_back(name);
+  pg_->setSystem(name, value);
+}
+
 void PgPipelineTest::TearDown() {
+  // Server settings a test changed are put back before anything else runs.
+  for (const auto& name : changed_settings_) {
+    try {
+      pg_->setSystem(name, std::nullopt);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "cannot reset " << name << ": " << e.what();
+    }
+  }
+  changed_settings_.clear();
   if (HasFailure() && tmp_) {
     tmp_->keep();
     std::cerr << "[ kept     ] config, state and output of the failed test: " << tmp_->path()

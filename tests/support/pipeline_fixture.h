@@ -103,6 +103,8 @@ class PgPipelineTest : public ::testing::Test {
   const TempDir& tmp() const { return *tmp_; }
 
   PgRows sql(const std::string& statement) { return pg_->exec(db_, statement); }
+  /// ALTER SYSTEM SET name = value and reload; TearDown resets it before the next test runs.
+  void setSystem(const std::string& name, const std::string& value);
   std::string scalar(const std::string& statement) { return pg_->scalar(db_, statement); }
   PgConnection connect() { return pg_->connect(db_); }
   /// pg_current_wal_lsn(): the --until-lsn that covers everything committed so far.
@@ -173,6 +175,7 @@ class PgPipelineTest : public ::testing::Test {
   std::string db_;
   std::string slot_;
   std::unique_ptr<TempDir> tmp_;
+  std::vector<std::string> changed_settings_;
 };
 
 }  // namespace tidemark::test
