@@ -37,8 +37,6 @@ int64_t nowMs() {
       .count();
 }
 
-bool isNumber(const std::optional<json>& v) { return v && v->is_number(); }
-bool isNonNull(const std::optional<json>& v) { return v && !v->is_null(); }
 
 class HeartbeatTest : public PgPipelineTest {
  protected:
@@ -103,13 +101,6 @@ class HeartbeatTest : public PgPipelineTest {
     return role;
   }
 
-  /// Starts a long run and waits until it streams from the slot.
-  void startStreaming(const std::filesystem::path& config, std::unique_ptr<Process>& p) {
-    p = startRun(config);
-    ASSERT_EVENTUALLY(slotActive() || !p->running(), seconds(60)) << p->describe();
-    ASSERT_TRUE(p->running()) << p->describe();
-  }
-
   /// Waits until the slot has confirmed everything committed so far (so a clean stop has
   /// nothing left in flight), then stops the run with SIGTERM; it must exit 0.
   void confirmAndStop(Process& p) {
@@ -123,11 +114,6 @@ class HeartbeatTest : public PgPipelineTest {
     p.signal(SIGTERM);
     RunResult r = finish(p, seconds(60));
     ASSERT_EQ(r.exitCode, 0) << "a clean stop must exit 0\n" << r.description;
-  }
-
-  std::string describeStatus(const StatusResult& s, const std::string& trail = "") {
-    return "last status: " + (s.json ? s.json->dump() : std::string("(no JSON)")) + "\n" +
-           (trail.empty() ? "" : "status trail:\n" + trail) + s.description;
   }
 
 };

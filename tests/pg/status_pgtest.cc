@@ -29,8 +29,6 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-bool isNumber(const std::optional<json>& v) { return v && v->is_number(); }
-bool isNonNull(const std::optional<json>& v) { return v && !v->is_null(); }
 
 constexpr int kStatusOk = 0;
 constexpr int kStatusNoStatus = 1;
@@ -38,22 +36,11 @@ constexpr int kStatusUnhealthy = 2;
 
 class StatusTest : public PgPipelineTest {
  protected:
-  void startStreaming(const std::filesystem::path& config, std::unique_ptr<Process>& p) {
-    p = startRun(config);
-    ASSERT_EVENTUALLY(slotActive() || !p->running(), seconds(60)) << p->describe();
-    ASSERT_TRUE(p->running()) << p->describe();
-  }
-
   std::optional<int> walsenderPid() {
     auto v = pg().maybeScalar("postgres", "SELECT active_pid FROM pg_replication_slots WHERE "
                                           "slot_name = '" + slot() + "'");
     if (!v) return std::nullopt;
     return std::stoi(*v);
-  }
-
-  static std::string describeStatus(const StatusResult& s, const std::string& trail = "") {
-    return "last status: " + (s.json ? s.json->dump() : std::string("(no JSON)")) + "\n" +
-           (trail.empty() ? "" : "status trail:\n" + trail) + s.description;
   }
 
   static std::string stateOf(const StatusResult& s) {

@@ -122,6 +122,17 @@ void PgPipelineTest::SetUp() {
   tmp_ = std::make_unique<TempDir>("tidemark-" + db_);
 }
 
+std::string describeStatus(const StatusResult& s, const std::string& trail) {
+  return "last status: " + (s.json ? s.json->dump() : std::string("(no JSON)")) + "\n" +
+         (trail.empty() ? "" : "status trail:\n" + trail) + s.description;
+}
+
+void PgPipelineTest::startStreaming(const std::filesystem::path& config, std::unique_ptr<Process>& p) {
+  p = startRun(config);
+  ASSERT_EVENTUALLY(slotActive() || !p->running(), std::chrono::seconds(60)) << p->describe();
+  ASSERT_TRUE(p->running()) << p->describe();
+}
+
 void PgPipelineTest::setSystem(const std::string& name, const std::string& value) {
   changed_settings_.push_back(name);
   pg_->setSystem(name, value);

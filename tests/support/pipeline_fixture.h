@@ -66,6 +66,10 @@ struct StatusResult {
 /// The value at a dotted path ("heartbeat.age_ms") of `doc`; nothing when a key on the way is
 /// missing (a JSON null is returned as null).
 std::optional<nlohmann::json> jsonAt(const nlohmann::json& doc, const std::string& dottedPath);
+inline bool isNumber(const std::optional<nlohmann::json>& v) { return v && v->is_number(); }
+inline bool isNonNull(const std::optional<nlohmann::json>& v) { return v && !v->is_null(); }
+/// A status reading and the trail of readings before it, for assertion messages.
+std::string describeStatus(const StatusResult& s, const std::string& trail = "");
 
 /// How a tidemark run ended. `exitCode` is empty when it did not end within the deadline
 /// (it was then killed).
@@ -145,6 +149,9 @@ class PgPipelineTest : public ::testing::Test {
   std::filesystem::path messageFile(const std::string& name = "t1") const;
   /// The Layer 1 heartbeat topic's file: `__debezium-heartbeat.<prefix>.jsonl`.
   std::filesystem::path heartbeatFile(const std::string& prefix = "t1") const;
+
+  /// Starts a long run (no --until-lsn) and waits until it streams from the slot.
+  void startStreaming(const std::filesystem::path& config, std::unique_ptr<Process>& p);
 
   /// Runs `tidemark status -c config --json`.
   StatusResult status(const std::filesystem::path& config,
