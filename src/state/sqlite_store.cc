@@ -1,6 +1,5 @@
 #include <fcntl.h>
 #include <sqlite3.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +14,28 @@
 namespace tidemark::state {
 
 namespace {
+
+// The state directory's lock: an open file description lock (Linux), so that, as with flock,
+// a second open of the file in the same process conflicts too, and so that a reader can test
+// it (F_OFD_GETLK) without taking it.
+struct flock wholeFile(short type) {
+  struct flock l {};
+  l.l_type = type;
+  l.l_whence = SEEK_SET;
+  l.l_start = 0;
+  l.l_len = 0;  // to the end, however large
+  return l;
+}
+
+bool lockWholeFile(int fd) {
+  struct flock l = wholeFile(F_WRLCK);
+  return ::fcntl(fd, F_OFD_SETLK, &l) == 0;
+}
+
+bool wholeFileLocked(int fd) {
+  struct flock l = wholeFile(F_WRLCK);
+  return ::fcntl(fd, F_OFD_GETLK, &l) == 0 && l.l_type != F_UNLCK;
+}
 
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -40,7 +61,7 @@ class SqliteStore final : public OffsetStore {
       throw Error(ErrorClass::Config,
                   fmt::format("cannot open {}: {}", lock_path, std::strerror(errno)));
     }
-    if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (!lockWholeFile(lock_fd_)) {
       throw Error(ErrorClass::Config,
                   fmt::format("state directory {} is in use by another tidemark process", dir.string()),
                   "stop the other `tidemark run` of this pipeline first, or give this one its own state_dir");
@@ -52,10 +73,12 @@ class SqliteStore final : public OffsetStore {
       throw Error(ErrorClass::Fatal, fmt::format("cannot open state store {}: {}", path_, msg));
     }
     db_.reset(raw);
+    // First, so that a `tidemark status` reading at this moment makes the next statements wait
+    // for it instead of failing with "database is locked".
+    sqlite3_busy_timeout(db_.get(), 5000);
     // WAL with synchronous=FULL: every commit is durable when it returns.
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=FULL");
-    exec("PRAGMA busy_timeout=5000");
     exec("CREATE TABLE IF NOT EXISTS position ("
          " id INTEGER PRIMARY KEY CHECK (id = 1),"
          " system_identifier TEXT NOT NULL, timeline INTEGER NOT NULL, slot TEXT NOT NULL,"
@@ -185,11 +208,12 @@ StatusRecord readStatus(const std::filesystem::path& state_dir) {
   const std::string db_path = (state_dir / "state.db").string();
   if (!std::filesystem::exists(db_path)) return record;
 
-  // A running pipeline holds an exclusive lock on this file; a shared one fails then.
+  // A running pipeline holds a write lock on this file. Only test it: taking even a shared
+  // lock, however briefly, would make a `tidemark run` starting at that moment fail.
   const std::string lock_path = (state_dir / "lock").string();
   int fd = ::open(lock_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
-    if (::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK) record.running = true;
+    record.running = wholeFileLocked(fd);
     ::close(fd);
   }
 

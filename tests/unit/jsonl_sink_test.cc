@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <atomic>
+#include <thread>
 
 #include "common/error.h"
 #include "sinks/jsonl_sink.h"
@@ -132,6 +134,38 @@ TEST(SqliteStore, SavesAndLoadsPositionWithCheckpointsAtomically) {
   EXPECT_EQ(loaded->lsn, Lsn(0x5678));
   EXPECT_EQ(loaded->sinks.at("files"), R"({"t":20})");
   EXPECT_EQ(loaded->system_identifier, "7300000000000000001");
+}
+
+TEST(SqliteStore, StatusReadersSeeTheRunAndNeverKeepItFromStarting) {
+  tidemark::test::TempDir tmp;
+  const auto dir = tmp.path() / "state";
+  { state::openSqliteStore(dir); }  // the files exist, nothing holds them
+  EXPECT_FALSE(state::readStatus(dir).running);
+  {
+    auto store = state::openSqliteStore(dir);
+    store->saveStatus(R"({"state":"running"})");
+    auto record = state::readStatus(dir);
+    EXPECT_TRUE(record.running);
+    EXPECT_EQ(record.json, R"({"state":"running"})");
+  }
+  EXPECT_FALSE(state::readStatus(dir).running);
+
+  // `tidemark status` polled in a loop beside a run that (re)starts: opening must never fail.
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    while (!done.load()) state::readStatus(dir);
+  });
+  int refused = 0;
+  for (int i = 0; i < 300; ++i) {
+    try {
+      auto store = state::openSqliteStore(dir);
+    } catch (const tidemark::Error& e) {
+      if (refused++ == 0) ADD_FAILURE() << e.what();
+    }
+  }
+  done.store(true);
+  reader.join();
+  EXPECT_EQ(refused, 0);
 }
 
 TEST(SqliteStore, RefusesASecondProcessOnTheSameStateDirectory) {
