@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include <fmt/format.h>
+
 namespace tidemark {
 
 void JsonWriter::integer(int64_t v) {
@@ -42,10 +44,37 @@ size_t utf8SequenceLength(std::string_view s, size_t i) {
   return n;
 }
 
+[[noreturn]] void throwInvalid(std::string_view s, size_t offset) {
+  // Up to 8 bytes from the offending one, in hex: enough to find it, and never raw bytes in a
+  // message that goes to logs and status documents.
+  std::string bytes;
+  for (size_t k = offset; k < s.size() && k < offset + 8; ++k) {
+    if (!bytes.empty()) bytes += ' ';
+    bytes += fmt::format("{:02x}", static_cast<unsigned char>(s[k]));
+  }
+  throw InvalidUtf8(fmt::format("not valid UTF-8: byte {} of {} starts no valid sequence (bytes {}{})",
+                                offset, s.size(), bytes, offset + 8 < s.size() ? " ..." : ""),
+                    offset);
+}
+
 }  // namespace
 
-void JsonWriter::appendQuoted(std::string& out, std::string_view s) {
+size_t JsonWriter::firstInvalidUtf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    if (static_cast<unsigned char>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n = utf8SequenceLength(s, i);
+    if (n == 0) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+void JsonWriter::appendQuoted(std::string& out, std::string_view s, Utf8Policy policy) {
   static const char* hex = "0123456789abcdef";
+  const size_t start = out.size();
   out += '"';
   size_t run_start = 0;
   size_t i = 0;
@@ -62,8 +91,18 @@ void JsonWriter::appendQuoted(std::string& out, std::string_view s) {
         i += n;
         continue;
       }
+      if (policy == Utf8Policy::Reject) {
+        out.resize(start);
+        throwInvalid(s, i);
+      }
       flush(i);
-      out += "\xEF\xBF\xBD";
+      if (policy == Utf8Policy::Escape) {
+        out += "\\udc";
+        out += hex[c >> 4];
+        out += hex[c & 0xF];
+      } else {
+        out += "\xEF\xBF\xBD";
+      }
       run_start = ++i;
       continue;
     }

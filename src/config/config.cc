@@ -344,6 +344,8 @@ std::string expectedText(const Setting& setting) {
       return fmt::format("one of {}", joinAllowed(setting));
     case SettingType::TableList:
       return "a list of table names";
+    case SettingType::TopicMap:
+      return "a mapping from table names to topic names";
   }
   return "a value";
 }
@@ -614,6 +616,9 @@ class Loader {
     if (setting.type == SettingType::TableList) {
       return readTables(setting, node, path, line);
     }
+    if (setting.type == SettingType::TopicMap) {
+      return readTopics(setting, node, path, line);
+    }
     const Scalar value = scalar(setting, node, path, line);
     const std::string& text = value.text;
     if (text.empty() && setting.type != SettingType::Bool) {
@@ -665,9 +670,55 @@ class Loader {
       case SettingType::Mapping:
       case SettingType::List:
       case SettingType::TableList:
+      case SettingType::TopicMap:
         break;
     }
     fail(path, line, "internal error: no reader for this setting's type");
+  }
+
+  // A table name read from a scalar: a list element or a mapping key.
+  TableName readTableName(const Setting& setting, const YAML::Node& node, const std::string& path,
+                          int line) const {
+    if (!node.IsScalar()) {
+      fail(path, line, fmt::format("expected a table name, got {}", nodeKind(node)), kTableHint);
+    }
+    const Scalar value{node.Scalar(), expand(node.Scalar(), setting, path, line)};
+    Parsed<TableName> parsed = parseTableName(value.text);
+    if (!parsed.value) {
+      fail(path, line,
+           fmt::format("{} is not a valid table name: it {}", subject(setting, value), parsed.problem),
+           kTableHint);
+    }
+    return std::move(*parsed.value);
+  }
+
+  SettingValue readTopics(const Setting& setting, const YAML::Node& node, const std::string& path,
+                          int line) {
+    if (!node.IsMap()) {
+      fail(path, line, fmt::format("expected {}, got {}", expectedText(setting), nodeKind(node)),
+           "write topics: {public.orders: shop.orders}");
+    }
+    TopicList topics;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      const YAML::Node key = it->first;
+      const YAML::Node value = it->second;
+      const int key_line = key.Mark().line >= 0 ? key.Mark().line : line;
+      const std::string key_path = fmt::format("{}[{}]", path, key.IsScalar() ? shown(key.Scalar()) : "?");
+      TableName table = readTableName(setting, key, key_path, key_line);
+      for (const auto& [seen, topic] : topics) {
+        if (seen == table) {
+          fail(key_path, key_line, fmt::format("{} has two topics", shown(table.str())),
+               "keep one entry per table; unquoted names are folded to lower case");
+        }
+      }
+      const Scalar topic = scalar(setting, value, key_path, key_line);
+      if (std::string problem = topicProblem(topic.text); !problem.empty()) {
+        fail(key_path, key_line, fmt::format("topic {} {}", subject(setting, topic), problem));
+      }
+      lines_[key_path] = key_line;
+      topics.emplace_back(std::move(table), topic.text);
+    }
+    return topics;
   }
 
   SettingValue readTables(const Setting& setting, const YAML::Node& node, const std::string& path,
@@ -685,27 +736,15 @@ class Loader {
       const YAML::Node element = node[i];
       std::string element_path = fmt::format("{}[{}]", path, i);
       int element_line = element.Mark().line >= 0 ? element.Mark().line : line;
-      if (!element.IsScalar()) {
-        fail(element_path, element_line,
-             fmt::format("expected a table name, got {}", nodeKind(element)), kTableHint);
-      }
-      const Scalar value{element.Scalar(),
-                         expand(element.Scalar(), setting, element_path, element_line)};
-      Parsed<TableName> parsed = parseTableName(value.text);
-      if (!parsed.value) {
-        fail(element_path, element_line,
-             fmt::format("{} is not a valid table name: it {}", subject(setting, value),
-                         parsed.problem),
-             kTableHint);
-      }
-      auto same = std::find(tables.begin(), tables.end(), *parsed.value);
+      TableName table = readTableName(setting, element, element_path, element_line);
+      auto same = std::find(tables.begin(), tables.end(), table);
       if (same != tables.end()) {
         fail(element_path, element_line,
-             fmt::format("{} is listed twice (also {}[{}])", shown(parsed.value->str()), path,
+             fmt::format("{} is listed twice (also {}[{}])", shown(table.str()), path,
                          same - tables.begin()),
              "remove one of them; unquoted names are folded to lower case");
       }
-      tables.push_back(std::move(*parsed.value));
+      tables.push_back(std::move(table));
     }
     return tables;
   }
@@ -798,6 +837,13 @@ class Loader {
              "capture it as data with heartbeat.deliver: true instead of listing it");
       }
     }
+    for (const auto& [table, topic] : c.source.topics) {
+      if (std::find(c.source.tables.begin(), c.source.tables.end(), table) == c.source.tables.end()) {
+        fail(fmt::format("source.topics[{}]", shown(table.str())), lineOf("source.topics"),
+             "is not one of source.tables", "list the table in source.tables, or remove its topic");
+      }
+    }
+    checkTopicsDistinct();
     for (size_t i = 0; i < c.sinks.size(); ++i) {
       const SinkConfig& sink = c.sinks[i];
       std::string element = fmt::format("sinks[{}]", i);
@@ -821,6 +867,32 @@ class Loader {
                "give each jsonl sink its own directory; two sinks would write the same files");
         }
       }
+    }
+  }
+
+  // Two tables on one topic would mix their rows under one key space (and one jsonl file).
+  // Names differing only in characters the sanitizer replaces collide, as do tables whose
+  // topic is set to another's.
+  void checkTopicsDistinct() const {
+    const PipelineConfig& c = config_;
+    std::vector<std::pair<std::string, std::string>> used;  // topic, what writes it
+    auto claim = [&](std::string topic, std::string what) {
+      for (const auto& [other_topic, other] : used) {
+        if (other_topic != topic) continue;
+        fail("source.topics", lineOf(c.source.topics.empty() ? "source.tables" : "source.topics"),
+             fmt::format("{} and {} would both write topic {}", other, what, shown(topic)),
+             "give one of them a topic of its own under source.topics, e.g. topics: {'<table>': "
+             "<prefix>.<schema>.<new name>}");
+      }
+      used.emplace_back(std::move(topic), std::move(what));
+    };
+    for (const TableName& t : c.source.tables) claim(tableTopic(c, t), fmt::format("table {}", shown(t.str())));
+    claim(sanitizeTopic(c.topic_prefix + ".message"), "logical decoding messages");
+    claim(sanitizeTopic("__debezium-heartbeat." + c.topic_prefix), "heartbeat events");
+    if (c.heartbeat.deliver && c.heartbeat.mode == "table") {
+      claim(sanitizeTopic(fmt::format("{}.{}.{}", c.topic_prefix, c.heartbeat.table.schema,
+                                      c.heartbeat.table.table)),
+            fmt::format("heartbeat table {}", shown(c.heartbeat.table.str())));
     }
   }
 
@@ -860,6 +932,8 @@ std::string typeText(const Setting& setting) {
     }
     case SettingType::TableList:
       return "list of table names";
+    case SettingType::TopicMap:
+      return "mapping of table names to topics";
   }
   return "";
 }
@@ -918,6 +992,23 @@ std::string redactDsn(const std::string& dsn) {
     out += "***";
   }
   return out;
+}
+
+std::string sanitizeTopic(std::string_view topic) {
+  std::string out(topic);
+  for (char& c : out) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) c = '_';
+  }
+  return out;
+}
+
+std::string tableTopic(const PipelineConfig& cfg, const TableName& table) {
+  for (const auto& [t, topic] : cfg.source.topics) {
+    if (t == table) return topic;
+  }
+  return sanitizeTopic(fmt::format("{}.{}.{}", cfg.topic_prefix, table.schema, table.table));
 }
 
 PipelineConfig loadString(const std::string& yaml, const std::string& origin,

@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace tidemark::config {
@@ -29,6 +31,12 @@ struct SourceConfig {
   bool create_slot = true;
   bool create_publication = true;
   std::vector<TableName> tables;          // at least one
+  /// Topics chosen for tables instead of <prefix>.<schema>.<table> (each table listed in
+  /// `tables`). Keeps tables whose names sanitize alike on topics of their own.
+  std::vector<std::pair<TableName, std::string>> topics;
+  /// What text with bytes that are not valid UTF-8 becomes (possible only in a SQL_ASCII
+  /// database): "fail" stops with an error naming the row, "escape" writes \udcXX escapes.
+  std::string invalid_utf8 = "fail";
   std::chrono::milliseconds status_interval{10000};
   std::chrono::milliseconds connect_timeout{10000};
   bool read_only = false;                 // write nothing to the source (no DDL, no heartbeat writes)
@@ -99,5 +107,13 @@ std::string referenceMarkdown();
 
 /// The dsn with any password removed, safe to print.
 std::string redactDsn(const std::string& dsn);
+
+/// A topic name made safe for file names and Kafka: each byte outside [A-Za-z0-9._-] becomes
+/// '_'.
+std::string sanitizeTopic(std::string_view topic);
+
+/// The topic of a captured table: its entry in source.topics, else
+/// <topic_prefix>.<schema>.<table>, sanitized.
+std::string tableTopic(const PipelineConfig& cfg, const TableName& table);
 
 }  // namespace tidemark::config

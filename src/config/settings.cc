@@ -30,6 +30,7 @@ constexpr std::string_view kLogLevels[] = {"debug", "info", "warn", "error"};
 constexpr std::string_view kSourceKinds[] = {"postgres"};
 constexpr std::string_view kSinkKinds[] = {"jsonl", "stdout"};
 constexpr std::string_view kHeartbeatModes[] = {"table", "message", "query", "off"};
+constexpr std::string_view kInvalidUtf8Modes[] = {"fail", "escape"};
 
 bool isAsciiLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool isAsciiDigit(char c) { return c >= '0' && c <= '9'; }
@@ -229,6 +230,28 @@ constexpr Setting kSettings[] = {
             [](SettingTarget& t, SettingValue&& v) {
               t.pipeline.source.tables = take<std::vector<TableName>>(v);
             },
+    },
+    {
+        .path = "source.topics",
+        .type = SettingType::TopicMap,
+        .default_text = "none",
+        .description = "Topics for tables, instead of `<prefix>.<schema>.<table>`: a mapping "
+                       "from a table of `tables` to a topic name (1 to 249 of `A-Z a-z 0-9 . _ "
+                       "-`). Needed when two tables' names sanitize to one topic.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.topics = take<TopicList>(v); },
+    },
+    {
+        .path = "source.invalid_utf8",
+        .type = SettingType::Enum,
+        .allowed = kInvalidUtf8Modes,
+        .description = "Text with bytes that are not valid UTF-8 (only a `SQL_ASCII` database "
+                       "stores such): `fail` stops with an error naming table, column and key; "
+                       "`escape` writes each such byte 0xXX as `\\udcXX` (recoverable exactly).",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.invalid_utf8 = take<std::string>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(p.source.invalid_utf8); },
     },
     {
         .path = "source.status_interval",
@@ -758,6 +781,17 @@ Parsed<TableName> parseTableName(std::string_view text) {
     out.value = TableName{std::move(parts[0]), std::move(parts[1])};
   }
   return out;
+}
+
+std::string topicProblem(std::string_view topic) {
+  if (topic.empty() || topic.size() > 249) return "must be 1 to 249 characters long";
+  if (topic == "." || topic == "..") return "may not be \".\" or \"..\"";
+  for (char c : topic) {
+    if (!isAsciiLetter(c) && !isAsciiDigit(c) && c != '_' && c != '.' && c != '-') {
+      return "may only contain letters, digits, '_', '.' and '-' (Kafka's topic characters)";
+    }
+  }
+  return {};
 }
 
 }  // namespace tidemark::config

@@ -28,11 +28,13 @@ enum class SettingType {
   Path,       // a string; relative paths resolve against the config file's directory
   Enum,       // one of Setting::allowed
   TableList,  // a list of table names: "schema.table", "table", "\"Quoted\".\"Name\""
+  TopicMap,   // a mapping from table names (as in TableList) to topic names
 };
 
 /// A parsed value, as the setting's type produces it.
+using TopicList = std::vector<std::pair<TableName, std::string>>;
 using SettingValue = std::variant<std::monostate, std::string, bool, std::chrono::milliseconds,
-                                  uint64_t, std::filesystem::path, std::vector<TableName>>;
+                                  uint64_t, std::filesystem::path, std::vector<TableName>, TopicList>;
 
 /// Where a setting's value is stored while a file is read.
 struct SettingTarget {
@@ -99,6 +101,10 @@ std::string formatSize(uint64_t bytes);
 /// A table as PostgreSQL reads a qualified name: unquoted parts fold to lower case, quoted
 /// parts ("" inside quotes is a quote) are kept as written, a missing schema means "public".
 Parsed<TableName> parseTableName(std::string_view text);
+
+/// Why `topic` is not a valid Kafka topic name (1 to 249 characters from [A-Za-z0-9._-], not
+/// "." or ".."), without quoting it; empty when it is valid.
+std::string topicProblem(std::string_view topic);
 
 /// Checks a libpq connection string (conninfo "k=v ..." or postgres:// URI) for syntax errors
 /// that would otherwise leave a password where it could be printed. Empty when valid.

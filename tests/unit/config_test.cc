@@ -929,3 +929,67 @@ TEST(ConfigHttp, TheTokenIsASecretNeverEchoed) {
 
 }  // namespace
 }  // namespace tidemark::config
+
+namespace tidemark::config {
+namespace {
+
+TEST(ConfigTopics, TablesGetTheirOwnTopicOrThePrefixedName) {
+  PipelineConfig c = load(
+      "name: shop\n"
+      "source:\n"
+      "  dsn: \"host=db dbname=shop user=tidemark\"\n"
+      "  tables: [public.orders, '\"Sales\".\"Order Items\"']\n"
+      "  topics:\n"
+      "    '\"Sales\".\"Order Items\"': shop.sales.order_items\n"
+      "sinks: [{name: out, kind: stdout}]\n");
+  ASSERT_EQ(c.source.topics.size(), 1u);
+  EXPECT_EQ(tableTopic(c, {"public", "orders"}), "shop.public.orders");
+  EXPECT_EQ(tableTopic(c, {"Sales", "Order Items"}), "shop.sales.order_items");
+}
+
+TEST(ConfigTopics, TwoTablesOnOneTopicAreRefusedNamingBothAndTheSetting) {
+  // 21 three-byte characters each: both sanitize to 63 underscores.
+  std::string a, b;
+  for (int i = 0; i < 21; ++i) {
+    a += "\xe8\xa1\xa8";
+    b += "\xe4\xb8\xad";
+  }
+  const std::string tables = "  tables: ['\"" + a + "\"', '\"" + b + "\"']\n";
+  Error e = loadError("name: shop\nsource:\n  dsn: \"host=db dbname=shop user=tidemark\"\n" + tables +
+                      "sinks: [{name: out, kind: stdout}]\n");
+  EXPECT_TRUE(contains(e.what(), "public." + a));
+  EXPECT_TRUE(contains(e.what(), "public." + b));
+  EXPECT_TRUE(contains(e.what(), "shop.public.___"));
+  EXPECT_TRUE(contains(e.hint(), "source.topics"));
+
+  // A topic of its own for one of them resolves it.
+  PipelineConfig c = load("name: shop\nsource:\n  dsn: \"host=db dbname=shop user=tidemark\"\n" + tables +
+                          "  topics: {'\"" + b + "\"': shop.public.zhong}\n"
+                          "sinks: [{name: out, kind: stdout}]\n");
+  EXPECT_EQ(tableTopic(c, {"public", b}), "shop.public.zhong");
+}
+
+TEST(ConfigTopics, ATopicSetToAnotherTablesTopicIsRefused) {
+  std::string yaml = withSource("  topics: {public.orders: shop.public.customers}\n");
+  yaml.replace(yaml.find("[public.orders]"), 15, "[public.orders, public.customers]");
+  Error e = loadError(yaml);
+  EXPECT_TRUE(contains(e.what(), "would both write topic"));
+}
+
+TEST(ConfigTopics, BadTopicsAndTablesOutsideTheListAreRefused) {
+  EXPECT_TRUE(contains(loadError(withSource("  topics: {public.orders: 'has space'}\n")).what(),
+                       "may only contain"));
+  EXPECT_TRUE(contains(loadError(withSource("  topics: {public.other: shop.other}\n")).what(),
+                       "is not one of source.tables"));
+  EXPECT_TRUE(contains(loadError(withSource("  topics: [shop.other]\n")).what(),
+                       "a mapping from table names to topic names"));
+}
+
+TEST(ConfigSource, InvalidUtf8IsFailOrEscape) {
+  EXPECT_EQ(load(withSource("")).source.invalid_utf8, "fail");
+  EXPECT_EQ(load(withSource("  invalid_utf8: escape\n")).source.invalid_utf8, "escape");
+  EXPECT_TRUE(contains(loadError(withSource("  invalid_utf8: replace\n")).what(), "is not one of"));
+}
+
+}  // namespace
+}  // namespace tidemark::config
