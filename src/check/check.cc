@@ -14,6 +14,7 @@
 #include "common/error.h"
 #include "pg/connection.h"
 #include "pg/replication.h"
+#include "pipeline/capture.h"
 #include "pipeline/source_setup.h"
 #include "state/offset_store.h"
 
@@ -32,8 +33,10 @@ std::vector<CheckName> sourceCheckNames(const config::PipelineConfig& cfg) {
       {"server_version", "server version"},
       {"wal_level", "wal_level"},
       {"replication_capacity", "replication slots and WAL senders"},
+      {"encoding", "database encoding"},
       {"role_privileges", "role privileges"},
       {"publication", fmt::format("publication \"{}\"", cfg.source.publication)},
+      {"captured_tables", "captured tables"},
       {"slot", fmt::format("slot \"{}\"", cfg.source.slot)},
       {"stored_position", "stored position vs slot"},
       {"heartbeat_table", fmt::format("heartbeat table {}", cfg.heartbeat.table.str())},
@@ -62,8 +65,10 @@ class SourceChecks {
         {"server_version", [&] { return serverVersion(); }},
         {"wal_level", [&] { return walLevel(); }},
         {"replication_capacity", [&] { return capacity(); }},
+        {"encoding", [&] { return encoding(); }},
         {"role_privileges", [&] { return rolePrivileges(); }},
         {"publication", [&] { return publication(); }},
+        {"captured_tables", [&] { return capturedTables(); }},
         {"slot", [&] { return slot(); }},
         {"stored_position", [&] { return storedPosition(); }},
         {"heartbeat_table", [&] { return heartbeatTable(); }},
@@ -194,11 +199,7 @@ class SourceChecks {
           "LEFT JOIN pg_namespace n ON n.nspname = x.s "
           "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = x.t AND c.relkind IN ('r', 'p')",
           {t.schema, t.table});
-      if (pg::value(p.get(), 0, 2) != "t") {
-        problems.push_back(fmt::format("captured table {} does not exist", t.str()));
-        fixes.push_back(fmt::format("create {}, or remove it from source.tables", table(t)));
-        continue;
-      }
+      if (pg::value(p.get(), 0, 2) != "t") continue;  // the captured_tables check says so
       if (pg::value(p.get(), 0, 1) != "t") {
         problems.push_back(fmt::format("no USAGE on schema {}", t.schema));
         fixes.push_back(fmt::format("GRANT USAGE ON SCHEMA {} TO {};", ident(t.schema), ident(user_)));
@@ -211,7 +212,7 @@ class SourceChecks {
     std::string saw = fmt::format("role \"{}\"{}", user_, how.empty() ? "" : " (" + how + ")");
     if (problems.empty()) {
       return make("role_privileges", "role privileges", Outcome::Pass,
-                  fmt::format("{}; USAGE and SELECT on all {} captured tables", saw, cfg_.source.tables.size()));
+                  fmt::format("{}; USAGE and SELECT on the captured tables that exist", saw));
     }
     return make("role_privileges", "role privileges", Outcome::Fail, saw + ": " + join(problems, "; "),
                 "as a superuser: " + join(dedupe(fixes), " "));
@@ -266,10 +267,7 @@ class SourceChecks {
       }
       return false;
     };
-    std::vector<config::TableName> missing;
-    for (const auto& t : src.tables) {
-      if (!isCovered(t)) missing.push_back(t);
-    }
+    // Whether it sends the captured tables is the captured_tables check's.
     std::vector<config::TableName> missing_own;  // tidemark's own tables: degrade, not break
     std::vector<std::string> notes;
     if (heartbeat_table && !isCovered(cfg_.heartbeat.table)) {
@@ -291,35 +289,80 @@ class SourceChecks {
                                   all_tables ? "FOR ALL TABLES"
                                              : fmt::format("{} tables", PQntuples(covered.get())));
     std::vector<std::string> fixes;
-    std::vector<config::TableName> to_add = missing;
-    to_add.insert(to_add.end(), missing_own.begin(), missing_own.end());
-    if (!to_add.empty()) {
+    if (!missing_own.empty()) {
       fixes.push_back(all_tables
                           ? fmt::format("a FOR ALL TABLES publication covers every existing table; "
                                         "create the missing ones: {}",
-                                        tableList(to_add))
-                          : fmt::format("ALTER PUBLICATION {} ADD TABLE {};", pub, tableList(to_add)));
+                                        tableList(missing_own))
+                          : fmt::format("ALTER PUBLICATION {} ADD TABLE {};", pub, tableList(missing_own)));
     }
     if (!unpublished_ops.empty()) {
       fixes.push_back(fmt::format("ALTER PUBLICATION {} SET (publish = 'insert, update, delete, truncate');", pub));
-    }
-    if (!missing.empty()) {
-      std::vector<std::string> names;
-      for (const auto& t : missing) names.push_back(t.str());
-      notes.insert(notes.begin(), fmt::format("captured tables missing from it: {} (tidemark run refuses to start)",
-                                              join(names, ", ")));
-      return make("publication", title, Outcome::Fail, saw + "; " + join(notes, "; "),
-                  fmt::format("as the publication's owner ({}): {}", owner, join(fixes, " ")));
     }
     if (!notes.empty()) {
       return make("publication", title, Outcome::Warn, saw + "; " + join(notes, "; "),
                   fmt::format("as the publication's owner ({}): {}", owner, join(fixes, " ")));
     }
     std::string own;
-    if (heartbeat_table) own += ", the heartbeat table";
-    if (signal_table) own += ", the signal table";
-    return make("publication", title, Outcome::Pass,
-                fmt::format("{}; covers the {} captured tables{}", saw, src.tables.size(), own));
+    if (heartbeat_table) own += "; covers the heartbeat table";
+    if (signal_table) own += heartbeat_table ? " and the signal table" : "; covers the signal table";
+    return make("publication", title, Outcome::Pass, saw + own);
+  }
+
+  // The same verdicts as `tidemark run` reaches at start (pipeline/capture.h).
+  CheckResult capturedTables() {
+    std::vector<state::CapturedTable> stored;
+    try {
+      stored = state::readCapture(cfg_.state_dir);
+    } catch (const Error&) {
+      // The stored-position check reports an unreadable store.
+    }
+    pipeline::CaptureFacts facts = pipeline::readCaptureFacts(conn_, cfg_, stored);
+    std::vector<pipeline::CaptureProblem> problems = pipeline::judgeCapture(facts, cfg_);
+    const std::string title = "captured tables";
+    if (problems.empty()) {
+      size_t partitioned = 0;
+      for (const auto& f : facts.tables) partitioned += f.partitioned ? 1 : 0;
+      return make("captured_tables", title, Outcome::Pass,
+                  fmt::format("publication \"{}\" sends all {} captured tables{}{}", cfg_.source.publication,
+                              facts.tables.size(),
+                              partitioned > 0 ? fmt::format(" ({} partitioned, via the partition root)", partitioned)
+                                              : "",
+                              stored.empty() ? "" : "; each is the relation captured before"));
+    }
+    std::vector<std::string> what, fixes;
+    bool lost = false;
+    for (const auto& p : problems) {
+      what.push_back(p.what);
+      fixes.push_back(p.fix);
+      lost = lost || p.cls == ErrorClass::PositionLost;
+    }
+    return make("captured_tables", title, Outcome::Fail,
+                join(what, "; ") + (lost ? " (tidemark run stops with exit 3)" : " (tidemark run refuses to start)"),
+                join(dedupe(fixes), " "));
+  }
+
+  CheckResult encoding() {
+    pg::Result r = query("SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()", {});
+    const std::string enc = pg::value(r.get(), 0, 0).value_or("?");
+    const std::string title = "database encoding";
+    if (enc == "SQL_ASCII") {
+      return make("encoding", title, Outcome::Warn,
+                  fmt::format("database \"{}\" is SQL_ASCII: the server stores text bytes unchecked "
+                              "and cannot convert them to UTF-8, so a value with bytes that are not "
+                              "UTF-8 {}",
+                              database_,
+                              cfg_.source.invalid_utf8 == "escape"
+                                  ? "is written with \\udcXX escapes (source.invalid_utf8: escape)"
+                                  : "stops the pipeline with an error naming the row"),
+                  cfg_.source.invalid_utf8 == "escape"
+                      ? "none needed; consumers must read lone surrogates (\\udcXX) as the original bytes"
+                      : "if the data is in one known encoding, move it to a database of that encoding; "
+                        "or set source.invalid_utf8: escape to pass such bytes on as \\udcXX escapes");
+    }
+    return make("encoding", title, Outcome::Pass,
+                enc == "UTF8" ? std::string("UTF8")
+                              : fmt::format("{}; the server converts text to UTF-8 for tidemark", enc));
   }
 
   CheckResult slot() {

@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -14,6 +16,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "config/settings.h"
 #include "pipeline/pipeline.h"
 #include "setup/setup.h"
 
@@ -33,7 +36,8 @@ void installSignalHandlers() {
   signal(SIGPIPE, SIG_IGN);
 }
 
-int runCommand(const std::string& config_file, const std::string& until) {
+int runCommand(const std::string& config_file, const std::string& until,
+               const std::vector<std::string>& accept_recreated) {
   using namespace tidemark;
   config::PipelineConfig cfg = config::loadFile(config_file);
   LogLevel level;
@@ -46,6 +50,15 @@ int runCommand(const std::string& config_file, const std::string& until) {
                   "write it as PostgreSQL prints LSNs, e.g. 0/16B3748 (SELECT pg_current_wal_lsn())");
     }
     options.until_lsn = lsn;
+  }
+  for (const auto& name : accept_recreated) {
+    config::Parsed<config::TableName> table = config::parseTableName(name);
+    if (!table.value) {
+      throw Error(ErrorClass::Config,
+                  fmt::format("--accept-recreated: \"{}\" is not a table name: it {}", name, table.problem),
+                  "name the table as source.tables does, e.g. public.orders");
+    }
+    options.accept_recreated.push_back(*table.value);
   }
   installSignalHandlers();
   pipeline::run(cfg, options, g_stop);
@@ -66,6 +79,10 @@ int main(int argc, char** argv) {
   run->add_option("--until-lsn", until,
                   "Stop, exit 0, once every transaction committed at or before this LSN is "
                   "durable in all sinks and confirmed to the slot");
+  std::vector<std::string> accept_recreated;
+  run->add_option("--accept-recreated", accept_recreated,
+                  "A captured table (as in source.tables) that was dropped and created again: "
+                  "capture the new table from now on (repeatable)");
 
   bool status_json = false;
   CLI::App* status = app.add_subcommand(
@@ -122,7 +139,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("status")) {
       return tidemark::cli::statusCommand(tidemark::config::loadFile(config_file), status_json);
     }
-    return runCommand(config_file, until);
+    return runCommand(config_file, until, accept_recreated);
   } catch (const tidemark::Error& e) {
     tidemark::Logger("tidemark").error("{}", e.describe());
     return tidemark::exitCodeFor(e.errorClass());

@@ -8,6 +8,7 @@
 #include "common/base64.h"
 #include "common/error.h"
 #include "common/json_writer.h"
+#include "config/config.h"
 
 namespace tidemark::events {
 
@@ -25,38 +26,35 @@ void appendDecimal(std::string& out, uint64_t v) {
   out.append(buf, end);
 }
 
-void appendValue(std::string& out, const Column& col, const pgoutput::TupleColumn& c,
-                 const pgoutput::TupleColumn* fallback) {
-  JsonWriter w(out);
-  switch (c.kind) {
-    case pgoutput::ColumnKind::Null:
-      out += "null";
-      return;
-    case pgoutput::ColumnKind::Text:
-      renderValue(*col.type, c.value, w);
-      return;
-    case pgoutput::ColumnKind::UnchangedToast:
-      // The old row (REPLICA IDENTITY FULL) carries the value the update left unchanged.
-      if (fallback != nullptr && fallback->kind == pgoutput::ColumnKind::Text) {
-        renderValue(*col.type, fallback->value, w);
-      } else {
-        renderUnavailable(*col.type, w);
-      }
-      return;
-    case pgoutput::ColumnKind::Binary:
-      throw Error(ErrorClass::Fatal,
-                  fmt::format("column \"{}\" arrived in binary format, which tidemark does not "
-                              "request",
-                              col.name));
+// The value that stands for `c` in an event: an unchanged TOASTed value is the old tuple's,
+// when the server sent one that carries it.
+const pgoutput::TupleColumn& effective(const pgoutput::TupleColumn& c, const pgoutput::TupleColumn* fallback) {
+  if (c.kind == pgoutput::ColumnKind::UnchangedToast && fallback != nullptr &&
+      fallback->kind == pgoutput::ColumnKind::Text) {
+    return *fallback;
+  }
+  return c;
+}
+
+const pgoutput::TupleColumn* columnOf(const pgoutput::TupleData* tuple, size_t i) {
+  return (tuple != nullptr && i < tuple->size()) ? &(*tuple)[i] : nullptr;
+}
+
+const char* opName(char op) {
+  switch (op) {
+    case 'c': return "insert";
+    case 'u': return "update";
+    case 'd': return "delete";
+    default: return "change";
   }
 }
 
 }  // namespace
 
-EnvelopeBuilder::EnvelopeBuilder(std::string server_name, std::string db)
-    : server_name_(std::move(server_name)), db_(std::move(db)) {
-  message_topic_ = sanitizeTopic(server_name_ + ".message");
-  heartbeat_topic_ = sanitizeTopic("__debezium-heartbeat." + server_name_);
+EnvelopeBuilder::EnvelopeBuilder(std::string server_name, std::string db, Utf8Policy utf8)
+    : server_name_(std::move(server_name)), db_(std::move(db)), utf8_(utf8) {
+  message_topic_ = config::sanitizeTopic(server_name_ + ".message");
+  heartbeat_topic_ = config::sanitizeTopic("__debezium-heartbeat." + server_name_);
   source_head_ = R"({"version":")" TIDEMARK_VERSION R"(","connector":"postgresql","name":)";
   JsonWriter::appendQuoted(source_head_, server_name_);
   source_head_ += ",\"ts_ms\":";
@@ -77,9 +75,41 @@ bool EnvelopeBuilder::keyChanged(const Relation& rel, const pgoutput::TupleData&
     if (!rel.columns[i].part_of_key) continue;
     const auto& o = old_tuple[i];
     const auto& n = new_tuple[i];
+    // Not resent because it did not change: the server sends a TOASTed key value it left alone
+    // in the old key only.
+    if (n.kind == pgoutput::ColumnKind::UnchangedToast) continue;
     if (o.kind != n.kind || o.value != n.value) return true;
   }
   return false;
+}
+
+void EnvelopeBuilder::appendValue(std::string& out, const Column& col, const pgoutput::TupleColumn& column,
+                                  const pgoutput::TupleColumn* fallback) const {
+  const pgoutput::TupleColumn& c = effective(column, fallback);
+  JsonWriter w(out, utf8_);
+  try {
+    switch (c.kind) {
+      case pgoutput::ColumnKind::Null:
+        out += "null";
+        return;
+      case pgoutput::ColumnKind::Text:
+        renderValue(*col.type, c.value, w);
+        return;
+      case pgoutput::ColumnKind::UnchangedToast:
+        renderUnavailable(*col.type, w);
+        return;
+      case pgoutput::ColumnKind::Binary:
+        throw Error(ErrorClass::Fatal, "it arrived in binary format, which tidemark does not request");
+    }
+  } catch (const InvalidUtf8& e) {
+    throw Error(ErrorClass::Poison, fmt::format("column \"{}\": {}", col.name, e.what()),
+                "the database's encoding is probably SQL_ASCII, which stores bytes unchecked; "
+                "set source.invalid_utf8: escape to write such bytes as \\udcXX escapes (the "
+                "change stays in the stream until it is delivered; correcting the row at the "
+                "source fixes later changes only)");
+  } catch (const Error& e) {
+    throw Error(e.errorClass(), fmt::format("column \"{}\": {}", col.name, e.what()), e.hint());
+  }
 }
 
 void EnvelopeBuilder::writeRow(const Relation& rel, const pgoutput::TupleData& tuple,
@@ -99,14 +129,13 @@ void EnvelopeBuilder::writeRow(const Relation& rel, const pgoutput::TupleData& t
       value_ += "null";
       continue;
     }
-    const pgoutput::TupleColumn* fb =
-        (fallback != nullptr && i < fallback->size()) ? &(*fallback)[i] : nullptr;
-    appendValue(value_, col, tuple[i], fb);
+    appendValue(value_, col, tuple[i], columnOf(fallback, i));
   }
   value_ += '}';
 }
 
-void EnvelopeBuilder::writeKey(const Relation& rel, const pgoutput::TupleData& tuple) {
+void EnvelopeBuilder::writeKey(const Relation& rel, const pgoutput::TupleData& tuple,
+                               const pgoutput::TupleData* fallback) {
   key_.clear();
   if (!rel.has_key) return;
   key_ += '{';
@@ -118,7 +147,7 @@ void EnvelopeBuilder::writeKey(const Relation& rel, const pgoutput::TupleData& t
     first = false;
     key_ += col.quoted_name;
     key_ += ':';
-    appendValue(key_, col, tuple[i], nullptr);
+    appendValue(key_, col, tuple[i], columnOf(fallback, i));
   }
   key_ += '}';
 }
@@ -161,27 +190,49 @@ void EnvelopeBuilder::writeTail(char op) {
   value_ += ",\"transaction\":null}";
 }
 
-Event EnvelopeBuilder::change(char op, const Relation& rel, Lsn lsn,
-                              const pgoutput::TupleData* old_tuple, pgoutput::OldTupleKind old_kind,
-                              const pgoutput::TupleData* new_tuple) {
-  value_.clear();
-  value_ += "{\"before\":";
-  // Before-images: the full old row under REPLICA IDENTITY FULL; only the key columns when
-  // the server sent just the key (a delete, or an update that changed the key).
-  if (old_tuple != nullptr) {
-    writeRow(rel, *old_tuple, nullptr, old_kind == pgoutput::OldTupleKind::Key);
-  } else {
-    value_ += "null";
+Event EnvelopeBuilder::change(char op, const Relation& rel, Lsn lsn, const pgoutput::TupleData* before,
+                              pgoutput::OldTupleKind before_kind, const pgoutput::TupleData* after,
+                              const pgoutput::TupleData* old) {
+  if (old == nullptr) old = before;
+  const pgoutput::TupleData& key_row = after != nullptr ? *after : *before;
+  try {
+    value_.clear();
+    value_ += "{\"before\":";
+    // Before-images: the full old row under REPLICA IDENTITY FULL; only the key columns when
+    // the server sent just the key (a delete, or an update that changed the key).
+    if (before != nullptr) {
+      writeRow(rel, *before, nullptr, before_kind == pgoutput::OldTupleKind::Key);
+    } else {
+      value_ += "null";
+    }
+    value_ += ",\"after\":";
+    if (after != nullptr) writeRow(rel, *after, old, false);
+    else value_ += "null";
+    value_ += ',';
+    writeSource(rel.schema, rel.table, lsn, true);
+    writeTail(op);
+    writeKey(rel, key_row, old);
+  } catch (const Error& e) {
+    // Name the row: the table and its key, rendered for people (invalid bytes replaced).
+    std::string key = "none";
+    if (rel.has_key) {
+      key.clear();
+      for (size_t i = 0; i < rel.columns.size() && i < key_row.size(); ++i) {
+        if (!rel.columns[i].part_of_key) continue;
+        const pgoutput::TupleColumn& c = effective(key_row[i], columnOf(old, i));
+        key += key.empty() ? "" : ", ";
+        key += rel.columns[i].name + "=";
+        key += c.kind == pgoutput::ColumnKind::Text ? std::string(c.value).substr(0, 64) : "?";
+      }
+      std::string quoted;
+      JsonWriter::appendQuoted(quoted, key);  // replaces bytes that are not UTF-8
+      key = quoted.substr(1, quoted.size() - 2);
+    }
+    throw Error(e.errorClass(),
+                fmt::format("cannot write the {} of a row of {}.{} (key {}) at {}: {}", opName(op),
+                            rel.schema, rel.table, key, lsn.str(), e.what()),
+                e.hint());
   }
-  value_ += ",\"after\":";
-  const pgoutput::TupleData* fallback =
-      old_kind == pgoutput::OldTupleKind::Full ? old_tuple : nullptr;
-  if (new_tuple != nullptr) writeRow(rel, *new_tuple, fallback, false);
-  else value_ += "null";
-  value_ += ',';
-  writeSource(rel.schema, rel.table, lsn, true);
-  writeTail(op);
-  writeKey(rel, new_tuple != nullptr ? *new_tuple : *old_tuple);
   return Event{rel.topic, key_, value_};
 }
 

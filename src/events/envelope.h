@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/json_writer.h"
 #include "common/lsn.h"
 #include "events/relations.h"
 #include "pgoutput/messages.h"
@@ -24,16 +25,22 @@ struct Event {
 class EnvelopeBuilder {
  public:
   /// `server_name` is Debezium's topic.prefix (source.name); `db` the source database.
-  EnvelopeBuilder(std::string server_name, std::string db);
+  /// `utf8` says what text values with bytes that are not valid UTF-8 become (possible only
+  /// from a SQL_ASCII database): an error naming the row (Reject), or escapes (Escape).
+  EnvelopeBuilder(std::string server_name, std::string db, Utf8Policy utf8 = Utf8Policy::Reject);
 
   void beginTransaction(Xid xid, pgoutput::PgTimestamp commit_time);
   /// Remembers the commit for the next events' source.sequence.
   void endTransaction(Lsn commit_lsn);
 
-  /// A row change: op 'c' (insert), 'u' (update), 'd' (delete). `old_tuple` may be null.
-  /// Throws Error(Poison) when a value cannot be rendered.
-  Event change(char op, const Relation& rel, Lsn lsn, const pgoutput::TupleData* old_tuple,
-               pgoutput::OldTupleKind old_kind, const pgoutput::TupleData* new_tuple);
+  /// A row change: op 'c' (insert), 'u' (update), 'd' (delete). `before` (written as the
+  /// event's `before`, with only the key columns when `before_kind` is Key) and `after` may be
+  /// null. `old` is the old tuple the server sent, if any, when it is not `before`: an
+  /// unchanged TOASTed value in `after` or in the key is taken from it. Throws Error(Poison)
+  /// naming the table, the column and the row's key when a value cannot be rendered.
+  Event change(char op, const Relation& rel, Lsn lsn, const pgoutput::TupleData* before,
+               pgoutput::OldTupleKind before_kind, const pgoutput::TupleData* after,
+               const pgoutput::TupleData* old = nullptr);
 
   /// A truncate of one relation (op 't').
   Event truncate(const Relation& rel, Lsn lsn);
@@ -46,19 +53,24 @@ class EnvelopeBuilder {
   /// key {"serverName": <server_name>}, value {"ts_ms": <now>}.
   Event heartbeat(int64_t now_ms);
 
-  /// True when the key columns of two tuples differ (an update that changes the key).
+  /// True when the key columns of two tuples differ (an update that changes the key). A key
+  /// value the new tuple leaves unchanged (TOASTed, so not resent) is the old one.
   static bool keyChanged(const Relation& rel, const pgoutput::TupleData& old_tuple,
                          const pgoutput::TupleData& new_tuple);
 
  private:
   void writeRow(const Relation& rel, const pgoutput::TupleData& tuple,
                 const pgoutput::TupleData* fallback, bool key_only);
-  void writeKey(const Relation& rel, const pgoutput::TupleData& tuple);
+  void writeKey(const Relation& rel, const pgoutput::TupleData& tuple,
+                const pgoutput::TupleData* fallback);
+  void appendValue(std::string& out, const Column& col, const pgoutput::TupleColumn& c,
+                   const pgoutput::TupleColumn* fallback) const;
   void writeSource(std::string_view schema, std::string_view table, Lsn lsn, bool in_transaction);
   void writeTail(char op);
 
   std::string server_name_;
   std::string db_;
+  Utf8Policy utf8_;
   std::string message_topic_;
   std::string heartbeat_topic_;
   std::string source_head_;  // the constant start of every source block

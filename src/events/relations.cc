@@ -13,45 +13,116 @@ namespace {
 constexpr TypeOid kFirstNormalObjectId = 16384;
 }
 
-std::string sanitizeTopic(std::string_view topic) {
-  std::string out(topic);
-  for (char& c : out) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) c = '_';
+std::optional<std::vector<size_t>> primaryKeyPositions(const std::vector<pgoutput::RelationColumn>& columns,
+                                                       const std::vector<CatalogAttribute>& attributes) {
+  std::vector<const CatalogAttribute*> key;
+  for (const auto& a : attributes) {
+    if (a.in_primary_key) key.push_back(&a);
   }
-  return out;
+  if (key.empty()) return std::vector<size_t>{};
+
+  // By name: a column keeps its name unless renamed, whatever was added or dropped around it
+  // (and a publication's column list may leave columns out).
+  std::vector<size_t> positions;
+  for (const CatalogAttribute* k : key) {
+    auto it = std::find_if(columns.begin(), columns.end(),
+                           [&](const pgoutput::RelationColumn& c) { return c.name == k->name; });
+    if (it == columns.end()) break;
+    positions.push_back(static_cast<size_t>(it - columns.begin()));
+  }
+  if (positions.size() == key.size()) {
+    std::sort(positions.begin(), positions.end());
+    return positions;
+  }
+
+  // By position: a key column renamed since. The message lists the live columns in attnum
+  // order, so they line up with today's live attributes unless columns were dropped since;
+  // columns added since come after all of them. Types must agree all along.
+  std::vector<const CatalogAttribute*> live;
+  for (const auto& a : attributes) {
+    if (!a.dropped && !a.generated) live.push_back(&a);
+  }
+  if (columns.size() > live.size()) return std::nullopt;
+  positions.clear();
+  for (size_t i = 0; i < columns.size(); ++i) {
+    if (columns[i].type != live[i]->type) return std::nullopt;
+    if (live[i]->in_primary_key) positions.push_back(i);
+  }
+  if (positions.size() != key.size()) return std::nullopt;
+  return positions;
 }
 
-RelationCache::RelationCache(std::string topic_prefix, Catalog catalog,
-                             std::function<RelationRole(std::string_view, std::string_view)> classify)
-    : prefix_(std::move(topic_prefix)), catalog_(std::move(catalog)), classify_(std::move(classify)) {}
+RelationCache::RelationCache(Catalog catalog, Classifier classify)
+    : catalog_(std::move(catalog)), classify_(std::move(classify)) {}
+
+void RelationCache::noteType(const pgoutput::TypeMessage& m) {
+  type_names_[m.type] = fmt::format("{}.{}", m.nspname, m.typname);
+}
+
+std::string RelationCache::typeName(TypeOid oid) const {
+  auto it = type_names_.find(oid);
+  return it == type_names_.end() ? fmt::format("type {}", oid) : fmt::format("type {} ({})", it->second, oid);
+}
 
 const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
   Relation rel;
   rel.relid = m.relid;
-  rel.schema = std::string(m.nspname);
-  rel.table = std::string(m.relname);
-  rel.topic = sanitizeTopic(fmt::format("{}.{}.{}", prefix_, rel.schema, rel.table));
+  rel.stream_schema = std::string(m.nspname);
+  rel.stream_table = std::string(m.relname);
+  RelationTarget target = classify_(m.relid, m.nspname, m.relname);
+  rel.captured = target.role == RelationRole::Captured;
+  rel.heartbeat = target.role == RelationRole::Heartbeat;
+  rel.schema = target.schema.empty() ? rel.stream_schema : std::move(target.schema);
+  rel.table = target.table.empty() ? rel.stream_table : std::move(target.table);
+  rel.topic = std::move(target.topic);
+  rel.note = std::move(target.note);
   rel.replica_identity = m.replica_identity;
-  RelationRole role = classify_(rel.schema, rel.table);
-  rel.captured = role == RelationRole::Captured;
-  rel.heartbeat = role == RelationRole::Heartbeat;
+  // Only relations whose rows are rendered need types and keys: resolving the rest would make
+  // an unrelated table of a shared publication able to stop the pipeline.
+  const bool rendered = rel.captured || rel.heartbeat;
+
+  std::vector<size_t> full_key;
+  if (rendered && m.replica_identity == 'f') {
+    auto positions = primaryKeyPositions(m.columns, catalog_.attributes(m.relid));
+    if (!positions) {
+      throw Error(ErrorClass::Fatal,
+                  fmt::format("cannot tell which columns of {}.{} formed its primary key when this "
+                              "change was made: under REPLICA IDENTITY FULL the stream does not "
+                              "say, and the table's columns have changed too much since (a key "
+                              "column renamed, and columns dropped or retyped)",
+                              rel.schema, rel.table),
+                  "give the table REPLICA IDENTITY DEFAULT or USING INDEX, which put the key in "
+                  "the stream; a change already in the stream stays undecidable");
+    }
+    full_key = std::move(*positions);
+  }
   rel.columns.reserve(m.columns.size());
-  std::vector<std::string> primary_key;
-  if (m.replica_identity == 'f') primary_key = catalog_.primary_key(m.relid);
-  for (const auto& c : m.columns) {
+  for (size_t i = 0; i < m.columns.size(); ++i) {
+    const auto& c = m.columns[i];
     Column col;
     col.name = std::string(c.name);
+    if (rendered && JsonWriter::firstInvalidUtf8(col.name) != std::string_view::npos) {
+      throw Error(ErrorClass::Fatal,
+                  fmt::format("a column name of {}.{} is not valid UTF-8", rel.schema, rel.table),
+                  "the database's encoding is probably SQL_ASCII; rename the column");
+    }
     JsonWriter::appendQuoted(col.quoted_name, col.name);
     col.type_oid = c.type;
-    col.type = typeInfo(c.type);
+    if (rendered) {
+      try {
+        col.type = typeInfo(c.type);
+      } catch (const Error& e) {
+        throw Error(e.errorClass(),
+                    fmt::format("column \"{}\" of {}.{}: {}", col.name, rel.schema, rel.table, e.what()),
+                    e.hint());
+      }
+    }
     if (m.replica_identity == 'f') {
-      col.part_of_key = std::find(primary_key.begin(), primary_key.end(), col.name) != primary_key.end();
+      col.part_of_key = std::find(full_key.begin(), full_key.end(), i) != full_key.end();
     } else {
       col.part_of_key = m.replica_identity != 'n' && c.part_of_key;
     }
-    rel.has_key = rel.has_key || c.part_of_key;
+    rel.has_key = rel.has_key || col.part_of_key;
     rel.columns.push_back(std::move(col));
   }
   auto [it, inserted] = relations_.insert_or_assign(m.relid, std::move(rel));
@@ -67,17 +138,28 @@ std::shared_ptr<const TypeInfo> RelationCache::typeInfo(TypeOid oid, int depth) 
   if (auto b = builtinType(oid)) return b;
   static const auto text = std::make_shared<const TypeInfo>(TypeInfo{ValueKind::Text, nullptr, ','});
   if (oid < kFirstNormalObjectId) return text;  // a built-in the table does not know: text form
+  // A type's rendering cannot change while its OID names it: a domain keeps its base type, an
+  // array its element. So a resolved type stays cached, even once the catalog has dropped it.
   if (auto it = types_.find(oid); it != types_.end()) return it->second;
   if (depth > 8) {
-    throw Error(ErrorClass::Fatal, fmt::format("type {} nests domains or arrays too deeply", oid));
+    throw Error(ErrorClass::Fatal, fmt::format("{} nests domains or arrays too deeply", typeName(oid)));
   }
-  CatalogType ct = catalog_.type(oid);
+  std::optional<CatalogType> ct = catalog_.type(oid);
+  if (!ct) {
+    throw Error(ErrorClass::Fatal,
+                fmt::format("its {} no longer exists in the catalog (dropped since the change was "
+                            "made), so tidemark cannot tell how to render its values",
+                            typeName(oid)),
+                "if the type was a domain, enum or array that was dropped after the column's type "
+                "changed, the changes written before cannot be rendered by their own type; "
+                "recreating it does not help (a new type gets a new OID)");
+  }
   std::shared_ptr<const TypeInfo> info;
-  if (ct.typtype == 'd' && ct.base_type != 0) {
-    info = typeInfo(ct.base_type, depth + 1);  // a domain renders as its base type
-  } else if (ct.is_array && ct.element != 0) {
+  if (ct->typtype == 'd' && ct->base_type != 0) {
+    info = typeInfo(ct->base_type, depth + 1);  // a domain renders as its base type
+  } else if (ct->is_array && ct->element != 0) {
     info = std::make_shared<const TypeInfo>(
-        TypeInfo{ValueKind::Array, typeInfo(ct.element, depth + 1), ct.delimiter});
+        TypeInfo{ValueKind::Array, typeInfo(ct->element, depth + 1), ct->delimiter});
   } else {
     info = text;  // enums render as their label; other types as their text form
   }

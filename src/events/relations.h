@@ -1,13 +1,18 @@
-// What tidemark knows about each captured relation, built from pgoutput Relation messages:
-// owned names, the topic, and for every column how its values render. Column types that are
-// not built in (enums, domains, arrays of those, extension types) are resolved once through
-// the Catalog (a query on the source), then cached by OID. The key columns are those of the
-// replica identity, except under REPLICA IDENTITY FULL (the primary key, if any) and NOTHING
-// (none), as Debezium keys its events by the primary key.
+// What tidemark knows about each relation the stream describes, built from pgoutput Relation
+// messages: the names and topic its events carry, and for every column how its values render.
+// Which relations are captured, and under which name, the pipeline decides (a Classifier): by
+// OID first, so that a renamed table stays captured, then by name. Column types that are not
+// built in (enums, domains, arrays of those, extension types) are resolved once through the
+// Catalog (a query on the source), then cached by OID; a type the catalog no longer knows is an
+// error, never a guess. The key columns are those of the replica identity, except under
+// REPLICA IDENTITY FULL (the primary key, if any) and NOTHING (none), as Debezium keys its
+// events by the primary key.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -22,26 +27,48 @@ struct Column {
   std::string name;
   std::string quoted_name;  // the JSON key with quotes, "name", ready to append
   TypeOid type_oid = 0;
-  std::shared_ptr<const TypeInfo> type;
+  std::shared_ptr<const TypeInfo> type;  // null for relations that are not delivered
   bool part_of_key = false;
 };
 
-struct Relation {
-  RelationId relid;
+enum class RelationRole {
+  Captured,   // a table of source.tables (or a partition of one, or an incarnation by name)
+  Heartbeat,  // the heartbeat table: its rows are measured (and delivered only when asked)
+  Other,      // published, but not captured: its changes are skipped and counted
+};
+
+/// Where a relation's changes go, as the pipeline decides from its OID and the names its
+/// Relation message carries.
+struct RelationTarget {
+  RelationRole role = RelationRole::Other;
+  /// The names events carry and their topic: the configured table's for a captured relation,
+  /// whatever the relation is called in the stream.
   std::string schema;
   std::string table;
-  std::string topic;  // <prefix>.<schema>.<table>, with characters outside [A-Za-z0-9._-] as '_'
+  std::string topic;
+  /// For a captured relation matched otherwise than by its own OID and name (renamed, a
+  /// partition, another incarnation), what it is; logged with its first change. For Other,
+  /// why its changes are skipped.
+  std::string note;
+};
+
+using Classifier =
+    std::function<RelationTarget(RelationId relid, std::string_view schema, std::string_view table)>;
+
+struct Relation {
+  RelationId relid;
+  std::string stream_schema;  // the names in the Relation message
+  std::string stream_table;
+  std::string schema;         // the names events carry (RelationTarget)
+  std::string table;
+  std::string topic;
+  std::string note;
   char replica_identity = 'd';
   std::vector<Column> columns;
   bool has_key = false;
-  /// Listed in source.tables. A publication may cover more tables (FOR ALL TABLES, or a
-  /// table since removed from the configuration); their changes are not delivered.
   bool captured = false;
-  /// The heartbeat table: its rows are measured (and delivered only when asked).
   bool heartbeat = false;
 };
-
-enum class RelationRole { Captured, Heartbeat, Other };
 
 /// Facts about a non-built-in type, as the catalog tells them.
 struct CatalogType {
@@ -52,42 +79,59 @@ struct CatalogType {
   char delimiter = ',';
 };
 
+/// One row of pg_attribute for a relation (attnum > 0).
+struct CatalogAttribute {
+  int attnum = 0;
+  std::string name;
+  TypeOid type = 0;
+  bool dropped = false;
+  bool generated = false;  // generated columns are not in pgoutput's stream (PostgreSQL 15)
+  bool in_primary_key = false;
+};
+
 /// Lookups in the source's catalog, for what pgoutput does not say. Both throw on failure.
 struct Catalog {
-  std::function<CatalogType(TypeOid)> type;
-  /// Primary key column names of a relation, empty when it has none. Needed under REPLICA
-  /// IDENTITY FULL, where pgoutput flags every column as part of the identity.
-  std::function<std::vector<std::string>(RelationId)> primary_key;
+  /// The type, or nothing when no type has this OID (it was dropped since).
+  std::function<std::optional<CatalogType>(TypeOid)> type;
+  /// The relation's attributes in attnum order. Needed under REPLICA IDENTITY FULL, where
+  /// pgoutput flags every column as part of the identity and the primary key is not in the
+  /// stream.
+  std::function<std::vector<CatalogAttribute>(RelationId)> attributes;
 };
+
+/// Which columns of a Relation message form the relation's primary key, from its attributes
+/// as the catalog shows them now: by name when every key column's name is among the message's
+/// columns, else by position when the message's columns line up with the live attributes in
+/// types (a key column renamed since the change). Empty without a primary key; nothing when
+/// neither way matches (the columns changed too much since the change was made).
+std::optional<std::vector<size_t>> primaryKeyPositions(
+    const std::vector<pgoutput::RelationColumn>& columns, const std::vector<CatalogAttribute>& attributes);
 
 class RelationCache {
  public:
-  RelationCache(std::string topic_prefix, Catalog catalog,
-                std::function<RelationRole(std::string_view schema, std::string_view table)> classify);
+  RelationCache(Catalog catalog, Classifier classify);
 
-  /// Adds or replaces a relation from its Relation message.
+  /// Adds or replaces a relation from its Relation message. Throws Error naming the relation
+  /// and column when a captured column's type or the key cannot be resolved.
   const Relation& update(const pgoutput::RelationMessage& message);
-  /// Forgets a cached type (a Type message says it may have changed).
-  void invalidateType(TypeOid oid) { types_.erase(oid); }
+  /// Records the name a Type message gives a type, for messages about it.
+  void noteType(const pgoutput::TypeMessage& message);
 
   /// The relation, or nullptr if no Relation message has described it.
   const Relation* find(RelationId relid) const;
 
-  /// How values of `oid` render, resolving through the catalog when not built in.
+  /// How values of `oid` render, resolving through the catalog when not built in. Throws
+  /// Error when the catalog no longer knows the type.
   std::shared_ptr<const TypeInfo> typeInfo(TypeOid oid, int depth = 0);
 
-  const std::string& topicPrefix() const { return prefix_; }
-
  private:
-  std::string prefix_;
+  std::string typeName(TypeOid oid) const;
+
   Catalog catalog_;
-  std::function<RelationRole(std::string_view, std::string_view)> classify_;
+  Classifier classify_;
   std::unordered_map<RelationId, Relation> relations_;
   std::unordered_map<TypeOid, std::shared_ptr<const TypeInfo>> types_;
+  std::unordered_map<TypeOid, std::string> type_names_;  // from Type messages
 };
-
-/// A topic name made safe for file names and Kafka: characters outside [A-Za-z0-9._-]
-/// become '_'.
-std::string sanitizeTopic(std::string_view topic);
 
 }  // namespace tidemark::events

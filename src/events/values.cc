@@ -42,16 +42,27 @@ constexpr size_t kMaxQuotedBytes = 64;
 
 // Appends `text` in quotes, cut to kMaxQuotedBytes on a UTF-8 boundary so the message itself
 // stays valid text.
+// Bytes that are not valid UTF-8 are shown as \xNN, so the message itself stays valid text.
 void appendQuotedExcerpt(std::string& message, std::string_view text) {
   message += '"';
-  if (text.size() <= kMaxQuotedBytes) {
-    message += text;
-  } else {
-    size_t n = kMaxQuotedBytes;
+  size_t n = text.size();
+  if (n > kMaxQuotedBytes) {
+    n = kMaxQuotedBytes;
     while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
-    message.append(text.data(), n);
-    message += "...";
   }
+  std::string_view rest = text.substr(0, n);
+  while (!rest.empty()) {
+    size_t bad = JsonWriter::firstInvalidUtf8(rest);
+    message.append(rest.substr(0, bad));
+    if (bad == std::string_view::npos) break;
+    static const char* hex = "0123456789abcdef";
+    const auto byte = static_cast<unsigned char>(rest[bad]);
+    message += "\\x";
+    message += hex[byte >> 4];
+    message += hex[byte & 0xF];
+    rest.remove_prefix(bad + 1);
+  }
+  if (n < text.size()) message += "...";
   message += '"';
 }
 
@@ -694,8 +705,9 @@ constexpr size_t kMaxArrayDepth = 6;
 // rejects anything array_in would reject, including ragged multi-dimensional arrays.
 class ArrayRenderer {
  public:
-  ArrayRenderer(const TypeInfo& element, char delimiter, std::string_view text, std::string& json)
-      : element_(element), delimiter_(delimiter), text_(text), json_(json) {}
+  ArrayRenderer(const TypeInfo& element, char delimiter, std::string_view text, std::string& json,
+                Utf8Policy policy)
+      : element_(element), delimiter_(delimiter), text_(text), json_(json), policy_(policy) {}
 
   void render() {
     skipDimensions();
@@ -872,7 +884,7 @@ class ArrayRenderer {
     try {
       // A writer per element: it only has to quote or copy one value, and without nesting it
       // never allocates.
-      JsonWriter element_writer(json_);
+      JsonWriter element_writer(json_, policy_);
       renderValue(element_, value, element_writer);
     } catch (const Error& e) {
       // Keep the element's own message (kind, text, reason) and add which array it was in.
@@ -890,6 +902,7 @@ class ArrayRenderer {
   const char delimiter_;
   std::string_view text_;
   std::string& json_;
+  const Utf8Policy policy_;
   size_t pos_ = 0;
   std::array<size_t, kMaxArrayDepth> length_ = [] {
     std::array<size_t, kMaxArrayDepth> lengths{};
@@ -922,7 +935,7 @@ void renderArray(const TypeInfo& type, std::string_view text, JsonWriter& out) {
   } release{reuse};
   buffer_in_use = true;
 
-  ArrayRenderer(*type.element, type.delimiter, text, json).render();
+  ArrayRenderer(*type.element, type.delimiter, text, json, out.policy()).render();
   out.rawJson(json);
   if (reuse && json.capacity() > kKeptCapacity) std::string().swap(json);
 }

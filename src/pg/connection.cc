@@ -56,6 +56,11 @@ Connection Connection::open(const ConnectOptions& options) {
   values.push_back(timeout.c_str());
   keys.push_back("application_name");
   values.push_back(options.application_name.c_str());
+  // Whatever the dsn or PGCLIENTENCODING say: the server then converts every text value (and
+  // every name) of a database in another encoding to UTF-8, the only encoding of JSON. A
+  // SQL_ASCII database is not converted (see source.invalid_utf8).
+  keys.push_back("client_encoding");
+  values.push_back("UTF8");
   // Fixes the text forms of dates, intervals, bytea and floats whatever the server's defaults,
   // so value rendering parses one known form (events/values.h).
   keys.push_back("options");

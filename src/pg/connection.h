@@ -52,7 +52,8 @@ class ServerError : public Error {
 class Connection {
  public:
   /// Connects, forcing the session settings tidemark's value parsing relies on (DateStyle,
-  /// IntervalStyle, TimeZone, bytea_output, extra_float_digits). Throws ServerError.
+  /// IntervalStyle, TimeZone, bytea_output, extra_float_digits) and client_encoding UTF8.
+  /// Throws ServerError.
   static Connection open(const ConnectOptions& options);
 
   PGconn* raw() const { return conn_.get(); }

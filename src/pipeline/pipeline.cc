@@ -16,6 +16,7 @@
 #include "http/page.h"
 #include "http/server.h"
 #include "pg/replication.h"
+#include "pipeline/capture.h"
 #include "pipeline/session.h"
 #include "pipeline/source_monitor.h"
 #include "pipeline/source_setup.h"
@@ -143,7 +144,14 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
       pg::SystemInfo system = stream.identifySystem();
       HeartbeatTable heartbeat = ensureHeartbeatTable(catalog, cfg, log);
       ensurePublication(catalog, cfg, heartbeat, log);
-      StartPoint start = resolveStart(catalog, stream, system, cfg.source, stored, log);
+      // A stored position is checked first: another cluster, or a slot lost, says so before
+      // any table does. On a first run the tables come first, so that a table that cannot be
+      // captured stops tidemark before a new slot starts holding WAL.
+      std::optional<StartPoint> resolved;
+      if (stored) resolved = resolveStart(catalog, stream, system, cfg.source, stored, log);
+      CaptureSet capture = resolveCapture(catalog, cfg, store->loadCapture(), options.accept_recreated, log);
+      if (!resolved) resolved = resolveStart(catalog, stream, system, cfg.source, stored, log);
+      const StartPoint start = *resolved;
 
       state::StoredPosition position;
       position.system_identifier = system.system_identifier;
@@ -159,6 +167,7 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
         // sinks write is covered by a stored checkpoint.
         delivery.makeDurable(position);
       }
+      store->saveCapture(capture.tables());
 
       if (options.until_lsn && start.lsn >= *options.until_lsn) {
         log.info("already at {}, at or beyond --until-lsn {}", start.lsn.str(), options.until_lsn->str());
@@ -171,10 +180,13 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
         monitor = std::make_unique<SourceMonitor>(cfg, visible, heartbeat.problem, log);
         status.setMonitor(monitor.get());
       }
+      monitor->watchCapture(capture.tables());
       stream.start(cfg.source.slot, start.lsn, cfg.source.publication);
       log.info("streaming from {} (publication \"{}\")", start.lsn.str(), cfg.source.publication);
-      session.emplace(cfg, options, delivery, stream, makeCatalog(catalog), system.dbname, position, log,
-                      monitor.get(), [&status](const SessionStatus& s) { status.report(s); });
+      session.emplace(cfg, options, delivery, stream, makeCatalog(catalog),
+                      capture.classifier([&catalog](RelationId relid) { return partitionAncestors(catalog, relid); }),
+                      system.dbname, position, log, monitor.get(),
+                      [&status](const SessionStatus& s) { status.report(s); });
       status.setState(PipelineState::Running);
       if (!stall.empty()) log.info("the stream flows again after the stall");
       stall.clear();

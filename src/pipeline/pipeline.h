@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <optional>
+#include <vector>
 
 #include "common/lsn.h"
 #include "config/config.h"
@@ -26,6 +27,9 @@ struct RunOptions {
   /// Stop by itself once every transaction committed at or before this LSN is durable and
   /// confirmed (like pg_recvlogical --endpos).
   std::optional<Lsn> until_lsn;
+  /// Captured tables that were dropped and created again, whose new relation the operator
+  /// accepts as the table to capture from now on (run --accept-recreated).
+  std::vector<config::TableName> accept_recreated;
 };
 
 /// Runs the pipeline until `stop` becomes true or until_lsn is reached. Returns normally on a

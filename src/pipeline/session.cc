@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "events/values.h"
+#include "pipeline/capture.h"
 
 namespace tidemark::pipeline {
 
@@ -70,24 +71,16 @@ void Delivery::makeDurable(state::StoredPosition position) {
 }
 
 Session::Session(const config::PipelineConfig& cfg, const RunOptions& options, Delivery& delivery,
-                 pg::ReplicationSource& source, events::Catalog catalog, const std::string& db,
-                 state::StoredPosition position, const Logger& log, SourceMonitor* monitor,
-                 StatusReport report)
+                 pg::ReplicationSource& source, events::Catalog catalog, events::Classifier classify,
+                 const std::string& db, state::StoredPosition position, const Logger& log,
+                 SourceMonitor* monitor, StatusReport report)
     : cfg_(cfg),
       options_(options),
       delivery_(delivery),
       source_(source),
-      relations_(cfg.topic_prefix, std::move(catalog),
-                 [&cfg](std::string_view schema, std::string_view table) {
-                   for (const auto& t : cfg.source.tables) {
-                     if (t.schema == schema && t.table == table) return events::RelationRole::Captured;
-                   }
-                   if (cfg.heartbeat.table.schema == schema && cfg.heartbeat.table.table == table) {
-                     return events::RelationRole::Heartbeat;
-                   }
-                   return events::RelationRole::Other;
-                 }),
-      builder_(cfg.topic_prefix, db),
+      relations_(std::move(catalog), std::move(classify)),
+      builder_(cfg.topic_prefix, db,
+               cfg.source.invalid_utf8 == "escape" ? Utf8Policy::Escape : Utf8Policy::Reject),
       position_(std::move(position)),
       log_(log),
       monitor_(monitor),
@@ -105,6 +98,8 @@ SessionStatus Session::status() const {
   st.events_delivered = events_delivered_;
   st.bytes_delivered = bytes_delivered_;
   st.pending_bytes = delivery_.pendingBytes();
+  st.changes_skipped = changes_skipped_;
+  st.skipped_tables = skipped_tables_;
   st.freshness = freshness_;
   return st;
 }
@@ -123,6 +118,7 @@ StopReason Session::stream(const std::atomic<bool>& stop) {
     maybeHeartbeatEvent();
     maybeSendStatus();
     checkStall();
+    checkCapture();
     maybeReport(false);
     pg::Frame frame = source_.read(kReadWait);
     if (auto* d = std::get_if<pg::XLogData>(&frame)) {
@@ -162,13 +158,12 @@ void Session::onData(const pg::XLogData& d) {
                  [&](const pgoutput::CommitMessage& m) { onCommit(m); },
                  [&](const pgoutput::OriginMessage&) {},
                  [&](const pgoutput::RelationMessage& m) { relations_.update(m); },
-                 [&](const pgoutput::TypeMessage& m) { relations_.invalidateType(m.type); },
+                 [&](const pgoutput::TypeMessage& m) { relations_.noteType(m); },
                  [&](const pgoutput::InsertMessage& m) {
                    if (skipping_) return;
                    const auto& rel = relation(m.relid);
                    if (rel.heartbeat) onHeartbeatRow(rel, *m.new_tuple);
-                   if (!rel.captured && !(rel.heartbeat && cfg_.heartbeat.deliver)) return;
-                   tx_has_changes_ = tx_has_changes_ || rel.captured;
+                   if (!delivers(rel)) return;
                    deliver(builder_.change('c', rel, d.data_start, nullptr,
                                            pgoutput::OldTupleKind::None, m.new_tuple));
                  },
@@ -176,22 +171,38 @@ void Session::onData(const pg::XLogData& d) {
                  [&](const pgoutput::DeleteMessage& m) {
                    if (skipping_) return;
                    const auto& rel = relation(m.relid);
-                   if (!rel.captured && !(rel.heartbeat && cfg_.heartbeat.deliver)) return;
-                   tx_has_changes_ = tx_has_changes_ || rel.captured;
+                   if (!delivers(rel)) return;
                    deliver(builder_.change('d', rel, d.data_start, m.old_tuple, m.old_kind, nullptr));
                  },
                  [&](const pgoutput::TruncateMessage& m) {
                    if (skipping_) return;
                    for (RelationId id : m.relids) {
                      const auto& rel = relation(id);
-                     if (!rel.captured && !(rel.heartbeat && cfg_.heartbeat.deliver)) continue;
-                     tx_has_changes_ = tx_has_changes_ || rel.captured;
+                     if (!delivers(rel)) continue;
                      deliver(builder_.truncate(rel, d.data_start));
                    }
                  },
                  [&](const pgoutput::LogicalDecodingMessage& m) { onMessage(m, d.data_start); },
              },
              msg);
+}
+
+bool Session::delivers(const events::Relation& rel) {
+  if (rel.captured) {
+    tx_has_changes_ = true;
+    if (!rel.note.empty() && noted_.insert(rel.relid).second) log_.warn("{}", rel.note);
+    return true;
+  }
+  if (rel.heartbeat) return cfg_.heartbeat.deliver;
+  // Published but not captured (a publication shared with others, FOR ALL TABLES, the signal
+  // table): skipped on purpose, said once and counted.
+  ++changes_skipped_;
+  ++skipped_tables_[fmt::format("{}.{}", rel.stream_schema, rel.stream_table)];
+  if (noted_.insert(rel.relid).second) {
+    log_.info("skipping the changes of {}.{}: {} (counted in status as events.skipped)", rel.stream_schema,
+              rel.stream_table, rel.note);
+  }
+  return false;
 }
 
 const events::Relation& Session::relation(RelationId id) {
@@ -248,18 +259,21 @@ void Session::onUpdate(const pgoutput::UpdateMessage& m, Lsn lsn) {
   if (skipping_) return;
   const auto& rel = relation(m.relid);
   if (rel.heartbeat) onHeartbeatRow(rel, *m.new_tuple);
-  if (!rel.captured && !(rel.heartbeat && cfg_.heartbeat.deliver)) return;
-  tx_has_changes_ = tx_has_changes_ || rel.captured;
+  if (!delivers(rel)) return;
   if (m.old_tuple != nullptr && rel.has_key &&
       events::EnvelopeBuilder::keyChanged(rel, *m.old_tuple, *m.new_tuple)) {
     // As Debezium does: an update that changes the key is a delete of the old key and a
-    // create of the new one, so consumers keyed by it see both.
+    // create of the new one, so consumers keyed by it see both. The create takes the values
+    // the update left unchanged (TOASTed, not resent) from the old tuple, when it has them.
     deliver(builder_.change('d', rel, lsn, m.old_tuple, m.old_kind, nullptr));
-    deliver(builder_.change('c', rel, lsn, nullptr, pgoutput::OldTupleKind::None, m.new_tuple));
+    deliver(builder_.change('c', rel, lsn, nullptr, pgoutput::OldTupleKind::None, m.new_tuple,
+                            m.old_tuple));
     return;
   }
+  // The server sends an old key for an update that keeps the key only when a key value is
+  // TOASTed; it is not a before-image, but it fills that value in.
   const pgoutput::TupleData* before = m.old_kind == pgoutput::OldTupleKind::Full ? m.old_tuple : nullptr;
-  deliver(builder_.change('u', rel, lsn, before, m.old_kind, m.new_tuple));
+  deliver(builder_.change('u', rel, lsn, before, m.old_kind, m.new_tuple, m.old_tuple));
 }
 
 void Session::onHeartbeatRow(const events::Relation& rel, const pgoutput::TupleData& tuple) {
@@ -392,6 +406,18 @@ void Session::checkStall() {
       "server has sent nothing for {} s (heartbeat.stall_timeout {} s)",
       secs, std::chrono::duration_cast<std::chrono::seconds>(now - last_progress_).count(),
       std::chrono::duration_cast<std::chrono::seconds>(bound).count()));
+}
+
+void Session::checkCapture() {
+  if (monitor_ == nullptr) return;
+  auto now = Clock::now();
+  if (now < next_capture_check_) return;
+  next_capture_check_ = now + kStallCheckEvery;
+  std::vector<CaptureProblem> problems = monitor_->captureProblems();
+  if (problems.empty()) return;
+  // The source no longer sends what is configured (PRODUCT.md, guarantee 2): stop loudly.
+  // What is already whole is made durable by salvage(); nothing past it is confirmed.
+  throw captureError(problems);
 }
 
 void Session::maybeReport(bool force) {

@@ -5,11 +5,13 @@
 #pragma once
 
 #include <atomic>
-#include <functional>
 #include <chrono>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "common/log.h"
@@ -70,12 +72,14 @@ class Session {
   using StatusReport = std::function<void(const SessionStatus&)>;
 
   /// `position` is where the stream starts (already saved); `db` names the source database
-  /// in events. `catalog` answers type and primary-key lookups. `monitor` (may be null) tells
-  /// what heartbeats were written, for stall detection, and learns of captured changes.
+  /// in events. `catalog` answers type and primary-key lookups; `classify` says which
+  /// relations are captured, and as which table (CaptureSet). `monitor` (may be null) tells
+  /// what heartbeats were written, for stall detection, learns of captured changes, and
+  /// reports captured tables the source no longer sends.
   Session(const config::PipelineConfig& cfg, const RunOptions& options, Delivery& delivery,
-          pg::ReplicationSource& source, events::Catalog catalog, const std::string& db,
-          state::StoredPosition position, const Logger& log, SourceMonitor* monitor = nullptr,
-          StatusReport report = {});
+          pg::ReplicationSource& source, events::Catalog catalog, events::Classifier classify,
+          const std::string& db, state::StoredPosition position, const Logger& log,
+          SourceMonitor* monitor = nullptr, StatusReport report = {});
 
   /// Streams until `stop` is set or --until-lsn is reached, then makes everything whole
   /// durable, confirms it, and ends the stream. Throws Error on failure (the stream ending is
@@ -111,6 +115,10 @@ class Session {
   void observe(int64_t written_us, bool heartbeat);
   void maybeHeartbeatEvent();
   void checkStall();
+  void checkCapture();
+  /// Whether a change of `rel` is delivered; counts and logs (once per relation) the changes
+  /// skipped on purpose, and logs how a captured relation was matched, if unusually.
+  bool delivers(const events::Relation& rel);
   void maybeReport(bool force);
   void deliver(const events::Event& e);
   void setReceived(Lsn lsn);
@@ -147,6 +155,7 @@ class Session {
   Clock::time_point next_report_;
   Clock::time_point last_report_;
   Clock::time_point next_stall_check_;
+  Clock::time_point next_capture_check_;
   // Since when a heartbeat the monitor wrote has been waiting to come through (stall detection
   // measures from the oldest one, not the latest: the monitor writes a new one every interval).
   std::optional<Clock::time_point> unseen_since_;
@@ -159,6 +168,9 @@ class Session {
   std::optional<std::pair<Lsn, int64_t>> undelivered_;  // observation awaiting durability
   uint64_t events_delivered_ = 0;
   uint64_t bytes_delivered_ = 0;
+  uint64_t changes_skipped_ = 0;
+  std::map<std::string, uint64_t> skipped_tables_;  // "schema.table" -> changes skipped
+  std::unordered_set<RelationId> noted_;            // relations whose note was logged
   Freshness freshness_;
 
   // Mirrors for the feedback thread.

@@ -11,6 +11,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kSlotEvery{2000};
+constexpr std::chrono::milliseconds kCaptureEvery{10000};
+// After a failure (the source is down), before the next attempt, so that a refused connection
+// does not spin.
+constexpr std::chrono::milliseconds kRetryPause{1000};
 
 std::string qualified(pg::Connection& conn, const config::TableName& t) {
   return conn.quoteIdentifier(t.schema) + "." + conn.quoteIdentifier(t.table);
@@ -55,6 +59,25 @@ MonitorSnapshot SourceMonitor::snapshot() const {
   return snapshot_;
 }
 
+void SourceMonitor::watchCapture(std::vector<state::CapturedTable> tables) {
+  {
+    std::lock_guard lock(mutex_);
+    capture_ = std::move(tables);
+    capture_problems_.clear();
+  }
+  wake_.notify_all();
+}
+
+std::vector<CaptureProblem> SourceMonitor::captureProblems() const {
+  std::lock_guard lock(mutex_);
+  return capture_problems_;
+}
+
+void SourceMonitor::pause(std::chrono::milliseconds d) {
+  std::unique_lock lock(mutex_);
+  wake_.wait_for(lock, d, [this] { return stopping_; });
+}
+
 void SourceMonitor::loop() {
   const config::HeartbeatConfig& hb = cfg_.heartbeat;
   const std::string setup_problem = snapshot().problem;
@@ -67,13 +90,23 @@ void SourceMonitor::loop() {
   std::string last_error;
   Clock::time_point next_beat = Clock::now();
   Clock::time_point next_slot = Clock::now();
+  Clock::time_point next_capture = Clock::now();
+  const auto capture_every = std::min<std::chrono::milliseconds>(hb.interval, kCaptureEvery);
+  std::optional<std::vector<state::CapturedTable>> checked;  // the capture last checked
 
   for (;;) {
+    std::optional<std::vector<state::CapturedTable>> capture;
     {
       std::unique_lock lock(mutex_);
-      auto next = std::min(next_beat, next_slot);
-      if (wake_.wait_until(lock, next, [this] { return stopping_; })) return;
+      auto next = std::min({next_beat, next_slot, next_capture});
+      // A new capture to watch is checked at once.
+      if (wake_.wait_until(lock, next, [&] { return stopping_ || capture_ != checked; })) {
+        if (stopping_) return;
+      }
+      capture = capture_;
     }
+    const bool new_capture = capture != checked;
+    checked = capture;
     try {
       if (!conn) {
         conn = std::make_unique<pg::Connection>(
@@ -165,16 +198,28 @@ void SourceMonitor::loop() {
         std::lock_guard lock(mutex_);
         snapshot_.slot = figures;
       }
+      if (capture && (now >= next_capture || new_capture)) {
+        next_capture = now + capture_every;
+        std::vector<CaptureProblem> problems = judgeCapture(readCaptureFacts(*conn, cfg_, *capture), cfg_);
+        for (const auto& p : problems) {
+          log_.error("{} (found by the check of the captured tables)", p.what);
+        }
+        std::lock_guard lock(mutex_);
+        // Only for the capture still watched: the session may have moved on meanwhile.
+        if (capture_ == capture) capture_problems_ = std::move(problems);
+      }
       last_error.clear();
     } catch (const Error& e) {
       // The monitor never stops the pipeline; it reports and tries again on its next turn.
       if (e.describe() != last_error) log_.warn("source monitor: {}", e.describe());
       last_error = e.describe();
       conn.reset();
+      pause(kRetryPause);
     } catch (const std::exception& e) {
       if (e.what() != last_error) log_.warn("source monitor: {}", e.what());
       last_error = e.what();
       conn.reset();
+      pause(kRetryPause);
     }
   }
 }

@@ -1,9 +1,11 @@
 // The source monitor: a thread with its own connection to the source that, every
 // heartbeat.interval, writes the Layer 2 heartbeat (table upsert, logical message or the
-// user's query), and every couple of seconds reads the slot's figures for the status. In
-// read-only mode it writes nothing and reads the heartbeat row back instead, so stall
-// detection still knows what was written. Failures are logged and reported in the snapshot;
-// the monitor reconnects on its next turn and never stops the pipeline.
+// user's query), every couple of seconds reads the slot's figures for the status, and every
+// heartbeat.interval (at most ten seconds) checks that the source still sends the captured
+// tables (pipeline/capture.h). In read-only mode it writes nothing and reads the heartbeat row
+// back instead, so stall detection still knows what was written. Its own failures are logged
+// and reported in the snapshot; the monitor reconnects on its next turn and never stops the
+// pipeline itself: the session stops on the capture problems it reports.
 #pragma once
 
 #include <atomic>
@@ -15,10 +17,13 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "common/log.h"
 #include "common/lsn.h"
 #include "config/config.h"
+#include "pipeline/capture.h"
+#include "state/offset_store.h"
 
 namespace tidemark::pipeline {
 
@@ -63,10 +68,17 @@ class SourceMonitor {
   /// Whether a written heartbeat is expected to come through the stream.
   bool writesVisible() const { return writes_visible_; }
 
+  /// From now on, checks that the source still sends these tables (the session's capture).
+  void watchCapture(std::vector<state::CapturedTable> tables);
+  /// What the last check found wrong with the captured tables; empty when nothing.
+  std::vector<CaptureProblem> captureProblems() const;
+
   MonitorSnapshot snapshot() const;
 
  private:
   void loop();
+  /// Waits `d`, or until the monitor stops.
+  void pause(std::chrono::milliseconds d);
 
   const config::PipelineConfig& cfg_;
   const bool writes_visible_;
@@ -74,6 +86,8 @@ class SourceMonitor {
 
   mutable std::mutex mutex_;
   MonitorSnapshot snapshot_;
+  std::optional<std::vector<state::CapturedTable>> capture_;  // what to check, once set
+  std::vector<CaptureProblem> capture_problems_;
   std::condition_variable wake_;
   bool stopping_ = false;
   std::atomic<int64_t> last_captured_change_us_{0};

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "common/error.h"
+#include "pipeline/capture.h"
 
 namespace tidemark::pipeline {
 
@@ -133,9 +134,19 @@ void ensurePublication(pg::Connection& conn, const config::PipelineConfig& cfg,
                                       {source.publication}, "reading pg_publication");
   std::string pub = conn.quoteIdentifier(source.publication);
   if (PQntuples(exists.get()) == 0) {
+    // A missing table would fail CREATE PUBLICATION, worse: behind a missing privilege, the
+    // server reports the privilege. Say which table first.
+    CaptureFacts facts = readCaptureFacts(conn, cfg, {});
+    std::erase_if(facts.tables, [](const TableFacts& f) { return f.relid.has_value(); });
+    if (std::vector<CaptureProblem> missing = judgeCapture(facts, cfg); !missing.empty()) {
+      throw captureError(missing);
+    }
     std::vector<config::TableName> tables = source.tables;
     if (want_heartbeat) tables.push_back(cfg.heartbeat.table);
-    std::string sql = fmt::format("CREATE PUBLICATION {} FOR TABLE {}", pub, tableList(conn, tables));
+    // Via the partition root: a partitioned table's rows then arrive under its own name, as
+    // the table that is captured, wherever they are stored.
+    std::string sql = fmt::format("CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true)",
+                                  pub, tableList(conn, tables));
     if (!source.create_publication || source.read_only) {
       throw Error(ErrorClass::Config,
                   fmt::format("publication \"{}\" does not exist", source.publication),
@@ -153,38 +164,18 @@ void ensurePublication(pg::Connection& conn, const config::PipelineConfig& cfg,
                                 "run as a superuser or the tables' owner: {}",
                                 sql));
       }
-      if (e.sqlstate() == "42P01") {
-        throw Error(ErrorClass::Config, e.what(), "check source.tables: every table must exist");
-      }
       throw;
     }
     log.info("created publication \"{}\" for {}", source.publication, tableList(conn, tables));
     heartbeat.published = want_heartbeat;
     return;
   }
+  // Whether the captured tables are in it, and as what, is the capture check's (capture.h).
   pg::Result covered = conn.execParams(
-      "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = $1",
-      {source.publication}, "reading pg_publication_tables");
-  auto isCovered = [&](const config::TableName& t) {
-    for (int i = 0; i < PQntuples(covered.get()); ++i) {
-      if (pg::value(covered.get(), i, 0) == t.schema && pg::value(covered.get(), i, 1) == t.table) {
-        return true;
-      }
-    }
-    return false;
-  };
-  std::vector<config::TableName> missing;
-  for (const auto& t : source.tables) {
-    if (!isCovered(t)) missing.push_back(t);
-  }
-  if (!missing.empty()) {
-    throw Error(ErrorClass::Config,
-                fmt::format("publication \"{}\" does not include {}", source.publication,
-                            tableList(conn, missing)),
-                fmt::format("ALTER PUBLICATION {} ADD TABLE {}; (and check the tables exist)",
-                            pub, tableList(conn, missing)));
-  }
-  heartbeat.published = heartbeat.exists && isCovered(cfg.heartbeat.table);
+      "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+      {source.publication, cfg.heartbeat.table.schema, cfg.heartbeat.table.table},
+      "reading pg_publication_tables");
+  heartbeat.published = heartbeat.exists && PQntuples(covered.get()) > 0;
   if (!want_heartbeat || heartbeat.published) return;
 
   std::string add = fmt::format("ALTER PUBLICATION {} ADD TABLE {}", pub,
@@ -302,12 +293,12 @@ StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
 
 events::Catalog makeCatalog(pg::Connection& conn) {
   events::Catalog catalog;
-  catalog.type = [&conn](TypeOid oid) {
+  catalog.type = [&conn](TypeOid oid) -> std::optional<events::CatalogType> {
     pg::Result r = conn.execParams(
         "SELECT typtype, typelem, typcategory, typbasetype, typdelim FROM pg_type WHERE oid = $1",
         {std::to_string(oid)}, fmt::format("looking up type {}", oid));
+    if (PQntuples(r.get()) == 0) return std::nullopt;  // dropped since
     events::CatalogType t;
-    if (PQntuples(r.get()) == 0) return t;  // dropped meanwhile: render its text form
     t.typtype = pg::value(r.get(), 0, 0).value_or("b")[0];
     t.element = static_cast<TypeOid>(std::stoul(pg::value(r.get(), 0, 1).value_or("0")));
     t.is_array = pg::value(r.get(), 0, 2) == "A";
@@ -315,14 +306,25 @@ events::Catalog makeCatalog(pg::Connection& conn) {
     t.delimiter = pg::value(r.get(), 0, 4).value_or(",")[0];
     return t;
   };
-  catalog.primary_key = [&conn](RelationId relid) {
+  catalog.attributes = [&conn](RelationId relid) {
     pg::Result r = conn.execParams(
-        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-        "AND a.attnum = ANY (i.indkey) WHERE i.indrelid = $1 AND i.indisprimary",
-        {std::to_string(relid.value)}, fmt::format("looking up the primary key of relation {}", relid.value));
-    std::vector<std::string> columns;
-    for (int i = 0; i < PQntuples(r.get()); ++i) columns.push_back(pg::value(r.get(), i, 0).value_or(""));
-    return columns;
+        "SELECT a.attnum, a.attname, a.atttypid, a.attisdropped, a.attgenerated <> '', "
+        "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary "
+        "AND a.attnum = ANY (i.indkey)) "
+        "FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum",
+        {std::to_string(relid.value)}, fmt::format("looking up the columns of relation {}", relid.value));
+    std::vector<events::CatalogAttribute> attributes;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      events::CatalogAttribute a;
+      a.attnum = std::stoi(pg::value(r.get(), i, 0).value_or("0"));
+      a.name = pg::value(r.get(), i, 1).value_or("");
+      a.type = static_cast<TypeOid>(std::stoul(pg::value(r.get(), i, 2).value_or("0")));
+      a.dropped = pg::value(r.get(), i, 3) == "t";
+      a.generated = pg::value(r.get(), i, 4) == "t";
+      a.in_primary_key = pg::value(r.get(), i, 5) == "t";
+      attributes.push_back(std::move(a));
+    }
+    return attributes;
   };
   return catalog;
 }

@@ -53,10 +53,11 @@ HeartbeatTable ensureHeartbeatTable(pg::Connection& conn, const config::Pipeline
                                     const Logger& log);
 
 /// Creates the publication FOR TABLE the captured tables (and the heartbeat table, when it
-/// exists) if it is missing and that is allowed, or checks that an existing one covers every
-/// captured table, adding the heartbeat table when it can. Throws Error(Config) with the SQL to
-/// run when a captured table is not covered; a heartbeat table that cannot be added becomes
-/// `heartbeat.problem`.
+/// exists), publishing via the partition root, if it is missing and that is allowed; adds the
+/// heartbeat table to an existing one when it can. Whether the publication sends the captured
+/// tables is the capture check's (capture.h). Throws Error(Config) with the SQL to run when
+/// the publication cannot be created (a captured table does not exist, a privilege is
+/// missing); a heartbeat table that cannot be added becomes `heartbeat.problem`.
 void ensurePublication(pg::Connection& conn, const config::PipelineConfig& cfg,
                        HeartbeatTable& heartbeat, const Logger& log);
 

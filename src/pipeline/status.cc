@@ -118,7 +118,8 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
                     {"durable_lsn", lsnText(in.session.durable)},
                     {"acknowledged_lsn", lsnText(in.session.acknowledged)}};
   j["events"] = {{"delivered", in.session.events_delivered}, {"bytes", in.session.bytes_delivered},
-                 {"pending_bytes", in.session.pending_bytes}};
+                 {"pending_bytes", in.session.pending_bytes}, {"skipped", in.session.changes_skipped},
+                 {"skipped_tables", in.session.skipped_tables}};
   const Progress& p = in.progress;
   j["progress"] = {{"backlog_bytes", orNull(p.backlog_bytes)},
                    {"bytes_per_second", p.bytes_per_second ? json(static_cast<int64_t>(*p.bytes_per_second)) : json(nullptr)},
@@ -179,6 +180,10 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
   }
   m.family("tidemark_events_total", "counter", "Events written to the sinks by this process.");
   m.sample("tidemark_events_total", static_cast<double>(in.session.events_delivered));
+  m.family("tidemark_changes_skipped_total", "counter",
+           "Changes of published tables that are not captured (not in source.tables), skipped by "
+           "this process.");
+  m.sample("tidemark_changes_skipped_total", static_cast<double>(in.session.changes_skipped));
   m.family("tidemark_bytes_total", "counter", "Bytes of event values written to the sinks by this process.");
   m.sample("tidemark_bytes_total", static_cast<double>(in.session.bytes_delivered));
   m.family("tidemark_buffer_pending_bytes", "gauge", "Bytes written to the sinks and not yet durable.");

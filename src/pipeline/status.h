@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -40,6 +41,9 @@ struct SessionStatus {
   uint64_t events_delivered = 0;
   uint64_t bytes_delivered = 0;  // event values written to the sinks
   uint64_t pending_bytes = 0;    // written to the sinks, not yet durable
+  /// Changes of published relations that are not captured, skipped on purpose, and of which.
+  uint64_t changes_skipped = 0;
+  std::map<std::string, uint64_t> skipped_tables;
   Freshness freshness;
 };
 

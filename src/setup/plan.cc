@@ -443,6 +443,10 @@ Block publicationBlock(const config::PipelineConfig& cfg, const std::optional<Se
   b.notes.push_back(
       "An existing publication gets the tables it lacks; one FOR ALL TABLES already has them "
       "and is left as it is.");
+  b.notes.push_back(
+      "publish_via_partition_root: a partitioned table's rows then arrive under the table's own "
+      "name, wherever they are stored; without it they arrive under each partition's name. An "
+      "existing publication is switched when a captured table is partitioned.");
   if (facts) {
     for (const auto& t : withoutReplicaIdentity(*facts)) {
       b.notes.push_back(fmt::format(
@@ -452,25 +456,48 @@ Block publicationBlock(const config::PipelineConfig& cfg, const std::optional<Se
           shown(t)));
     }
   }
+  // Membership as ALTER PUBLICATION ... ADD TABLE sees it: the table itself, every table of
+  // a FOR ALL TABLES publication, or a schema's (FOR TABLES IN SCHEMA). pg_publication_tables
+  // would not do: without publish_via_partition_root it lists a partitioned table's
+  // partitions instead of the table, and ADD TABLE then fails as the table is a member.
+  auto member = [&](const TableName& t) {
+    return fmt::format(
+        "EXISTS (SELECT 1 FROM pg_publication p WHERE p.pubname = {0} AND (p.puballtables OR "
+        "EXISTS (SELECT 1 FROM pg_publication_rel r WHERE r.prpubid = p.oid AND r.prrelid = "
+        "to_regclass({1})) OR EXISTS (SELECT 1 FROM pg_publication_namespace pn JOIN pg_namespace n "
+        "ON n.oid = pn.pnnspid WHERE pn.pnpubid = p.oid AND n.nspname = {2})))",
+        literal(name), literal(table(t)), literal(t.schema));
+  };
+  std::vector<std::string> captured_regclasses;
+  for (const auto& t : cfg.source.tables) captured_regclasses.push_back(fmt::format("to_regclass({})", literal(table(t))));
+  std::string regclass_list;
+  for (const auto& r : captured_regclasses) regclass_list += (regclass_list.empty() ? "" : ", ") + r;
+  // A partitioned captured table's rows arrive under its own name only via the partition root.
+  const std::string via_root_needed = fmt::format(
+      "EXISTS (SELECT 1 FROM pg_class WHERE oid IN ({}) AND relkind = 'p') AND NOT (SELECT "
+      "pubviaroot FROM pg_publication WHERE pubname = {})",
+      regclass_list, literal(name));
+
   std::string body = "\nBEGIN\n";
   body += fmt::format("  IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = {}) THEN\n",
                       literal(name));
-  body += fmt::format("    CREATE PUBLICATION {} FOR TABLE {};\n", ident(name), tableList(tables));
+  body += fmt::format("    CREATE PUBLICATION {} FOR TABLE {} WITH (publish_via_partition_root = true);\n",
+                      ident(name), tableList(tables));
   body += "    RETURN;\n  END IF;\n";
   std::vector<std::string> covered;
   for (const auto& t : tables) {
-    std::string present = fmt::format(
-        "EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = {} AND schemaname = {} AND "
-        "tablename = {})",
-        literal(name), literal(t.schema), literal(t.table));
+    std::string present = member(t);
     body += fmt::format("  IF NOT {} THEN\n    ALTER PUBLICATION {} ADD TABLE {};\n  END IF;\n", present,
                         ident(name), table(t));
     covered.push_back(present);
   }
+  body += fmt::format("  IF {} THEN\n    ALTER PUBLICATION {} SET (publish_via_partition_root = true);\n  END IF;\n",
+                      via_root_needed, ident(name));
   body += "END\n";
   b.sql = "DO " + dollarQuote(body, "tidemark") + ";";
   covered.insert(covered.begin(),
                  fmt::format("EXISTS (SELECT 1 FROM pg_publication WHERE pubname = {})", literal(name)));
+  covered.push_back("NOT (" + via_root_needed + ")");
   b.present = allOf(covered);
   return b;
 }

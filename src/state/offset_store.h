@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/lsn.h"
 
@@ -25,6 +26,16 @@ struct StoredPosition {
   std::map<std::string, std::string> sinks;    // sink name -> checkpoint
 };
 
+/// A captured table as last resolved on the source: the configured name and the relation it
+/// was. A relation keeps its OID through renames; a table dropped and created again gets a new
+/// one, so comparing OIDs tells a captured table from a new one of the same name.
+struct CapturedTable {
+  std::string schema;
+  std::string table;
+  RelationId relid;
+  bool operator==(const CapturedTable&) const = default;
+};
+
 class OffsetStore {
  public:
   virtual ~OffsetStore() = default;
@@ -34,6 +45,10 @@ class OffsetStore {
   virtual void save(const StoredPosition& position) = 0;
   /// Replaces the pipeline's status document (docs/STATUS.md), read by `tidemark status`.
   virtual void saveStatus(const std::string& json) = 0;
+  /// The captured tables as last saved; empty before the first run saved them.
+  virtual std::vector<CapturedTable> loadCapture() = 0;
+  /// Replaces the captured tables, atomically and durably.
+  virtual void saveCapture(const std::vector<CapturedTable>& tables) = 0;
 };
 
 /// What `tidemark status` reads: the last saved status document, and whether a process holds
@@ -46,6 +61,10 @@ struct StatusRecord {
 /// Reads the status without taking the state directory's lock, so it works beside a running
 /// `tidemark run`. Returns an empty record when the pipeline never ran.
 StatusRecord readStatus(const std::filesystem::path& state_dir);
+
+/// The captured tables, read without taking the state directory's lock; empty when none were
+/// ever saved.
+std::vector<CapturedTable> readCapture(const std::filesystem::path& state_dir);
 
 /// The stored position, read without taking the state directory's lock (`tidemark check` runs
 /// beside a running pipeline and must never block it). nullopt when none was ever saved.

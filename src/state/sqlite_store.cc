@@ -37,6 +37,13 @@ bool wholeFileLocked(int fd) {
   return ::fcntl(fd, F_OFD_GETLK, &l) == 0 && l.l_type != F_UNLCK;
 }
 
+constexpr const char* kCapturedTableDdl =
+    "CREATE TABLE IF NOT EXISTS captured_table ("
+    " schema_name TEXT NOT NULL, table_name TEXT NOT NULL, relid INTEGER NOT NULL,"
+    " PRIMARY KEY (schema_name, table_name))";
+constexpr const char* kSelectCaptured =
+    "SELECT schema_name, table_name, relid FROM captured_table ORDER BY schema_name, table_name";
+
 struct DbCloser {
   void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 };
@@ -44,6 +51,14 @@ struct StmtFinalizer {
   void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
 };
 using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+CapturedTable capturedRow(sqlite3_stmt* s) {
+  auto text = [&](int col) {
+    const unsigned char* t = sqlite3_column_text(s, col);
+    return std::string(t ? reinterpret_cast<const char*>(t) : "");
+  };
+  return CapturedTable{text(0), text(1), RelationId{static_cast<uint32_t>(sqlite3_column_int64(s, 2))}};
+}
 
 class SqliteStore final : public OffsetStore {
  public:
@@ -87,6 +102,7 @@ class SqliteStore final : public OffsetStore {
          " sink TEXT PRIMARY KEY, checkpoint TEXT NOT NULL)");
     exec("CREATE TABLE IF NOT EXISTS status ("
          " id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)");
+    exec(kCapturedTableDdl);
   }
 
   ~SqliteStore() override {
@@ -116,6 +132,33 @@ class SqliteStore final : public OffsetStore {
         "ON CONFLICT (id) DO UPDATE SET json = excluded.json");
     sqlite3_bind_text(s.get(), 1, json.c_str(), -1, SQLITE_TRANSIENT);
     check(sqlite3_step(s.get()), SQLITE_DONE, "saving the status");
+  }
+
+  std::vector<CapturedTable> loadCapture() override {
+    Stmt s = prepare(kSelectCaptured);
+    std::vector<CapturedTable> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) out.push_back(capturedRow(s.get()));
+    check(rc, SQLITE_DONE, "reading the captured tables");
+    return out;
+  }
+
+  void saveCapture(const std::vector<CapturedTable>& tables) override {
+    exec("BEGIN IMMEDIATE");
+    try {
+      exec("DELETE FROM captured_table");
+      for (const auto& t : tables) {
+        Stmt s = prepare("INSERT INTO captured_table (schema_name, table_name, relid) VALUES (?1, ?2, ?3)");
+        sqlite3_bind_text(s.get(), 1, t.schema.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(s.get(), 2, t.table.c_str(), -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(s.get(), 3, t.relid.value);
+        check(sqlite3_step(s.get()), SQLITE_DONE, "saving a captured table");
+      }
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
 
   void save(const StoredPosition& p) override {
@@ -229,6 +272,19 @@ StatusRecord readStatus(const std::filesystem::path& state_dir) {
     if (t) record.json = reinterpret_cast<const char*>(t);
   }
   return record;
+}
+
+std::vector<CapturedTable> readCapture(const std::filesystem::path& state_dir) {
+  const std::string db_path = (state_dir / "state.db").string();
+  std::vector<CapturedTable> out;
+  if (!std::filesystem::exists(db_path)) return out;
+  std::unique_ptr<sqlite3, DbCloser> db = openReadOnly(db_path);
+  sqlite3_stmt* stmt = nullptr;
+  // No such table: a store from before captured tables were kept.
+  if (sqlite3_prepare_v2(db.get(), kSelectCaptured, -1, &stmt, nullptr) != SQLITE_OK) return out;
+  Stmt s(stmt);
+  while (sqlite3_step(s.get()) == SQLITE_ROW) out.push_back(capturedRow(s.get()));
+  return out;
 }
 
 std::optional<StoredPosition> readPosition(const std::filesystem::path& state_dir) {

@@ -27,9 +27,10 @@ constexpr int kCheckOk = 0;
 constexpr int kCheckFailed = 2;
 
 const std::vector<std::string> kCheckIds = {
-    "connection", "server_version", "wal_level", "replication_capacity", "role_privileges",
-    "publication", "slot", "stored_position", "heartbeat_table", "signal_table",
-    "retention_guard", "wal_sender_timeout", "replica_identity", "sinks"};
+    "connection", "server_version", "wal_level", "replication_capacity", "encoding",
+    "role_privileges", "publication", "captured_tables", "slot", "stored_position",
+    "heartbeat_table", "signal_table", "retention_guard", "wal_sender_timeout",
+    "replica_identity", "sinks"};
 
 struct CheckRun {
   std::optional<int> exitCode;
@@ -126,7 +127,8 @@ TEST_F(CheckTest, SourceSetUpAsSetupDoesPassesWithEveryCheckListed) {
     EXPECT_TRUE(entry.contains("title") && entry.contains("saw") && entry.contains("fix")) << entry.dump();
   }
   for (const char* id : {"connection", "server_version", "wal_level", "replication_capacity",
-                         "role_privileges", "publication", "slot", "stored_position",
+                         "encoding", "role_privileges", "publication", "captured_tables", "slot",
+                         "stored_position",
                          "heartbeat_table", "signal_table", "wal_sender_timeout",
                          "replica_identity", "sinks"}) {
     EXPECT_EQ(c.outcome(id), "pass") << id << ": " << c.check(id).dump();
@@ -206,16 +208,16 @@ TEST_F(CheckTest, TableMissingFromThePublicationFailsWithAlterPublication) {
 
   CheckRun c = check(config);
   EXPECT_EQ(c.exitCode, kCheckFailed) << c.description;
-  EXPECT_EQ(c.outcome("publication"), "fail") << c.doc.dump(2);
-  EXPECT_TRUE(contains(c.saw("publication"), "public.customers"));
-  EXPECT_TRUE(contains(c.fix("publication"),
+  EXPECT_EQ(c.outcome("captured_tables"), "fail") << c.doc.dump(2);
+  EXPECT_TRUE(contains(c.saw("captured_tables"), "public.customers"));
+  EXPECT_TRUE(contains(c.fix("captured_tables"),
                        "ALTER PUBLICATION \"t1_pub\" ADD TABLE \"public\".\"customers\";"));
-  EXPECT_FALSE(contains(c.fix("publication"), "\"orders\""));
+  EXPECT_FALSE(contains(c.fix("captured_tables"), "\"orders\""));
 
   // The fix, applied, is the whole fix.
   sql("ALTER PUBLICATION \"t1_pub\" ADD TABLE \"public\".\"customers\"");
   c = check(config);
-  EXPECT_EQ(c.outcome("publication"), "pass") << c.doc.dump(2);
+  EXPECT_EQ(c.outcome("captured_tables"), "pass") << c.doc.dump(2);
 }
 
 TEST_F(CheckTest, HeartbeatTableTheRoleMayNotWriteFailsWithTheGrant) {

@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
 #include "common/error.h"
+#include "config/config.h"
 #include "events/envelope.h"
 #include "events/relations.h"
 
@@ -17,16 +20,24 @@ using pgoutput::TupleData;
 // A catalog that knows no custom types and says table "orders" has primary key "id".
 Catalog fakeCatalog() {
   Catalog c;
-  c.type = [](TypeOid) { return CatalogType{}; };
-  c.primary_key = [](RelationId) { return std::vector<std::string>{"id"}; };
+  c.type = [](TypeOid) { return std::optional<CatalogType>(); };
+  c.attributes = [](RelationId) {
+    return std::vector<CatalogAttribute>{{1, "id", 20, false, false, true},
+                                         {2, "note", 25, false, false, false},
+                                         {3, "amount", 1700, false, false, false}};
+  };
   return c;
 }
 
-RelationCache cache() {
-  return RelationCache("shop", fakeCatalog(),
-                       [](std::string_view, std::string_view table) {
-                         return table == "other" ? RelationRole::Other : RelationRole::Captured;
-                       });
+// Captures every table but "other", on topic shop.<schema>.<table>.
+RelationCache cache(Catalog catalog = fakeCatalog()) {
+  return RelationCache(std::move(catalog), [](RelationId, std::string_view schema, std::string_view table) {
+    RelationTarget t;
+    if (table == "other") return t;
+    t.role = RelationRole::Captured;
+    t.topic = config::sanitizeTopic(fmt::format("shop.{}.{}", schema, table));
+    return t;
+  });
 }
 
 pgoutput::RelationMessage ordersRelation(char identity, bool all_key) {
@@ -139,6 +150,116 @@ TEST(EnvelopeBuilder, TruncateAndMessageEvents) {
   EXPECT_EQ(v["message"]["prefix"], "audit");
   EXPECT_EQ(v["message"]["content"], "AAE=");
   EXPECT_TRUE(v["source"]["txId"].is_null());
+}
+
+// A key value TOASTed and left unchanged is not resent: the server sends the old key (a 'K'
+// tuple) with the new row's 'u'. That is an update under the old key, not a key change.
+TEST(EnvelopeBuilder, UpdateKeepingAToastedKeyIsAnUpdateUnderTheOldKey) {
+  RelationCache rels = cache();
+  const Relation& rel = rels.update(ordersRelation('d', false));
+  EnvelopeBuilder b("shop", "db");
+  TupleData old_key = {text("77"), {ColumnKind::Null, {}}, {ColumnKind::Null, {}}};
+  TupleData new_row = {{ColumnKind::UnchangedToast, {}}, text("n"), text("1.00")};
+  EXPECT_FALSE(EnvelopeBuilder::keyChanged(rel, old_key, new_row));
+  Event e = b.change('u', rel, Lsn(1), nullptr, OldTupleKind::Key, &new_row, &old_key);
+  EXPECT_EQ(e.key, R"({"id":77})");
+  auto v = parse(e.value);
+  EXPECT_TRUE(v["before"].is_null());
+  EXPECT_EQ(v["after"]["id"], 77);
+  EXPECT_EQ(v["after"]["note"], "n");
+}
+
+TEST(EnvelopeBuilder, KeyChangeUnderFullIdentityKeepsUnchangedToastedValuesInTheCreate) {
+  RelationCache rels = cache();
+  const Relation& rel = rels.update(ordersRelation('f', true));
+  EnvelopeBuilder b("shop", "db");
+  TupleData old_row = {text("1"), text("big toasted text"), text("1.00")};
+  TupleData new_row = {text("2"), {ColumnKind::UnchangedToast, {}}, text("1.00")};
+  EXPECT_TRUE(EnvelopeBuilder::keyChanged(rel, old_row, new_row));
+  Event c = b.change('c', rel, Lsn(1), nullptr, OldTupleKind::None, &new_row, &old_row);
+  EXPECT_EQ(c.key, R"({"id":2})");
+  auto v = parse(c.value);
+  EXPECT_TRUE(v["before"].is_null());
+  EXPECT_EQ(v["after"]["note"], "big toasted text");
+}
+
+TEST(EnvelopeBuilder, FullIdentityWithoutAPrimaryKeyHasNoKey) {
+  Catalog catalog = fakeCatalog();
+  catalog.attributes = [](RelationId) {
+    return std::vector<CatalogAttribute>{{1, "id", 20, false, false, false},
+                                         {2, "note", 25, false, false, false},
+                                         {3, "amount", 1700, false, false, false}};
+  };
+  RelationCache rels = cache(catalog);
+  const Relation& rel = rels.update(ordersRelation('f', true));
+  EXPECT_FALSE(rel.has_key);
+  EnvelopeBuilder b("shop", "db");
+  TupleData row = {text("1"), text("x"), text("1.00")};
+  EXPECT_TRUE(b.change('c', rel, Lsn(1), nullptr, OldTupleKind::None, &row).key.empty());
+}
+
+TEST(PrimaryKeyPositions, ByNameThenByPositionWhenAKeyColumnWasRenamed) {
+  using Col = pgoutput::RelationColumn;
+  // The message as the change was decoded: (id, v).
+  std::vector<Col> message = {{true, "id", 23, -1}, {true, "v", 23, -1}};
+  // Today: id renamed to ident, a column added since.
+  std::vector<CatalogAttribute> renamed = {{1, "ident", 23, false, false, true},
+                                           {2, "v", 23, false, false, false},
+                                           {3, "added", 25, false, false, false}};
+  EXPECT_EQ(primaryKeyPositions(message, renamed), (std::vector<size_t>{0}));
+  // Today: the key is v, and a column before it was dropped since (by name still).
+  std::vector<CatalogAttribute> dropped = {{1, "........pg.dropped.1........", 0, true, false, false},
+                                           {2, "v", 23, false, false, true}};
+  EXPECT_EQ(primaryKeyPositions(message, dropped), (std::vector<size_t>{1}));
+  // A renamed key column and a column dropped since: the two cannot be told apart.
+  std::vector<CatalogAttribute> both = {{1, "........pg.dropped.1........", 0, true, false, false},
+                                        {2, "w", 23, false, false, true}};
+  std::vector<Col> three = {{true, "id", 23, -1}, {true, "v", 23, -1}, {true, "x", 25, -1}};
+  EXPECT_EQ(primaryKeyPositions(three, both), std::nullopt);
+  // No primary key.
+  EXPECT_EQ(primaryKeyPositions(message, {{1, "id", 23, false, false, false}}), (std::vector<size_t>{}));
+}
+
+TEST(EnvelopeBuilder, BytesThatAreNotUtf8AreAnErrorNamingTableColumnAndKey) {
+  RelationCache rels = cache();
+  const Relation& rel = rels.update(ordersRelation('d', false));
+  EnvelopeBuilder strict("shop", "db");
+  TupleData row = {text("5"), text(std::string_view("caf\xe9", 4)), text("1.00")};
+  try {
+    strict.change('c', rel, Lsn(0x10), nullptr, OldTupleKind::None, &row);
+    FAIL() << "wrote bytes that are not UTF-8";
+  } catch (const Error& e) {
+    std::string message = e.what();
+    EXPECT_EQ(e.errorClass(), ErrorClass::Poison);
+    EXPECT_NE(message.find("public.orders"), std::string::npos) << message;
+    EXPECT_NE(message.find("column \"note\""), std::string::npos) << message;
+    EXPECT_NE(message.find("key id=5"), std::string::npos) << message;
+    EXPECT_NE(message.find("0/10"), std::string::npos) << message;
+    EXPECT_NE(e.hint().find("source.invalid_utf8: escape"), std::string::npos) << e.hint();
+  }
+  EnvelopeBuilder escaping("shop", "db", Utf8Policy::Escape);
+  Event e = escaping.change('c', rel, Lsn(0x10), nullptr, OldTupleKind::None, &row);
+  EXPECT_NE(e.value.find(R"("note":"caf\udce9")"), std::string_view::npos) << e.value;
+}
+
+TEST(RelationCache, ATypeTheCatalogNoLongerKnowsIsAnErrorNamingTheColumn) {
+  RelationCache rels = cache();
+  pgoutput::TypeMessage type{RelationId{}.value + 50000, "public", "money_domain"};
+  rels.noteType(type);
+  pgoutput::RelationMessage m = ordersRelation('d', false);
+  m.columns[2].type = 50000;
+  try {
+    rels.update(m);
+    FAIL() << "rendered a column whose type is gone";
+  } catch (const Error& e) {
+    std::string message = e.what();
+    EXPECT_NE(message.find("column \"amount\" of public.orders"), std::string::npos) << message;
+    EXPECT_NE(message.find("public.money_domain"), std::string::npos) << message;
+    EXPECT_NE(message.find("no longer exists"), std::string::npos) << message;
+  }
+  // A table that is not captured is never rendered, so its types are not looked up.
+  m.relname = "other";
+  EXPECT_FALSE(rels.update(m).captured);
 }
 
 TEST(EnvelopeBuilder, HeartbeatHasDebeziumsTopicKeyAndValue) {

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/byte_reader.h"
+#include "pipeline/capture.h"
 #include "pipeline/session.h"
 #include "support/bytes.h"
 
@@ -25,7 +26,10 @@ struct FakeStore final : state::OffsetStore {
   std::optional<state::StoredPosition> load() override { return saved; }
   void save(const state::StoredPosition& p) override;
   void saveStatus(const std::string& json) override { status = json; }
+  std::vector<state::CapturedTable> loadCapture() override { return capture; }
+  void saveCapture(const std::vector<state::CapturedTable>& tables) override { capture = tables; }
   std::optional<state::StoredPosition> saved;
+  std::vector<state::CapturedTable> capture;
   std::string status;
   const FakeSink* sink = nullptr;
   int saves = 0;
@@ -176,12 +180,15 @@ class SessionTest : public ::testing::Test {
 
   Session session() {
     events::Catalog catalog;
-    catalog.type = [](TypeOid) { return events::CatalogType{}; };
-    catalog.primary_key = [](RelationId) { return std::vector<std::string>{"id"}; };
-    return Session(cfg, options, *delivery, *source, catalog, "db", start, Logger("test"));
+    catalog.type = [](TypeOid) { return std::optional<events::CatalogType>(); };
+    catalog.attributes = [](RelationId) { return std::vector<events::CatalogAttribute>{}; };
+    return Session(cfg, options, *delivery, *source, catalog, capture.classifier(), "db", start,
+                   Logger("test"));
   }
 
   config::PipelineConfig cfg;
+  // The captured tables by name only, as no catalog resolved them.
+  CaptureSet capture{cfg, {{"public", "orders", RelationId{}}}};
   RunOptions options;
   FakeStore store;
   FakeSink* sink = nullptr;

@@ -177,8 +177,21 @@ TEST(SetupScript, TidemarkTablesAreCreatedGrantedAndPublished) {
   EXPECT_TRUE(contains(s, "CREATE TABLE IF NOT EXISTS \"tidemark\".\"tidemark_signal\""));
   EXPECT_TRUE(contains(s, "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE \"tidemark\".\"tidemark_signal\" TO \"tidemark\";"));
   EXPECT_TRUE(contains(s, "CREATE PUBLICATION \"tidemark_pub\" FOR TABLE \"public\".\"orders\", "
-                          "\"tidemark\".\"tidemark_heartbeat\", \"tidemark\".\"tidemark_signal\";"));
+                          "\"tidemark\".\"tidemark_heartbeat\", \"tidemark\".\"tidemark_signal\" "
+                          "WITH (publish_via_partition_root = true);"));
   EXPECT_TRUE(contains(s, "ALTER PUBLICATION \"tidemark_pub\" ADD TABLE \"tidemark\".\"tidemark_signal\";"));
+}
+
+// Membership is what ALTER PUBLICATION ... ADD TABLE sees (pg_publication_rel, FOR ALL TABLES,
+// FOR TABLES IN SCHEMA): pg_publication_tables lists a partitioned table's partitions instead
+// of the table when publish_via_partition_root is off, and ADD TABLE would then fail.
+TEST(SetupScript, PublicationMembershipAndPartitionRoot) {
+  std::string s = script(pipeline());
+  EXPECT_TRUE(contains(s, "r.prrelid = to_regclass('\"public\".\"orders\"')"));
+  EXPECT_TRUE(lacks(s, "pg_publication_tables"));
+  EXPECT_TRUE(contains(s, "relkind = 'p') AND NOT (SELECT pubviaroot FROM pg_publication WHERE pubname = "
+                          "'tidemark_pub') THEN\n    ALTER PUBLICATION \"tidemark_pub\" SET "
+                          "(publish_via_partition_root = true);"));
 }
 
 TEST(SetupScript, HeartbeatModeOffLeavesTheHeartbeatTableOut) {
@@ -186,7 +199,7 @@ TEST(SetupScript, HeartbeatModeOffLeavesTheHeartbeatTableOut) {
   cfg.heartbeat.mode = "off";
   std::string s = script(cfg);
   EXPECT_TRUE(lacks(s, "tidemark_heartbeat"));
-  EXPECT_TRUE(contains(s, "FOR TABLE \"public\".\"orders\", \"tidemark\".\"tidemark_signal\";"));
+  EXPECT_TRUE(contains(s, "FOR TABLE \"public\".\"orders\", \"tidemark\".\"tidemark_signal\" WITH"));
 }
 
 TEST(SetupScript, EveryBlockIsIdempotent) {
@@ -236,8 +249,9 @@ TEST(SetupScript, HostileNamesAreQuotedEverywhere) {
   EXPECT_TRUE(contains(s, "GRANT CONNECT ON DATABASE \"Sales DB\" TO \"TideMark\";"));
   EXPECT_TRUE(contains(s, "\"public\".\"we\"\"ird\""));
   EXPECT_TRUE(contains(s, "GRANT USAGE ON SCHEMA \"My Schema\" TO \"TideMark\";"));
-  EXPECT_TRUE(contains(s, "schemaname = 'My Schema' AND tablename = 'it''s'"));
-  EXPECT_TRUE(contains(s, "tablename = 'we\"ird'"));
+  EXPECT_TRUE(contains(s, "to_regclass('\"My Schema\".\"it''s\"')"));
+  EXPECT_TRUE(contains(s, "n.nspname = 'My Schema'"));
+  EXPECT_TRUE(contains(s, "to_regclass('\"public\".\"we\"\"ird\"')"));
   // The publication's DO block holds "$tidemark$" in a name, so it is quoted with another tag.
   EXPECT_TRUE(contains(s, "DO $tidemark1$"));
 }
