@@ -56,12 +56,14 @@ RelationCache::RelationCache(Catalog catalog, Classifier classify)
     : catalog_(std::move(catalog)), classify_(std::move(classify)) {}
 
 void RelationCache::noteType(const pgoutput::TypeMessage& m) {
-  type_names_[m.type] = fmt::format("{}.{}", m.nspname, m.typname);
+  type_names_[m.type] = TypeName{std::string(m.nspname), std::string(m.typname)};
 }
 
 std::string RelationCache::typeName(TypeOid oid) const {
   auto it = type_names_.find(oid);
-  return it == type_names_.end() ? fmt::format("type {}", oid) : fmt::format("type {} ({})", it->second, oid);
+  if (it == type_names_.end()) return fmt::format("type {}", oid);
+  return fmt::format("type {}.{} ({})", it->second.nspname.empty() ? "pg_catalog" : it->second.nspname,
+                     it->second.typname, oid);
 }
 
 const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
@@ -146,13 +148,21 @@ std::shared_ptr<const TypeInfo> RelationCache::typeInfo(TypeOid oid, int depth) 
   }
   std::optional<CatalogType> ct = catalog_.type(oid);
   if (!ct) {
+    // Dropped since. pgoutput's Type message names a domain's base type as it was when the
+    // change was written; a built-in one says how the value renders.
+    if (auto it = type_names_.find(oid); it != type_names_.end() && it->second.nspname.empty()) {
+      if (auto base = builtinTypeNamed(it->second.typname)) {
+        types_.emplace(oid, base);
+        return base;
+      }
+    }
     throw Error(ErrorClass::Fatal,
                 fmt::format("its {} no longer exists in the catalog (dropped since the change was "
                             "made), so tidemark cannot tell how to render its values",
                             typeName(oid)),
-                "if the type was a domain, enum or array that was dropped after the column's type "
-                "changed, the changes written before cannot be rendered by their own type; "
-                "recreating it does not help (a new type gets a new OID)");
+                "the type (an enum, a range, an extension's type, or a domain over one) was dropped "
+                "after the column's type changed, so the changes written before cannot be rendered "
+                "by their own type; recreating it does not help (a new type gets a new OID)");
   }
   std::shared_ptr<const TypeInfo> info;
   if (ct->typtype == 'd' && ct->base_type != 0) {

@@ -114,7 +114,8 @@ class RelationCache {
   /// Adds or replaces a relation from its Relation message. Throws Error naming the relation
   /// and column when a captured column's type or the key cannot be resolved.
   const Relation& update(const pgoutput::RelationMessage& message);
-  /// Records the name a Type message gives a type, for messages about it.
+  /// Records what a Type message says of a type: its name, or for a domain its base type's,
+  /// as they were when the change was written.
   void noteType(const pgoutput::TypeMessage& message);
 
   /// The relation, or nullptr if no Relation message has described it.
@@ -131,7 +132,11 @@ class RelationCache {
   Classifier classify_;
   std::unordered_map<RelationId, Relation> relations_;
   std::unordered_map<TypeOid, std::shared_ptr<const TypeInfo>> types_;
-  std::unordered_map<TypeOid, std::string> type_names_;  // from Type messages
+  struct TypeName {
+    std::string nspname;  // empty for pg_catalog
+    std::string typname;
+  };
+  std::unordered_map<TypeOid, TypeName> type_names_;  // from Type messages
 };
 
 }  // namespace tidemark::events

@@ -948,86 +948,87 @@ struct BaseType {
   TypeOid array_oid;
   ValueKind kind;
   char delimiter = ',';
+  std::string_view name;  // typname in pg_catalog
 };
 
 // Built-in types with their array types, as in PostgreSQL's src/include/catalog/pg_type.dat.
 // Types Debezium renders as structs or bits (point, bit, money, ...) are text here.
 constexpr BaseType kBaseTypes[] = {
-    {16, 1000, ValueKind::Bool},            // bool
-    {17, 1001, ValueKind::Bytea},           // bytea
-    {18, 1002, ValueKind::Text},            // char
-    {19, 1003, ValueKind::Text},            // name
-    {20, 1016, ValueKind::Integer},         // int8
-    {21, 1005, ValueKind::Integer},         // int2
-    {22, 1006, ValueKind::Text},            // int2vector
-    {23, 1007, ValueKind::Integer},         // int4
-    {24, 1008, ValueKind::Text},            // regproc
-    {25, 1009, ValueKind::Text},            // text
-    {26, 1028, ValueKind::Integer},         // oid
-    {27, 1010, ValueKind::Text},            // tid
-    {28, 1011, ValueKind::Text},            // xid
-    {29, 1012, ValueKind::Text},            // cid
-    {30, 1013, ValueKind::Text},            // oidvector
-    {114, 199, ValueKind::Json},            // json
-    {142, 143, ValueKind::Text},            // xml
-    {5069, 271, ValueKind::Text},           // xid8
-    {600, 1017, ValueKind::Text},           // point
-    {601, 1018, ValueKind::Text},           // lseg
-    {602, 1019, ValueKind::Text},           // path
-    {603, 1020, ValueKind::Text, ';'},      // box: typdelim ';' since its text contains commas
-    {604, 1027, ValueKind::Text},           // polygon
-    {628, 629, ValueKind::Text},            // line
-    {700, 1021, ValueKind::Float},          // float4
-    {701, 1022, ValueKind::Float},          // float8
-    {718, 719, ValueKind::Text},            // circle
-    {790, 791, ValueKind::Text},            // money
-    {829, 1040, ValueKind::Text},           // macaddr
-    {869, 1041, ValueKind::Text},           // inet
-    {650, 651, ValueKind::Text},            // cidr
-    {774, 775, ValueKind::Text},            // macaddr8
-    {1033, 1034, ValueKind::Text},          // aclitem
-    {1042, 1014, ValueKind::Text},          // bpchar
-    {1043, 1015, ValueKind::Text},          // varchar
-    {1082, 1182, ValueKind::Date},          // date
-    {1083, 1183, ValueKind::Time},          // time
-    {1114, 1115, ValueKind::Timestamp},     // timestamp
-    {1184, 1185, ValueKind::TimestampTz},   // timestamptz
-    {1186, 1187, ValueKind::Interval},      // interval
-    {1266, 1270, ValueKind::TimeTz},        // timetz
-    {1560, 1561, ValueKind::Text},          // bit
-    {1562, 1563, ValueKind::Text},          // varbit
-    {1700, 1231, ValueKind::Numeric},       // numeric
-    {1790, 2201, ValueKind::Text},          // refcursor
-    {2202, 2207, ValueKind::Text},          // regprocedure
-    {2203, 2208, ValueKind::Text},          // regoper
-    {2204, 2209, ValueKind::Text},          // regoperator
-    {2205, 2210, ValueKind::Text},          // regclass
-    {4191, 4192, ValueKind::Text},          // regcollation
-    {2206, 2211, ValueKind::Text},          // regtype
-    {4096, 4097, ValueKind::Text},          // regrole
-    {4089, 4090, ValueKind::Text},          // regnamespace
-    {2950, 2951, ValueKind::Uuid},          // uuid
-    {3220, 3221, ValueKind::Text},          // pg_lsn
-    {3614, 3643, ValueKind::Text},          // tsvector
-    {3615, 3645, ValueKind::Text},          // tsquery
-    {3734, 3735, ValueKind::Text},          // regconfig
-    {3769, 3770, ValueKind::Text},          // regdictionary
-    {3802, 3807, ValueKind::Json},          // jsonb
-    {4072, 4073, ValueKind::Text},          // jsonpath
-    {2970, 2949, ValueKind::Text},          // txid_snapshot
-    {5038, 5039, ValueKind::Text},          // pg_snapshot
-    {3904, 3905, ValueKind::Text},          // int4range
-    {3906, 3907, ValueKind::Text},          // numrange
-    {3908, 3909, ValueKind::Text},          // tsrange
-    {3910, 3911, ValueKind::Text},          // tstzrange
-    {3912, 3913, ValueKind::Text},          // daterange
-    {3926, 3927, ValueKind::Text},          // int8range
-    {4451, 6150, ValueKind::Text},          // int4multirange
-    {4532, 6151, ValueKind::Text},          // nummultirange
-    {4533, 6152, ValueKind::Text},          // tsmultirange
-    {4534, 6153, ValueKind::Text},          // tstzmultirange
-    {4535, 6155, ValueKind::Text},          // datemultirange
-    {4536, 6157, ValueKind::Text},          // int8multirange
+    {16, 1000, ValueKind::Bool, ',', "bool"},
+    {17, 1001, ValueKind::Bytea, ',', "bytea"},
+    {18, 1002, ValueKind::Text, ',', "char"},
+    {19, 1003, ValueKind::Text, ',', "name"},
+    {20, 1016, ValueKind::Integer, ',', "int8"},
+    {21, 1005, ValueKind::Integer, ',', "int2"},
+    {22, 1006, ValueKind::Text, ',', "int2vector"},
+    {23, 1007, ValueKind::Integer, ',', "int4"},
+    {24, 1008, ValueKind::Text, ',', "regproc"},
+    {25, 1009, ValueKind::Text, ',', "text"},
+    {26, 1028, ValueKind::Integer, ',', "oid"},
+    {27, 1010, ValueKind::Text, ',', "tid"},
+    {28, 1011, ValueKind::Text, ',', "xid"},
+    {29, 1012, ValueKind::Text, ',', "cid"},
+    {30, 1013, ValueKind::Text, ',', "oidvector"},
+    {114, 199, ValueKind::Json, ',', "json"},
+    {142, 143, ValueKind::Text, ',', "xml"},
+    {5069, 271, ValueKind::Text, ',', "xid8"},
+    {600, 1017, ValueKind::Text, ',', "point"},
+    {601, 1018, ValueKind::Text, ',', "lseg"},
+    {602, 1019, ValueKind::Text, ',', "path"},
+    {603, 1020, ValueKind::Text, ';', "box"},  // typdelim ';' since its text contains commas
+    {604, 1027, ValueKind::Text, ',', "polygon"},
+    {628, 629, ValueKind::Text, ',', "line"},
+    {700, 1021, ValueKind::Float, ',', "float4"},
+    {701, 1022, ValueKind::Float, ',', "float8"},
+    {718, 719, ValueKind::Text, ',', "circle"},
+    {790, 791, ValueKind::Text, ',', "money"},
+    {829, 1040, ValueKind::Text, ',', "macaddr"},
+    {869, 1041, ValueKind::Text, ',', "inet"},
+    {650, 651, ValueKind::Text, ',', "cidr"},
+    {774, 775, ValueKind::Text, ',', "macaddr8"},
+    {1033, 1034, ValueKind::Text, ',', "aclitem"},
+    {1042, 1014, ValueKind::Text, ',', "bpchar"},
+    {1043, 1015, ValueKind::Text, ',', "varchar"},
+    {1082, 1182, ValueKind::Date, ',', "date"},
+    {1083, 1183, ValueKind::Time, ',', "time"},
+    {1114, 1115, ValueKind::Timestamp, ',', "timestamp"},
+    {1184, 1185, ValueKind::TimestampTz, ',', "timestamptz"},
+    {1186, 1187, ValueKind::Interval, ',', "interval"},
+    {1266, 1270, ValueKind::TimeTz, ',', "timetz"},
+    {1560, 1561, ValueKind::Text, ',', "bit"},
+    {1562, 1563, ValueKind::Text, ',', "varbit"},
+    {1700, 1231, ValueKind::Numeric, ',', "numeric"},
+    {1790, 2201, ValueKind::Text, ',', "refcursor"},
+    {2202, 2207, ValueKind::Text, ',', "regprocedure"},
+    {2203, 2208, ValueKind::Text, ',', "regoper"},
+    {2204, 2209, ValueKind::Text, ',', "regoperator"},
+    {2205, 2210, ValueKind::Text, ',', "regclass"},
+    {4191, 4192, ValueKind::Text, ',', "regcollation"},
+    {2206, 2211, ValueKind::Text, ',', "regtype"},
+    {4096, 4097, ValueKind::Text, ',', "regrole"},
+    {4089, 4090, ValueKind::Text, ',', "regnamespace"},
+    {2950, 2951, ValueKind::Uuid, ',', "uuid"},
+    {3220, 3221, ValueKind::Text, ',', "pg_lsn"},
+    {3614, 3643, ValueKind::Text, ',', "tsvector"},
+    {3615, 3645, ValueKind::Text, ',', "tsquery"},
+    {3734, 3735, ValueKind::Text, ',', "regconfig"},
+    {3769, 3770, ValueKind::Text, ',', "regdictionary"},
+    {3802, 3807, ValueKind::Json, ',', "jsonb"},
+    {4072, 4073, ValueKind::Text, ',', "jsonpath"},
+    {2970, 2949, ValueKind::Text, ',', "txid_snapshot"},
+    {5038, 5039, ValueKind::Text, ',', "pg_snapshot"},
+    {3904, 3905, ValueKind::Text, ',', "int4range"},
+    {3906, 3907, ValueKind::Text, ',', "numrange"},
+    {3908, 3909, ValueKind::Text, ',', "tsrange"},
+    {3910, 3911, ValueKind::Text, ',', "tstzrange"},
+    {3912, 3913, ValueKind::Text, ',', "daterange"},
+    {3926, 3927, ValueKind::Text, ',', "int8range"},
+    {4451, 6150, ValueKind::Text, ',', "int4multirange"},
+    {4532, 6151, ValueKind::Text, ',', "nummultirange"},
+    {4533, 6152, ValueKind::Text, ',', "tsmultirange"},
+    {4534, 6153, ValueKind::Text, ',', "tstzmultirange"},
+    {4535, 6155, ValueKind::Text, ',', "datemultirange"},
+    {4536, 6157, ValueKind::Text, ',', "int8multirange"},
 };
 
 struct BuiltinEntry {
@@ -1105,6 +1106,16 @@ std::shared_ptr<const TypeInfo> builtinType(TypeOid oid) {
                                    [](const BuiltinEntry& e, TypeOid o) { return e.oid < o; });
   if (it == kBuiltins.end() || it->oid != oid) return nullptr;
   return builtinInfos().get(*it);
+}
+
+std::shared_ptr<const TypeInfo> builtinTypeNamed(std::string_view typname) {
+  // An array type is named after its element, with a leading underscore ("_int4").
+  const bool array = typname.starts_with('_');
+  const std::string_view element = array ? typname.substr(1) : typname;
+  for (const BaseType& base : kBaseTypes) {
+    if (base.name == element) return builtinType(array ? base.array_oid : base.oid);
+  }
+  return nullptr;
 }
 
 int64_t timestampTzUnixMicros(std::string_view text) {

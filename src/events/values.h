@@ -46,6 +46,10 @@ struct TypeInfo {
 /// nullptr when the OID is not one this table knows. Unknown built-ins render as Text.
 std::shared_ptr<const TypeInfo> builtinType(TypeOid oid);
 
+/// The rendering for the pg_catalog type named `typname` ("bytea", "int4", "_int4" for its
+/// array), or nullptr.
+std::shared_ptr<const TypeInfo> builtinTypeNamed(std::string_view typname);
+
 /// Appends the JSON value for the PostgreSQL text output `text` of a value of `type`.
 /// Throws Error(ErrorClass::Poison) when the text is not a valid value of that kind.
 void renderValue(const TypeInfo& type, std::string_view text, JsonWriter& out);

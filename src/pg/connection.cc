@@ -101,6 +101,17 @@ Connection Connection::open(const ConnectOptions& options) {
                 "check that the server is running and reachable at the host and port in "
                 "source.dsn");
   }
+  // A SQL_ASCII database's text is neither converted nor checked when stored, but the server
+  // checks what it sends a UTF8 client and ends the stream at the first byte that is not
+  // UTF-8, with no word of which row. Taken as stored, tidemark decides, naming the row
+  // (source.invalid_utf8).
+  const char* server_encoding = PQparameterStatus(raw, "server_encoding");
+  if (server_encoding != nullptr && std::string_view(server_encoding) == "SQL_ASCII" &&
+      PQsetClientEncoding(raw, "SQL_ASCII") != 0) {
+    throw Error(ErrorClass::Retriable,
+                fmt::format("cannot set client_encoding on the {} connection: {}", options.what,
+                            conn.lastError()));
+  }
   return conn;
 }
 
