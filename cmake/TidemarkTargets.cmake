@@ -23,7 +23,8 @@ function(tidemark_test name label)
   add_executable(${name} ${ARGN})
   target_compile_options(${name} PRIVATE ${TIDEMARK_WARNINGS})
   target_include_directories(${name} PRIVATE ${CMAKE_SOURCE_DIR}/tests)
-  target_link_libraries(${name} PRIVATE tidemark_lib GTest::gtest GTest::gmock GTest::gtest_main)
+  target_link_libraries(${name} PRIVATE tidemark_lib test_support GTest::gtest GTest::gmock
+                        GTest::gtest_main)
   if(label STREQUAL "unit")
     gtest_discover_tests(${name} PROPERTIES LABELS ${label} DISCOVERY_TIMEOUT 60
                          EXTRA_ARGS --gtest_color=no)

@@ -203,6 +203,8 @@ std::filesystem::path PgPipelineTest::writeConfig(const TidemarkConfig& c,
   y << "delivery:\n"
     << "  flush_interval: " << c.flushInterval << "\n";
   if (c.heartbeat) y << "heartbeat:\n" << indented(*c.heartbeat, 2);
+  y << "http:\n" << indented(c.http, 2);
+  if (c.topLevel) y << indented(*c.topLevel, 0);
   return writeRawConfig(y.str(), file);
 }
 
@@ -216,7 +218,9 @@ void PgPipelineTest::initPipeline(const std::filesystem::path& config) {
 std::unique_ptr<Process> PgPipelineTest::startTidemark(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {tidemarkBinary()};
   argv.insert(argv.end(), args.begin(), args.end());
-  return std::make_unique<Process>(std::move(argv));
+  ProcessOptions options;
+  options.env = tidemark_env_;
+  return std::make_unique<Process>(std::move(argv), std::move(options));
 }
 
 std::unique_ptr<Process> PgPipelineTest::startRun(const std::filesystem::path& config,

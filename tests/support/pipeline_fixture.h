@@ -41,6 +41,10 @@ struct TidemarkConfig {
   /// The items of `sinks:` instead of the one jsonl sink, unindented:
   /// "- name: out\n  kind: stdout".
   TidemarkConfig& withSinks(std::string yamlLines) { sinks = std::move(yamlLines); return *this; }
+  /// Lines of the `http:` section, unindented, instead of an endpoint on a free port.
+  TidemarkConfig& withHttp(std::string yamlLines) { http = std::move(yamlLines); return *this; }
+  /// More top-level lines: "topic_prefix: x".
+  TidemarkConfig& withTopLevel(std::string yamlLines) { topLevel = std::move(yamlLines); return *this; }
 
   std::string name = "t1";
   std::vector<std::string> tables;         // "public.orders", ...
@@ -54,6 +58,9 @@ struct TidemarkConfig {
   std::optional<std::string> heartbeat;    // the heartbeat section; none when empty
   std::optional<std::string> sourceExtra;  // appended to the source section
   std::optional<std::string> sinks;        // replaces the jsonl sink
+  // Test binaries run side by side: every endpoint takes a free port.
+  std::string http = "listen: 127.0.0.1:0";
+  std::optional<std::string> topLevel;
 };
 
 /// What `tidemark status -c FILE --json` said.
@@ -130,6 +137,10 @@ class PgPipelineTest : public ::testing::Test {
   /// the data they expect to see. Use inside ASSERT_NO_FATAL_FAILURE.
   void initPipeline(const std::filesystem::path& config);
 
+  /// Sets an environment variable for every tidemark this test starts from now on.
+  void setTidemarkEnv(std::string name, std::string value) {
+    tidemark_env_.emplace_back(std::move(name), std::move(value));
+  }
   /// Starts `tidemark <args...>`.
   std::unique_ptr<Process> startTidemark(const std::vector<std::string>& args);
   /// Starts `tidemark run -c config [--until-lsn lsn]`.
@@ -183,6 +194,7 @@ class PgPipelineTest : public ::testing::Test {
   std::string slot_;
   std::unique_ptr<TempDir> tmp_;
   std::vector<std::string> changed_settings_;
+  std::vector<std::pair<std::string, std::string>> tidemark_env_;
 };
 
 }  // namespace tidemark::test

@@ -28,9 +28,7 @@ class HttpEndpointTest : public PgPipelineTest {
 
   // The pipeline file with an http section appended (port 0: the kernel picks a free one).
   std::filesystem::path configWithHttp(const std::string& http_yaml) {
-    auto path = writeConfig(TidemarkConfig({"public.orders"}));
-    std::ofstream(path, std::ios::app) << "http:\n" << http_yaml;
-    return path;
+    return writeConfig(TidemarkConfig({"public.orders"}).withHttp(http_yaml));
   }
 
   // The port the run's log line announces.
