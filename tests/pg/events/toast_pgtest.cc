@@ -7,7 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/jsonl.h"
 #include "support/pipeline_fixture.h"
+#include "support/test_decoding.h"
 
 namespace tidemark::test {
 namespace {
@@ -86,6 +88,72 @@ TEST_F(ToastTest, ChangedToastedValueIsSentInFull) {
   auto ev = events("public.docs");
   ASSERT_EQ(ev.size(), 2u) << r.description;
   EXPECT_TRUE(ev[1]["after"]["body"] == expected) << ev[1]["after"]["body"].dump().substr(0, 200);
+}
+
+// A key value stored out of line and left unchanged is not resent: the server sends the old
+// key beside the new row's "unchanged" marker. One update under the old key, whatever the
+// replica identity, as test_decoding shows it.
+class ToastedKeyTest : public PgPipelineTest,
+                       public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(ToastedKeyTest, UpdateThatKeepsAToastedKeyIsOneUpdateUnderThatKey) {
+  sql("CREATE TABLE tk (id text NOT NULL, v int)");
+  sql("ALTER TABLE tk ALTER COLUMN id SET STORAGE EXTERNAL");
+  const std::string identity = GetParam();
+  if (identity == "primary key") sql("ALTER TABLE tk ADD PRIMARY KEY (id)");
+  if (identity == "using index") {
+    sql("CREATE UNIQUE INDEX tk_id ON tk (id)");
+    sql("ALTER TABLE tk REPLICA IDENTITY USING INDEX tk_id");
+  }
+  if (identity == "full") {
+    sql("ALTER TABLE tk ADD PRIMARY KEY (id)");
+    sql("ALTER TABLE tk REPLICA IDENTITY FULL");
+  }
+  auto config = writeConfig(TidemarkConfig({"public.tk"}).withKeys());
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  TestDecodingSlot server(pg(), db(), slot() + "_td");
+  sql("INSERT INTO tk SELECT string_agg(md5(i::text), '' ORDER BY i), 0 FROM generate_series(1, 78) i");
+  const std::string key = scalar("SELECT id FROM tk");
+  sql("UPDATE tk SET v = 1");
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+
+  std::vector<DecodedChange> decoded = server.changes({"public.tk"});
+  ASSERT_EQ(decoded.size(), 2u);
+  const DecodedColumn* id = DecodedChange::find(decoded[1].new_tuple, "id");
+  ASSERT_TRUE(id != nullptr && id->unchanged_toast) << "the key was resent; the test needs it out of line";
+  auto lines = readJsonLines(topicFile("public.tk"));
+  ASSERT_EQ(lines.size(), 2u) << r.description;
+  EXPECT_EQ(lines[1]["value"]["op"], "u");
+  EXPECT_TRUE(lines[1]["key"] == json({{"id", key}})) << lines[1]["key"].dump().substr(0, 200);
+  EXPECT_TRUE(lines[1]["value"]["after"]["id"] == key);
+  EXPECT_EQ(lines[1]["value"]["after"]["v"], 1);
+  EXPECT_TRUE(sameChanges(decoded, events("public.tk"), {"id"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryIdentity, ToastedKeyTest,
+                         ::testing::Values("primary key", "using index", "full"),
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           std::string n = param.param;
+                           for (auto& c : n) c = c == ' ' ? '_' : c;
+                           return n;
+                         });
+
+TEST_F(ToastTest, KeyChangeUnderFullIdentityKeepsTheUnchangedToastedValue) {
+  createDocs(true);
+  auto config = writeConfig(TidemarkConfig({"public.docs"}));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  insertDoc();
+  const std::string expected = body();
+  sql("UPDATE docs SET id = 2 WHERE id = 1");
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  auto ev = events("public.docs");
+  ASSERT_EQ(ev.size(), 3u) << r.description;
+  EXPECT_EQ(ev[1]["op"], "d");
+  EXPECT_EQ(ev[2]["op"], "c");
+  EXPECT_EQ(ev[2]["after"]["id"], 2);
+  EXPECT_TRUE(ev[2]["after"]["body"] == expected) << ev[2]["after"]["body"].dump().substr(0, 200);
 }
 
 }  // namespace

@@ -292,5 +292,38 @@ TEST_F(TypeRenderingTest, ArraysAreJsonArraysWithNullsNestingAndElementRendering
   EXPECT_EQ(a[2]["m"], "happy");
 }
 
+// A value renders by the type it had when it was written, also once a column's domain was
+// changed to its base type and dropped (pgoutput names the base type as it was). A type that
+// cannot be told any more is an error naming the table and column, never a value in another
+// form.
+TEST_F(TypeRenderingTest, ValuesRenderByTheirTypeAtTheChangeEvenOnceItWasDropped) {
+  sql("CREATE DOMAIN bytes_d AS bytea; CREATE DOMAIN count_d AS int; CREATE DOMAIN counts_d AS int[]");
+  sql("CREATE TYPE mood AS ENUM ('calm')");
+  sql("CREATE TABLE dom (id int PRIMARY KEY, b bytes_d, n count_d, counts counts_d)");
+  sql("CREATE TABLE moods (id int PRIMARY KEY, m mood)");
+  auto config = writeConfig(TidemarkConfig({"public.dom", "public.moods"}));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  sql("INSERT INTO dom VALUES (1, '\\x00ff', 5, '{1,2}')");
+  sql("ALTER TABLE dom ALTER COLUMN b TYPE bytea, ALTER COLUMN n TYPE int, ALTER COLUMN counts TYPE int[]");
+  sql("DROP DOMAIN bytes_d; DROP DOMAIN count_d; DROP DOMAIN counts_d");
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  auto ev = events("public.dom");
+  ASSERT_EQ(ev.size(), 1u) << r.description;
+  EXPECT_EQ(ev[0]["after"]["b"], "AP8=");
+  EXPECT_EQ(ev[0]["after"]["n"], 5);
+  EXPECT_EQ(ev[0]["after"]["counts"], json::parse("[1,2]"));
+
+  sql("INSERT INTO moods VALUES (1, 'calm')");
+  sql("ALTER TABLE moods ALTER COLUMN m TYPE text");
+  sql("DROP TYPE mood");
+  r = runUntil(config, currentLsn());
+  EXPECT_EQ(r.exitCode, 2) << r.description;
+  EXPECT_NE(r.err.find("column \"m\" of public.moods"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("public.mood ("), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("no longer exists"), std::string::npos) << r.err;
+  EXPECT_TRUE(events("public.moods").empty()) << "a value of a dropped type was written in another form";
+}
+
 }  // namespace
 }  // namespace tidemark::test
