@@ -55,9 +55,9 @@ class TestDecodingSlot {
   /// Creates slot `name` (test_decoding) in `db`: it decodes what is committed from now on.
   TestDecodingSlot(PgCluster& pg, std::string db, std::string name);
 
-  /// Everything committed since the last call (pg_logical_slot_get_changes), row changes
-  /// only, of `tables` ("schema.table") when given, read as UTF-8 whatever the database's
-  /// encoding. tidemark's own heartbeat rows are among the rest.
+  /// Everything committed since the last call (pg_logical_slot_get_changes: the slot hands
+  /// each change out once), row changes only, of `tables` ("schema.table") when given, read as
+  /// UTF-8 whatever the database's encoding. tidemark's own heartbeat rows are among the rest.
   std::vector<DecodedChange> changes(const std::vector<std::string>& tables = {});
 
  private:
