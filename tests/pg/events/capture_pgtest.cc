@@ -115,12 +115,15 @@ TEST_F(CaptureTest, PublicationWithoutThePartitionRootIsRefusedWithTheFixThenWor
   EXPECT_FALSE(slotExists()) << "a slot was created for a pipeline that cannot capture its table";
 
   RunResult check = runTidemark({"check", "-c", config.string(), "--json"});
-  json doc = json::parse(check.out);
+  const json doc = json::parse(check.out);
+  int seen = 0;
   for (const auto& c : doc["checks"]) {
     if (c["id"] != "captured_tables") continue;
+    ++seen;
     EXPECT_EQ(c["outcome"], "fail") << c.dump();
     EXPECT_TRUE(contains(c["fix"].get<std::string>(), fix));
   }
+  EXPECT_EQ(seen, 1) << check.description;
 
   sql(fix);
   ASSERT_NO_FATAL_FAILURE(initPipeline(config));
@@ -184,6 +187,18 @@ TEST_F(CaptureTest, TableThatLeavesThePublicationWhileRunningStopsWithExitThree)
   StatusResult st = status(config);
   ASSERT_TRUE(st.json) << st.description;
   EXPECT_EQ((*st.json)["state"], "failed") << st.description;
+  // check says the same, with the same fix.
+  RunResult check = runTidemark({"check", "-c", config.string(), "--json"});
+  bool seen = false;
+  const json doc = json::parse(check.out);
+  for (const auto& c : doc["checks"]) {
+    if (c["id"] != "captured_tables") continue;
+    seen = true;
+    EXPECT_EQ(c["outcome"], "fail") << c.dump();
+    EXPECT_TRUE(contains(c["saw"].get<std::string>(), "no longer in publication \"t1_pub\" (tidemark run stops with exit 3)"));
+    EXPECT_TRUE(contains(c["fix"].get<std::string>(), "ALTER PUBLICATION \"t1_pub\" ADD TABLE \"public\".\"b\";"));
+  }
+  EXPECT_TRUE(seen) << check.description;
 
   // Run again refuses while the table is out; put back, it goes on from where it was.
   RunResult again = runUntil(config, currentLsn());

@@ -95,12 +95,15 @@ TEST_F(EncodingTest, SqlAsciiBytesThatAreNotUtf8StopNamingTheRowOrAreEscaped) {
       << "the slot moved past a row that was never written";
 
   RunResult check = runTidemark({"check", "-c", config.string(), "--json"});
-  for (const auto& c : json::parse(check.out)["checks"]) {
-    if (c["id"] == "encoding") {
-      EXPECT_EQ(c["outcome"], "warn") << c.dump();
-      EXPECT_TRUE(contains(c["saw"].get<std::string>(), "SQL_ASCII"));
-    }
+  const json doc = json::parse(check.out);
+  int seen = 0;
+  for (const auto& c : doc["checks"]) {
+    if (c["id"] != "encoding") continue;
+    ++seen;
+    EXPECT_EQ(c["outcome"], "warn") << c.dump();
+    EXPECT_TRUE(contains(c["saw"].get<std::string>(), "SQL_ASCII"));
   }
+  EXPECT_EQ(seen, 1) << check.description;
 
   // Escaped, the byte goes on as a lone surrogate a reader can turn back into 0xE9.
   const auto escaping = writeConfig(
