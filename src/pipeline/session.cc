@@ -1,5 +1,6 @@
 #include "pipeline/session.h"
 
+#include <algorithm>
 #include <variant>
 
 #include <fmt/format.h>
@@ -34,16 +35,31 @@ constexpr std::string_view kHeartbeatPrefix = "tidemark_heartbeat";
 Delivery::Delivery(std::vector<std::unique_ptr<sinks::Sink>> sinks, state::OffsetStore& store)
     : sinks_(std::move(sinks)), store_(store) {}
 
-void Delivery::recover(const std::optional<state::StoredPosition>& stored) {
+void Delivery::recover(const std::optional<state::StoredPosition>& stored, const std::vector<std::string>& reset) {
+  for (const auto& name : reset) {
+    if (std::none_of(sinks_.begin(), sinks_.end(), [&](const auto& s) { return s->name() == name; })) {
+      throw Error(ErrorClass::Config, fmt::format("--reset-sink {}: no sink of that name", name),
+                  "name a sink of the configuration (sinks[].name)");
+    }
+  }
   for (auto& s : sinks_) {
     std::optional<std::string> cp;
-    if (stored) {
+    sinks::RecoverMode mode = sinks::RecoverMode::FirstRun;
+    if (std::find(reset.begin(), reset.end(), s->name()) != reset.end()) {
+      mode = sinks::RecoverMode::Reset;
+    } else if (stored) {
       auto it = stored->sinks.find(s->name());
       // A sink added since the last run has no checkpoint: keep what its files hold.
+      mode = it == stored->sinks.end() ? sinks::RecoverMode::Added : sinks::RecoverMode::Resume;
       if (it != stored->sinks.end()) cp = it->second;
     }
-    s->recover(cp);
+    s->recover(cp, mode);
+    saved_[s->name()] = s->checkpoint();
   }
+}
+
+void Delivery::rollbackToSaved() {
+  for (auto& s : sinks_) s->rollbackTo(saved_.at(s->name()));
 }
 
 void Delivery::write(const events::Event& e) {
@@ -68,6 +84,7 @@ void Delivery::makeDurable(state::StoredPosition position) {
   for (auto& s : sinks_) s->flush();
   for (const auto& s : sinks_) position.sinks[s->name()] = s->checkpoint();
   store_.save(position);
+  saved_ = position.sinks;
 }
 
 Session::Session(const config::PipelineConfig& cfg, const RunOptions& options, Delivery& delivery,
@@ -132,9 +149,20 @@ StopReason Session::stream(const std::atomic<bool>& stop) {
 }
 
 void Session::salvage() {
-  if (in_transaction_) delivery_.rollbackToMark();
-  in_transaction_ = false;
-  makeDurable();
+  try {
+    if (in_transaction_) delivery_.rollbackToMark();
+    in_transaction_ = false;
+    makeDurable();
+  } catch (const Error& e) {
+    // The sinks could not take what was written (a full disk): nothing of it stays. The
+    // position was not saved past what is durable, so the source sends it all again.
+    log_.warn("could not make the transactions already written durable ({}); every sink goes back "
+              "to what was saved with {}",
+              e.what(), durable_.str());
+    in_transaction_ = false;
+    delivery_.rollbackToSaved();
+    pending_ = durable_;
+  }
 }
 
 void Session::setReceived(Lsn lsn) {

@@ -34,12 +34,18 @@ class Delivery {
  public:
   Delivery(std::vector<std::unique_ptr<sinks::Sink>> sinks, state::OffsetStore& store);
 
-  /// Gives each sink its stored checkpoint (none on a first run, or for a sink added since).
-  void recover(const std::optional<state::StoredPosition>& stored);
+  /// Gives each sink its stored checkpoint: none on a first run (the sink must be empty), none
+  /// for a sink added since (it keeps what it holds). Sinks named in `reset` keep their output
+  /// as it is, whatever their checkpoint says (run --reset-sink). Throws Error when a sink's
+  /// output is not what was made durable.
+  void recover(const std::optional<state::StoredPosition>& stored, const std::vector<std::string>& reset = {});
 
   void write(const events::Event& e);
   void markTransactionEnd();
   void rollbackToMark();
+  /// Every sink back to the checkpoint last saved with the position, after a write, a flush
+  /// or the save failed.
+  void rollbackToSaved();
   uint64_t pendingBytes() const;
 
   /// Flushes every sink, then saves `position` with their checkpoints. After it returns,
@@ -49,6 +55,7 @@ class Delivery {
  private:
   std::vector<std::unique_ptr<sinks::Sink>> sinks_;
   state::OffsetStore& store_;
+  std::map<std::string, std::string> saved_;  // each sink's checkpoint as last saved (or recovered)
 };
 
 enum class StopReason { Requested, UntilLsn };
@@ -87,7 +94,10 @@ class Session {
   StopReason stream(const std::atomic<bool>& stop);
 
   /// After an error: makes the whole transactions already written durable (without
-  /// confirming them; the next connection starts from there).
+  /// confirming them; the next connection starts from there). When that fails too (the sinks
+  /// or the store were what failed: a full disk), every sink goes back to the checkpoint last
+  /// saved instead, and the next connection starts from the durable position. Throws only
+  /// when even that fails.
   void salvage();
 
   Lsn durable() const { return durable_; }

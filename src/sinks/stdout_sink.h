@@ -13,10 +13,11 @@ class StdoutSink final : public Sink {
   explicit StdoutSink(const config::SinkConfig& cfg) : name_(cfg.name), with_key_(cfg.with_key) {}
 
   const std::string& name() const override { return name_; }
-  void recover(const std::optional<std::string>&) override {}
+  void recover(const std::optional<std::string>&, RecoverMode) override {}
   void write(const events::Event& event) override;
   void markTransactionEnd() override {}
   void rollbackToMark() override {}
+  void rollbackTo(const std::string&) override {}
   void flush() override;
   std::string checkpoint() const override { return "{}"; }
   uint64_t pendingBytes() const override { return pending_bytes_; }

@@ -1,10 +1,12 @@
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -60,6 +62,27 @@ CapturedTable capturedRow(sqlite3_stmt* s) {
   return CapturedTable{text(0), text(1), RelationId{static_cast<uint32_t>(sqlite3_column_int64(s, 2))}};
 }
 
+// What an SQLite failure means for the operator: the class (a full disk may be freed, a
+// damaged file will not mend) and what to do.
+Error storeError(sqlite3* db, const std::string& path, std::string message) {
+  const int code = db != nullptr ? (sqlite3_errcode(db) & 0xff) : SQLITE_ERROR;
+  if (code == SQLITE_FULL || code == SQLITE_IOERR) {
+    return Error(ErrorClass::Retriable, std::move(message),
+                 fmt::format("free disk space on the file system of {} (state_dir); tidemark retries "
+                             "within retry.window and confirms nothing it could not save",
+                             std::filesystem::path(path).parent_path().string()));
+  }
+  if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT) {
+    return Error(ErrorClass::Fatal, std::move(message),
+                 fmt::format("{} is damaged or is not tidemark's state store. If a backup of the "
+                             "state directory exists, restore it. Otherwise the position is lost: "
+                             "move the state directory and the sink output aside and run again, which "
+                             "starts a new slot (reload the tables to fill the gap)",
+                             path));
+  }
+  return Error(ErrorClass::Fatal, std::move(message));
+}
+
 class SqliteStore final : public OffsetStore {
  public:
   explicit SqliteStore(const std::filesystem::path& dir) : path_((dir / "state.db").string()) {
@@ -83,9 +106,10 @@ class SqliteStore final : public OffsetStore {
     }
     sqlite3* raw = nullptr;
     if (sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK) {
-      std::string msg = raw ? sqlite3_errmsg(raw) : "out of memory";
+      Error e = storeError(raw, path_, fmt::format("cannot open state store {}: {}", path_,
+                                                   raw ? sqlite3_errmsg(raw) : "out of memory"));
       if (raw) sqlite3_close_v2(raw);
-      throw Error(ErrorClass::Fatal, fmt::format("cannot open state store {}: {}", path_, msg));
+      throw e;
     }
     db_.reset(raw);
     // First, so that a `tidemark status` reading at this moment makes the next statements wait
@@ -103,6 +127,7 @@ class SqliteStore final : public OffsetStore {
     exec("CREATE TABLE IF NOT EXISTS status ("
          " id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)");
     exec(kCapturedTableDdl);
+    identity_ = fileIdentity();
   }
 
   ~SqliteStore() override {
@@ -134,6 +159,19 @@ class SqliteStore final : public OffsetStore {
     check(sqlite3_step(s.get()), SQLITE_DONE, "saving the status");
   }
 
+  // The state directory removed, or its store replaced, while the pipeline runs: a position
+  // saved now would go into a file nobody will read, and the next start would be a first run.
+  void checkStillThere() {
+    if (fileIdentity() == identity_) return;
+    throw Error(ErrorClass::Fatal,
+                fmt::format("the state store {} was removed or replaced while tidemark ran; positions "
+                            "can no longer be saved, so nothing more is confirmed",
+                            path_),
+                "if the state directory was moved, move it back and run again; if it is gone, the "
+                "position is lost: move the sink output aside and run again, which starts a new "
+                "slot (reload the tables to fill the gap)");
+  }
+
   std::vector<CapturedTable> loadCapture() override {
     Stmt s = prepare(kSelectCaptured);
     std::vector<CapturedTable> out;
@@ -144,6 +182,7 @@ class SqliteStore final : public OffsetStore {
   }
 
   void saveCapture(const std::vector<CapturedTable>& tables) override {
+    checkStillThere();
     exec("BEGIN IMMEDIATE");
     try {
       exec("DELETE FROM captured_table");
@@ -162,6 +201,7 @@ class SqliteStore final : public OffsetStore {
   }
 
   void save(const StoredPosition& p) override {
+    checkStillThere();
     exec("BEGIN IMMEDIATE");
     try {
       Stmt s = prepare(
@@ -195,22 +235,27 @@ class SqliteStore final : public OffsetStore {
     if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, &err) != SQLITE_OK) {
       std::string msg = err ? err : "unknown error";
       sqlite3_free(err);
-      throw Error(ErrorClass::Fatal, fmt::format("state store {}: {} failed: {}", path_, sql, msg));
+      throw storeError(db_.get(), path_, fmt::format("state store {}: {} failed: {}", path_, sql, msg));
     }
   }
   Stmt prepare(const char* sql) {
     sqlite3_stmt* s = nullptr;
     if (sqlite3_prepare_v2(db_.get(), sql, -1, &s, nullptr) != SQLITE_OK) {
-      throw Error(ErrorClass::Fatal,
-                  fmt::format("state store {}: {}", path_, sqlite3_errmsg(db_.get())));
+      throw storeError(db_.get(), path_, fmt::format("state store {}: {}", path_, sqlite3_errmsg(db_.get())));
     }
     return Stmt(s);
   }
   void check(int rc, int expected, std::string_view what) {
     if (rc != expected) {
-      throw Error(ErrorClass::Fatal,
-                  fmt::format("state store {}: {} failed: {}", path_, what, sqlite3_errmsg(db_.get())));
+      throw storeError(db_.get(), path_,
+                       fmt::format("state store {}: {} failed: {}", path_, what, sqlite3_errmsg(db_.get())));
     }
+  }
+  // Device and inode of state.db as the path names it now; (0, 0) when it is gone.
+  std::pair<dev_t, ino_t> fileIdentity() const {
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) != 0) return {0, 0};
+    return {st.st_dev, st.st_ino};
   }
   static std::string text(sqlite3_stmt* s, int col) {
     const unsigned char* t = sqlite3_column_text(s, col);
@@ -220,6 +265,7 @@ class SqliteStore final : public OffsetStore {
   std::string path_;
   int lock_fd_ = -1;
   std::unique_ptr<sqlite3, DbCloser> db_;
+  std::pair<dev_t, ino_t> identity_{0, 0};
 };
 
 }  // namespace

@@ -1,10 +1,14 @@
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <atomic>
 #include <thread>
+
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "sinks/jsonl_sink.h"
@@ -37,7 +41,7 @@ events::Event ev(std::string_view topic, std::string_view value, std::string_vie
 TEST(JsonlSink, WritesOneFilePerTopicOneLinePerEvent) {
   tidemark::test::TempDir tmp;
   JsonlSink sink(sinkConfig(tmp.path()));
-  sink.recover(std::nullopt);
+  sink.recover(std::nullopt, RecoverMode::FirstRun);
   sink.write(ev("p.public.a", R"({"n":1})"));
   sink.write(ev("p.public.b", R"({"n":2})"));
   sink.write(ev("p.public.a", R"({"n":3})"));
@@ -45,13 +49,16 @@ TEST(JsonlSink, WritesOneFilePerTopicOneLinePerEvent) {
   sink.flush();
   EXPECT_EQ(slurp(tmp.path() / "p.public.a.jsonl"), "{\"n\":1}\n{\"n\":3}\n");
   EXPECT_EQ(slurp(tmp.path() / "p.public.b.jsonl"), "{\"n\":2}\n");
-  EXPECT_EQ(sink.checkpoint(), R"({"p.public.a":16,"p.public.b":8})");
+  auto cp = nlohmann::json::parse(sink.checkpoint());
+  EXPECT_EQ(cp["p.public.a"]["size"], 16);
+  EXPECT_EQ(cp["p.public.b"]["size"], 8);
+  EXPECT_EQ(cp["p.public.a"]["tail"].get<std::string>().size(), 16u);
 }
 
 TEST(JsonlSink, WithKeyWrapsKeyAndValue) {
   tidemark::test::TempDir tmp;
   JsonlSink sink(sinkConfig(tmp.path(), true));
-  sink.recover(std::nullopt);
+  sink.recover(std::nullopt, RecoverMode::FirstRun);
   sink.write(ev("t", R"({"v":1})", R"({"id":1})"));
   sink.write(ev("t", R"({"v":2})"));
   sink.markTransactionEnd();
@@ -65,51 +72,210 @@ TEST(JsonlSink, RecoverCutsWhatWasWrittenAfterTheCheckpoint) {
   std::string checkpoint;
   {
     JsonlSink sink(sinkConfig(tmp.path()));
-    sink.recover(std::nullopt);
-    sink.write(ev("t", "1"));
+    sink.recover(std::nullopt, RecoverMode::FirstRun);
+    sink.write(ev("t", R"({"n":1})"));
     sink.markTransactionEnd();
     sink.flush();
     checkpoint = sink.checkpoint();
     // Written and even flushed, but the state store never recorded it (a crash in between).
-    sink.write(ev("t", "2"));
-    sink.write(ev("new", "x"));
+    sink.write(ev("t", R"({"n":2})"));
+    sink.write(ev("new", R"({"x":1})"));
     sink.markTransactionEnd();
     sink.flush();
   }
   JsonlSink again(sinkConfig(tmp.path()));
-  again.recover(checkpoint);
-  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "1\n");
+  again.recover(checkpoint, RecoverMode::Resume);
+  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n");
   EXPECT_EQ(slurp(tmp.path() / "new.jsonl"), "");
-  again.write(ev("t", "2"));
+  again.write(ev("t", R"({"n":2})"));
   again.markTransactionEnd();
   again.flush();
-  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "1\n2\n");
+  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n{\"n\":2}\n");
 }
 
-TEST(JsonlSink, FirstRunKeepsExistingFilesAndCheckpointsThem) {
+TEST(JsonlSink, ASinkAddedSinceKeepsExistingFilesAndCheckpointsThem) {
   tidemark::test::TempDir tmp;
   { std::ofstream(tmp.path() / "old.jsonl") << "keep\n"; }
+  { std::ofstream(tmp.path() / "cut.jsonl") << "{\"cut"; }
   JsonlSink sink(sinkConfig(tmp.path()));
-  sink.recover(std::nullopt);
+  sink.recover(std::nullopt, RecoverMode::Added);
+  sink.write(ev("cut", "{}"));
   sink.markTransactionEnd();
   sink.flush();
-  EXPECT_EQ(sink.checkpoint(), R"({"old":5})");
+  auto cp = nlohmann::json::parse(sink.checkpoint());
+  EXPECT_EQ(cp["old"]["size"], 5);
   EXPECT_EQ(slurp(tmp.path() / "old.jsonl"), "keep\n");
+  // A cut line is ended, so new events are lines of their own.
+  EXPECT_EQ(slurp(tmp.path() / "cut.jsonl"), "{\"cut\n{}\n");
+}
+
+// The state store has no position, but the sink holds events: they cannot be tied to a
+// position (a state directory lost or emptied), so the pipeline stops instead of appending.
+TEST(JsonlSink, FirstRunRefusesFilesThatAlreadyHoldEvents) {
+  tidemark::test::TempDir tmp;
+  { std::ofstream(tmp.path() / "t.jsonl") << "{\"old\":1}\n"; }
+  { std::ofstream(tmp.path() / "empty.jsonl"); }
+  JsonlSink sink(sinkConfig(tmp.path()));
+  try {
+    sink.recover(std::nullopt, RecoverMode::FirstRun);
+    FAIL() << "appended to events that belong to no position";
+  } catch (const tidemark::Error& e) {
+    EXPECT_EQ(e.errorClass(), tidemark::ErrorClass::Fatal);
+    EXPECT_NE(std::string(e.what()).find("t.jsonl holds 10 bytes, but the state store has no position"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(e.hint().find("--reset-sink files"), std::string::npos) << e.hint();
+  }
+  JsonlSink reset(sinkConfig(tmp.path()));
+  reset.recover(std::nullopt, RecoverMode::Reset);
+  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"old\":1}\n");
+}
+
+// A sink with one durable line in t.jsonl and its checkpoint.
+std::string oneDurableLine(const std::filesystem::path& dir) {
+  JsonlSink sink(sinkConfig(dir));
+  sink.recover(std::nullopt, RecoverMode::FirstRun);
+  sink.write(ev("t", R"({"n":1})"));
+  sink.markTransactionEnd();
+  sink.flush();
+  return sink.checkpoint();
+}
+
+std::string recoverError(const std::filesystem::path& dir, const std::string& checkpoint) {
+  JsonlSink sink(sinkConfig(dir));
+  try {
+    sink.recover(checkpoint, RecoverMode::Resume);
+  } catch (const tidemark::Error& e) {
+    return std::string(e.what()) + "\nHint: " + e.hint();
+  }
+  return {};
+}
+
+TEST(JsonlSink, RecoveryRefusesAFileCutChangedOrRemovedBehindItsBack) {
+  tidemark::test::TempDir tmp;
+  const std::string cp = oneDurableLine(tmp.path());
+  const auto file = tmp.path() / "t.jsonl";
+
+  std::filesystem::resize_file(file, 4);  // cut mid-line
+  std::string err = recoverError(tmp.path(), cp);
+  EXPECT_NE(err.find("holds 4 bytes, fewer than the 8 bytes of events tidemark made durable"), std::string::npos) << err;
+  EXPECT_NE(err.find("--reset-sink files"), std::string::npos) << err;
+
+  { std::ofstream(file, std::ios::trunc) << "{\"n\":9}\n"; }  // same size, other bytes
+  err = recoverError(tmp.path(), cp);
+  EXPECT_NE(err.find("is not what tidemark made durable"), std::string::npos) << err;
+
+  std::filesystem::remove(file);
+  err = recoverError(tmp.path(), cp);
+  EXPECT_NE(err.find("t.jsonl is missing, though tidemark made 8 bytes of events durable in it"), std::string::npos) << err;
+
+  // Accepted as it is, the sink goes on with a new file.
+  JsonlSink reset(sinkConfig(tmp.path()));
+  reset.recover(cp, RecoverMode::Reset);
+  reset.write(ev("t", R"({"n":2})"));
+  reset.markTransactionEnd();
+  reset.flush();
+  EXPECT_EQ(slurp(file), "{\"n\":2}\n");
+}
+
+TEST(JsonlSink, RecoveryRemovesOnlyBytesThatReadAsItsOwnLines) {
+  tidemark::test::TempDir tmp;
+  const std::string cp = oneDurableLine(tmp.path());
+  const auto file = tmp.path() / "t.jsonl";
+  // Another program appended: not tidemark's lines, so not removed.
+  { std::ofstream(file, std::ios::app) << "an appended log line\n"; }
+  std::string err = recoverError(tmp.path(), cp);
+  EXPECT_NE(err.find("has 21 bytes after the 8 bytes tidemark made durable that do not read as tidemark's events"),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("truncate -s 8 "), std::string::npos) << err;
+  EXPECT_EQ(slurp(file), "{\"n\":1}\nan appended log line\n");
+
+  // A crash after a flush the store never recorded: whole lines and a cut one, removed.
+  std::filesystem::resize_file(file, 8);
+  { std::ofstream(file, std::ios::app) << "{\"n\":2}\n{\"n\":3}\n{\"n\""; }
+  EXPECT_EQ(recoverError(tmp.path(), cp), "");
+  EXPECT_EQ(slurp(file), "{\"n\":1}\n");
+}
+
+// After a failure the sink goes back to the checkpoint last saved with the position, which may
+// be older than its last flush (the save is what failed): nothing after it stays.
+TEST(JsonlSink, RollbackGoesBackToTheSavedCheckpointNotTheLastFlush) {
+  tidemark::test::TempDir tmp;
+  JsonlSink sink(sinkConfig(tmp.path()));
+  sink.recover(std::nullopt, RecoverMode::FirstRun);
+  sink.write(ev("t", R"({"n":1})"));
+  sink.markTransactionEnd();
+  sink.flush();
+  const std::string saved = sink.checkpoint();
+  sink.write(ev("t", R"({"n":2})"));
+  sink.markTransactionEnd();
+  sink.flush();  // flushed, but the position with it was never saved
+  std::string big(300000, 'x');
+  for (int i = 0; i < 5; ++i) sink.write(ev("t", "{\"big\":\"" + big + "\"}"));  // part reaches the file
+  sink.rollbackTo(saved);
+  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n");
+  EXPECT_EQ(sink.pendingBytes(), 0u);
+  EXPECT_EQ(sink.checkpoint(), saved);
+  sink.write(ev("t", R"({"n":2})"));
+  sink.markTransactionEnd();
+  sink.flush();
+  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n{\"n\":2}\n");
 }
 
 TEST(JsonlSink, RollbackToMarkDropsAPartialTransactionBufferedOrWritten) {
   tidemark::test::TempDir tmp;
   JsonlSink sink(sinkConfig(tmp.path()));
-  sink.recover(std::nullopt);
-  sink.write(ev("t", "committed"));
+  sink.recover(std::nullopt, RecoverMode::FirstRun);
+  sink.write(ev("t", "{}"));
   sink.markTransactionEnd();
   // A partial transaction larger than the write threshold, so part of it reached the file.
   std::string big(300000, 'x');
   for (int i = 0; i < 5; ++i) sink.write(ev("t", big));
   sink.rollbackToMark();
   sink.flush();
-  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "committed\n");
+  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{}\n");
   EXPECT_EQ(sink.pendingBytes(), 0u);
+}
+
+// A write that gets part of a batch out and then fails (here a file size limit; a full disk
+// does the same): what reached the file is counted, so the rollback cuts exactly that. No
+// torn line, nothing saved removed, and with room again the events are written once.
+TEST(JsonlSink, AWriteThatFailsPartWayIsRolledBackExactly) {
+  tidemark::test::TempDir tmp;
+  JsonlSink sink(sinkConfig(tmp.path()));
+  sink.recover(std::nullopt, RecoverMode::FirstRun);
+  sink.write(ev("t", R"({"n":1})"));
+  sink.markTransactionEnd();
+  sink.flush();
+  const std::string saved = sink.checkpoint();
+
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = 100000;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  bool failed = false;
+  try {
+    const std::string big(300000, 'x');
+    for (int i = 0; i < 5; ++i) sink.write(ev("t", "{\"big\":\"" + big + "\"}"));
+    sink.markTransactionEnd();
+    sink.flush();
+  } catch (const tidemark::Error&) {
+    failed = true;
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::signal(SIGXFSZ, old_handler);
+  ASSERT_TRUE(failed) << "the write did not fail";
+  EXPECT_EQ(std::filesystem::file_size(tmp.path() / "t.jsonl"), 100000u) << "the write did not get part way";
+
+  sink.rollbackTo(saved);
+  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n");
+  sink.write(ev("t", R"({"n":2})"));
+  sink.markTransactionEnd();
+  sink.flush();
+  EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n{\"n\":2}\n");
 }
 
 TEST(SqliteStore, SavesAndLoadsPositionWithCheckpointsAtomically) {

@@ -38,7 +38,7 @@ struct FakeStore final : state::OffsetStore {
 // Records events; "durable" holds what was written up to the last mark when flush() ran.
 struct FakeSink final : sinks::Sink {
   const std::string& name() const override { return name_; }
-  void recover(const std::optional<std::string>&) override {}
+  void recover(const std::optional<std::string>&, sinks::RecoverMode) override {}
   void write(const events::Event& e) override { written.emplace_back(e.value); }
   void markTransactionEnd() override { marked = written.size(); }
   void rollbackToMark() override {
@@ -46,6 +46,12 @@ struct FakeSink final : sinks::Sink {
     ++rollbacks;
   }
   void flush() override { durable = std::vector<std::string>(written.begin(), written.begin() + static_cast<long>(marked)); }
+  void rollbackTo(const std::string& checkpoint) override {
+    durable.resize(std::stoul(checkpoint));
+    written = durable;
+    marked = written.size();
+    ++rollbacks;
+  }
   std::string checkpoint() const override { return std::to_string(durable.size()); }
   uint64_t pendingBytes() const override { return 0; }
 
