@@ -37,7 +37,7 @@ void installSignalHandlers() {
 }
 
 int runCommand(const std::string& config_file, const std::string& until,
-               const std::vector<std::string>& accept_recreated) {
+               const std::vector<std::string>& accept_recreated, const std::vector<std::string>& reset_sinks) {
   using namespace tidemark;
   config::PipelineConfig cfg = config::loadFile(config_file);
   LogLevel level;
@@ -60,6 +60,7 @@ int runCommand(const std::string& config_file, const std::string& until,
     }
     options.accept_recreated.push_back(*table.value);
   }
+  options.reset_sinks = reset_sinks;
   installSignalHandlers();
   pipeline::run(cfg, options, g_stop);
   return kExitOk;
@@ -83,6 +84,10 @@ int main(int argc, char** argv) {
   run->add_option("--accept-recreated", accept_recreated,
                   "A captured table (as in source.tables) that was dropped and created again: "
                   "capture the new table from now on (repeatable)");
+  std::vector<std::string> reset_sinks;
+  run->add_option("--reset-sink", reset_sinks,
+                  "A sink (sinks[].name) whose output no longer matches what tidemark made durable: "
+                  "accept it as it is and go on (repeatable)");
 
   bool status_json = false;
   CLI::App* status = app.add_subcommand(
@@ -139,7 +144,7 @@ int main(int argc, char** argv) {
     if (app.got_subcommand("status")) {
       return tidemark::cli::statusCommand(tidemark::config::loadFile(config_file), status_json);
     }
-    return runCommand(config_file, until, accept_recreated);
+    return runCommand(config_file, until, accept_recreated, reset_sinks);
   } catch (const tidemark::Error& e) {
     tidemark::Logger("tidemark").error("{}", e.describe());
     return tidemark::exitCodeFor(e.errorClass());

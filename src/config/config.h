@@ -75,6 +75,13 @@ struct SignalConfig {
   TableName table{"tidemark", "tidemark_signal"};
 };
 
+struct RetryConfig {
+  /// How long to go on retrying after errors that may pass (a source or disk unavailable)
+  /// without getting past the position where they happen; then exit 2.
+  std::chrono::milliseconds window{30 * 60 * 1000};
+  std::chrono::milliseconds max_backoff{30000};  // the longest wait between two attempts
+};
+
 struct HttpConfig {
   std::string listen = "127.0.0.1:7070";  // host:port, or "off"
   std::optional<std::string> token;       // bearer token (secret); required off loopback
@@ -89,6 +96,7 @@ struct PipelineConfig {
   DeliveryConfig delivery;
   HeartbeatConfig heartbeat;
   SignalConfig signal;
+  RetryConfig retry;
   HttpConfig http;
   std::string log_level = "info";
 };

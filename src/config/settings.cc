@@ -504,6 +504,36 @@ constexpr Setting kSettings[] = {
                    const SinkConfig&) { return code(p.signal.table.str()); },
     },
     {
+        .path = "retry",
+        .type = SettingType::Mapping,
+        .description = "Errors that may pass (the source down or restarting, a full disk under a sink "
+                       "or the state directory) are retried from the last durable position, with "
+                       "exponential backoff and jitter, while `tidemark status` says `retrying` "
+                       "with the error. A lost position (exit 3) and configuration errors are never "
+                       "retried.",
+    },
+    {
+        .path = "retry.window",
+        .type = SettingType::Duration,
+        .min = kSecond,
+        .max = 7 * 24 * kHour,
+        .description = "How long to retry without getting past the position where the errors happen; "
+                       "then `run` exits 2. Progress past it starts the window again.",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.pipeline.retry.window = take<milliseconds>(v); },
+        .show = [](const PipelineConfig& p, const SinkConfig&) { return code(formatDuration(p.retry.window)); },
+    },
+    {
+        .path = "retry.max_backoff",
+        .type = SettingType::Duration,
+        .min = 100 * kMs,
+        .max = kHour,
+        .description = "The longest wait between two attempts; waits start at 500ms and double up to it.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.retry.max_backoff = take<milliseconds>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(formatDuration(p.retry.max_backoff)); },
+    },
+    {
         .path = "http",
         .type = SettingType::Mapping,
         .description = "The HTTP endpoint of `tidemark run`: `/healthz`, `/readyz`, `/metrics` "

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -13,10 +14,12 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "check/check.h"
+#include "config/settings.h"
 #include "http/page.h"
 #include "http/server.h"
 #include "pg/replication.h"
 #include "pipeline/capture.h"
+#include "pipeline/retry.h"
 #include "pipeline/session.h"
 #include "pipeline/source_monitor.h"
 #include "pipeline/source_setup.h"
@@ -129,16 +132,17 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
   bool recovered = false;
   // Set from a stall until the stream flows again: the retries in between are part of it.
   std::string stall;
+  RetryPolicy retry(cfg.retry, std::random_device{}());
+  Lsn durable;  // the furthest position made durable, for the retry window
 
-  constexpr int kMaxAttempts = 6;
-  milliseconds backoff(500);
-  for (int attempt = 1;; ++attempt) {
+  for (;;) {
     // Declared outside the try so that the catch can make its whole transactions durable.
     // Only salvage() is called there, which touches the sinks and the store, not the
     // connections that the try block owned.
     std::optional<Session> session;
     try {
       std::optional<state::StoredPosition> stored = store->load();
+      if (stored) durable = std::max(durable, stored->lsn);
       pg::Connection catalog = pg::Connection::open(pg::sourceOptions(cfg.source));
       pg::ReplicationStream stream = pg::ReplicationStream::open(pg::sourceOptions(cfg.source));
       pg::SystemInfo system = stream.identifySystem();
@@ -159,7 +163,7 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
       position.slot = cfg.source.slot;
       position.lsn = start.lsn;
       if (!recovered) {
-        delivery.recover(stored);
+        delivery.recover(stored, options.reset_sinks);
         recovered = true;
       }
       if (!stored) {
@@ -190,8 +194,6 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
       status.setState(PipelineState::Running);
       if (!stall.empty()) log.info("the stream flows again after the stall");
       stall.clear();
-      attempt = 1;
-      backoff = milliseconds(500);
       StopReason why;
       {
         StatusFeeder feeder(stream, *session, cfg.source.status_interval, log);
@@ -202,42 +204,50 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
                  why == StopReason::UntilLsn ? "reached --until-lsn" : "stopped by a signal");
       return;
     } catch (const Error& e) {
-      bool stalled = dynamic_cast<const StallError*>(&e) != nullptr;
-      bool retry = e.retriable() && attempt < kMaxAttempts;
+      const bool stalled = dynamic_cast<const StallError*>(&e) != nullptr;
       if (session) {
         try {
           session->salvage();
           status.report(session->status());
+          durable = std::max(durable, session->durable());
         } catch (const Error& inner) {
           log.error("{}", e.describe());
-          log.error("then could not make the transactions already written durable: {}", inner.what());
+          log.error("then could not make the sinks whole: {}", inner.what());
           status.setState(PipelineState::Failed, inner.what());
           throw;
         }
       }
-      if (!retry) {
+      if (!e.retriable()) {
         status.setState(PipelineState::Failed, e.what());
         throw;
       }
+      std::optional<milliseconds> wait = retry.failed(durable, Clock::now());
+      if (!wait) {
+        std::string why = fmt::format("gave up after retrying for {} (retry.window) without getting past {}: {}",
+                                      config::formatDuration(cfg.retry.window), durable.str(), e.what());
+        status.setState(PipelineState::Failed, why);
+        throw Error(ErrorClass::Fatal, why, e.hint());
+      }
       status.countRetry();
+      RetryStatus figures{e.what(), retry.attempt(), retry.sinceUnixMicros(), retry.givesUpAtUnixMicros()};
+      const std::string plan = fmt::format("attempt {}, retrying in {} ms; retrying since {}, gives up at {}",
+                                           retry.attempt(), wait->count(), isoTime(figures.since_us),
+                                           isoTime(figures.gives_up_at_us));
       if (stalled) {
         log.error("{}", e.describe());
         stall = e.what();
-        status.setState(PipelineState::Stalled, stall);
+        status.setRetrying(PipelineState::Stalled, stall, figures);
       } else if (!stall.empty()) {
-        log.warn("{} (attempt {} of {} after a stall; retrying in {} ms)", e.describe(), attempt,
-                 kMaxAttempts, backoff.count());
-        status.setState(PipelineState::Stalled, fmt::format("{}; reconnecting: {}", stall, e.what()));
+        log.warn("{} ({} after a stall)", e.describe(), plan);
+        status.setRetrying(PipelineState::Stalled, fmt::format("{}; reconnecting: {}", stall, e.what()), figures);
       } else {
-        log.warn("{} (attempt {} of {}; retrying in {} ms)", e.describe(), attempt, kMaxAttempts,
-                 backoff.count());
-        status.setState(PipelineState::Retrying, e.what());
+        log.warn("{} ({})", e.describe(), plan);
+        status.setRetrying(PipelineState::Retrying, e.what(), figures);
       }
-      if (!sleepUnlessStopped(backoff, stop)) {
+      if (!sleepUnlessStopped(*wait, stop)) {
         status.setState(PipelineState::Stopped, "stopped by a signal while retrying");
         return;
       }
-      backoff = std::min(backoff * 2, milliseconds(30000));
     }
   }
 }

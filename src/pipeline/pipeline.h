@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "common/lsn.h"
@@ -30,6 +31,9 @@ struct RunOptions {
   /// Captured tables that were dropped and created again, whose new relation the operator
   /// accepts as the table to capture from now on (run --accept-recreated).
   std::vector<config::TableName> accept_recreated;
+  /// Sinks whose output the operator accepts as it is now, whatever their stored checkpoint
+  /// says (run --reset-sink).
+  std::vector<std::string> reset_sinks;
 };
 
 /// Runs the pipeline until `stop` becomes true or until_lsn is reached. Returns normally on a

@@ -126,6 +126,14 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
                    {"events_per_second", p.events_per_second ? json(static_cast<int64_t>(*p.events_per_second)) : json(nullptr)},
                    {"eta_seconds", orNull(p.eta_seconds)}};
   j["retries"] = in.retries;
+  if (in.retry) {
+    j["retry"] = {{"last_error", in.retry->last_error},
+                  {"attempt", in.retry->attempt},
+                  {"since", isoTime(in.retry->since_us)},
+                  {"gives_up_at", isoTime(in.retry->gives_up_at_us)}};
+  } else {
+    j["retry"] = nullptr;
+  }
   return j.dump();
 }
 
@@ -190,6 +198,12 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
   m.sample("tidemark_buffer_pending_bytes", static_cast<double>(in.session.pending_bytes));
   m.family("tidemark_retries_total", "counter", "Reconnects after retriable errors and stalls.");
   m.sample("tidemark_retries_total", static_cast<double>(in.retries));
+  m.family("tidemark_retry_window_remaining_seconds", "gauge",
+           "While retrying: the time left before run gives up (retry.window).");
+  if (in.retry) {
+    m.sample("tidemark_retry_window_remaining_seconds",
+             static_cast<double>(std::max<int64_t>(0, in.retry->gives_up_at_us - in.now_us)) * 1e-6);
+  }
   m.family("tidemark_position_lsn", "gauge",
            "Positions as 64-bit LSN values: received from the server, durable in every sink, "
            "acknowledged to the slot.");
@@ -240,6 +254,15 @@ void StatusBoard::setState(PipelineState state, std::string reason) {
   std::lock_guard lock(mutex_);
   in_.state = state;
   in_.reason = std::move(reason);
+  if (state != PipelineState::Retrying && state != PipelineState::Stalled) in_.retry.reset();
+  update();
+}
+
+void StatusBoard::setRetrying(PipelineState state, std::string reason, RetryStatus retry) {
+  std::lock_guard lock(mutex_);
+  in_.state = state;
+  in_.reason = std::move(reason);
+  in_.retry = std::move(retry);
   update();
 }
 

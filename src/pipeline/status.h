@@ -55,9 +55,18 @@ struct Progress {
   std::optional<int64_t> eta_seconds;    // backlog / rate, when catching up
 };
 
+/// While `run` retries after an error that may pass: the error, and its retry window.
+struct RetryStatus {
+  std::string last_error;
+  int attempt = 0;
+  int64_t since_us = 0;        // when the window started (Unix microseconds)
+  int64_t gives_up_at_us = 0;  // when it ends
+};
+
 struct StatusInput {
   PipelineState state = PipelineState::Starting;
   std::string reason;
+  std::optional<RetryStatus> retry;  // while retrying (or stalled and reconnecting)
   std::optional<int> pid;
   SessionStatus session;
   MonitorSnapshot monitor;
@@ -82,7 +91,10 @@ class StatusBoard {
   StatusBoard(const config::PipelineConfig& cfg, Save save, const Logger& log);
 
   void setMonitor(const SourceMonitor* monitor);
+  /// Sets the state; any state but retrying or stalled ends the retry figures.
   void setState(PipelineState state, std::string reason = {});
+  /// Retrying after `retry.last_error` (state `state`: retrying, or stalled).
+  void setRetrying(PipelineState state, std::string reason, RetryStatus retry);
   void report(const SessionStatus& session);
   void countRetry();
 
