@@ -352,11 +352,14 @@ void PgCluster::stop() {
   port_ = 0;
 }
 
+void PgCluster::halt() {
+  if (!running_) return;
+  running_ = false;
+  runTool({tool("pg_ctl").string(), "stop", "-D", data_.string(), "-m", "fast", "-w", "-t", "60"});
+}
+
 void PgCluster::restart() {
-  if (running_) {
-    running_ = false;
-    runTool({tool("pg_ctl").string(), "stop", "-D", data_.string(), "-m", "fast", "-w", "-t", "60"});
-  }
+  halt();
   start();
 }
 

@@ -67,6 +67,8 @@ class PgCluster {
   void stop();
   /// Fast shutdown and start again on the same port, keeping the data.
   void restart();
+  /// Fast shutdown, keeping the data and the port: a source that is down until start().
+  void halt();
   bool running() const { return running_; }
 
   int port() const { return port_; }
