@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <libpq-fe.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -67,6 +68,39 @@ bool mayBeNestedDsn(std::string_view key, std::string_view value) {
          (value.find('=') != std::string_view::npos || value.find("://") != std::string_view::npos);
 }
 
+// libpq's connection keywords (PQconndefaults), for telling a misspelled one early.
+const std::vector<std::string>& dsnKeywords() {
+  static const std::vector<std::string> keywords = [] {
+    std::vector<std::string> out;
+    PQconninfoOption* options = PQconndefaults();
+    for (PQconninfoOption* o = options; o != nullptr && o->keyword != nullptr; ++o) out.emplace_back(o->keyword);
+    PQconninfoFree(options);
+    return out;
+  }();
+  return keywords;
+}
+
+size_t editDistance(std::string_view a, std::string_view b);
+
+// A keyword libpq does not know is a configuration error, not a server that is down: named,
+// with the nearest known keyword. Keywords are never secret; their values may be.
+std::string unknownKeyword(std::string_view key) {
+  const auto& known = dsnKeywords();
+  if (known.empty() || std::find(known.begin(), known.end(), key) != known.end()) return {};
+  std::string nearest;
+  size_t best = 3;
+  for (const auto& k : known) {
+    size_t d = editDistance(key, k);
+    if (d < best) {
+      best = d;
+      nearest = k;
+    }
+  }
+  std::string problem = fmt::format("has unknown keyword \"{}\"", key);
+  if (!nearest.empty()) problem += fmt::format(" (did you mean \"{}\"?)", nearest);
+  return problem;
+}
+
 DsnScan scanConninfo(std::string_view s) {
   DsnScan scan;
   size_t i = 0;
@@ -127,6 +161,7 @@ DsnScan scanConninfo(std::string_view s) {
     if (isSecretKeyword(key) || mayBeNestedDsn(key, value)) {
       scan.secrets.push_back({value_begin, i});
     }
+    if (scan.problem.empty()) scan.problem = unknownKeyword(key);
   }
   return scan;
 }
@@ -187,9 +222,11 @@ DsnScan scanUri(std::string_view s, size_t prefix_len) {
       scan.untrusted_from = pos;
       return scan;
     }
-    if (isSecretKeyword(percentDecode(param.substr(0, eq)))) {
+    const std::string key = percentDecode(param.substr(0, eq));
+    if (isSecretKeyword(key)) {
       scan.secrets.push_back({pos + eq + 1, amp});
     }
+    if (scan.problem.empty()) scan.problem = unknownKeyword(key);
     pos = amp + 1;
   }
   return scan;
@@ -377,7 +414,7 @@ class Loader {
       throw Error(ErrorClass::Config,
                   fmt::format("{}: not valid YAML at line {}, column {}: {}", origin_,
                               e.mark.line + 1, e.mark.column + 1, message),
-                  "check the indentation and quoting around that line");
+                  yamlHint(yaml, e.mark.line));
     }
     if (documents.size() > 1) {
       fail("", kNoLine,
@@ -387,12 +424,52 @@ class Loader {
     if (documents.empty() || documents[0].IsNull()) {
       fail("", kNoLine, fmt::format("is empty; expected a mapping with keys {}", knownKeys("")));
     }
-    readMapping(documents[0], "", "", kNoLine);
-    finish();
+    collect([&] { readMapping(documents[0], "", "", kNoLine); });
+    collect([&] { finish(); });
+    if (errors_.size() == 1) throw errors_.front();
+    if (!errors_.empty()) {
+      // Every problem at once, so that one edit fixes the file.
+      std::string message = fmt::format("{}: {} problems:", origin_, errors_.size());
+      std::string hint;
+      for (const Error& e : errors_) {
+        message += fmt::format("\n  {}", e.what());
+        if (!e.hint().empty() && hint.find(e.hint()) == std::string::npos) {
+          hint += (hint.empty() ? "" : "\n") + e.hint();
+        }
+      }
+      throw Error(ErrorClass::Config, std::move(message), std::move(hint));
+    }
     return std::move(config_);
   }
 
  private:
+  // Runs `step`, recording a configuration error it throws instead of stopping: the loader
+  // reports every problem of a file, not just the first.
+  template <class F>
+  void collect(F&& step) {
+    try {
+      step();
+    } catch (const Error& e) {
+      if (e.errorClass() != ErrorClass::Config) throw;
+      errors_.push_back(e);
+    }
+  }
+
+  // A table name such as "Sales"."Order Items" is not one YAML scalar: in a flow list it must
+  // be single-quoted whole.
+  static std::string yamlHint(const std::string& yaml, int line) {
+    std::istringstream in(yaml);
+    std::string text;
+    for (int i = 0; i <= line && std::getline(in, text); ++i) {
+    }
+    const size_t quote = text.find('"');
+    if (quote != std::string::npos && text.find("\".", quote + 1) != std::string::npos) {
+      return "a double-quoted table name such as \"Sales\".\"Order Items\" is not one YAML value: "
+             "wrap it whole in single quotes, tables: [public.a, '\"Sales\".\"Order Items\"']";
+    }
+    return "check the indentation and quoting around that line";
+  }
+
   [[noreturn]] void fail(std::string_view path, int line, std::string problem,
                          std::string_view hint = {}) const {
     std::string message = path.empty() ? fmt::format("{}: {}", origin_, problem)
@@ -439,34 +516,38 @@ class Loader {
                fmt::format("duplicate key (first at line {})", first->second + 1),
                "remove one of them");
         }
-        const Setting* setting = nullptr;
-        // A dotted key ("source.dsn:" at the top level) would otherwise match a nested row.
-        if (name.find_first_of(".[]") == std::string::npos) {
-          setting = findSetting(join(table_path, name));
-        }
-        if (setting == nullptr) {
-          unknownKey(name, child_path, table_path, key_line);
-        }
-        lines_[child_path] = key_line;
-        switch (setting->type) {
-          case SettingType::Mapping:
-            readMapping(value, child_path, std::string(setting->path), key_line);
-            break;
-          case SettingType::List:
-            readList(*setting, value, child_path, key_line);
-            break;
-          default:
-            setting->store(target_, readValue(*setting, value, child_path, key_line));
-            break;
-        }
+        collect([&] {
+          const Setting* setting = nullptr;
+          // A dotted key ("source.dsn:" at the top level) would otherwise match a nested row.
+          if (name.find_first_of(".[]") == std::string::npos) {
+            setting = findSetting(join(table_path, name));
+          }
+          if (setting == nullptr) {
+            unknownKey(name, child_path, table_path, key_line);
+          }
+          lines_[child_path] = key_line;
+          switch (setting->type) {
+            case SettingType::Mapping:
+              readMapping(value, child_path, std::string(setting->path), key_line);
+              break;
+            case SettingType::List:
+              readList(*setting, value, child_path, key_line);
+              break;
+            default:
+              setting->store(target_, readValue(*setting, value, child_path, key_line));
+              break;
+          }
+        });
       }
     }
     for (const Setting* child : childrenOf(table_path)) {
       std::string_view leaf = leafOf(child->path);
       if (child->required && !seen.contains(std::string(leaf))) {
         std::string where = path.empty() ? "at the top level" : fmt::format("under {}", path);
-        fail(join(path, leaf), line, "required key is missing",
-             fmt::format("add {}: {} (see docs/CONFIGURATION.md)", leaf, where));
+        collect([&] {
+          fail(join(path, leaf), line, "required key is missing",
+               fmt::format("add {}: {} (see docs/CONFIGURATION.md)", leaf, where));
+        });
       }
     }
   }
@@ -898,6 +979,7 @@ class Loader {
 
   std::string origin_;
   std::filesystem::path base_dir_;
+  std::vector<Error> errors_;
   PipelineConfig config_;
   SettingTarget target_{config_};
   std::map<std::string, int> lines_;  // key path -> line of the key, for cross-setting errors
