@@ -27,7 +27,10 @@ unit-test: build
 pg-test: build
 	@cd $(BUILD) && ctest --output-on-failure -L pg
 
-demo: binary
+# The demo builds quietly: its own output is what there is to see.
+demo: deps $(BUILD)/CMakeCache.txt
+	@echo "building tidemark (log: $(BUILD)/build.log)..."
+	@cmake --build $(BUILD) -j $(JOBS) --target tidemark >$(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
 	@bash scripts/demo.sh $(BUILD)/tidemark
 
 bench: binary

@@ -24,7 +24,9 @@ cleanup() {
   rm -rf "$pgdir"
   echo "throwaway PostgreSQL removed. Events kept in $run/out, tidemark's log in $run/tidemark.log"
 }
-trap cleanup INT TERM EXIT
+# Ctrl-C is how the demo ends: a clean stop, exit 0.
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 echo "starting a throwaway PostgreSQL 15 (wal_level=logical)..."
 port=$(bash "$root/scripts/pg-throwaway.sh" start "$pgdir/pg")

@@ -338,8 +338,8 @@ class SourceChecks {
       lost = lost || p.cls == ErrorClass::PositionLost;
     }
     return make("captured_tables", title, Outcome::Fail,
-                join(what, "; ") + (lost ? " (tidemark run stops with exit 3)" : " (tidemark run refuses to start)"),
-                join(dedupe(fixes), " "));
+                join(what, "\n") + (lost ? "\n(tidemark run stops with exit 3)" : "\n(tidemark run refuses to start)"),
+                join(dedupe(fixes), "\n"));
   }
 
   CheckResult encoding() {

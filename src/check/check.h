@@ -11,7 +11,7 @@
 
 namespace tidemark::check {
 
-enum class Outcome { Pass, Warn, Fail };
+enum class Outcome { Pass, Warn, Fail, Skip };  // Skip: not checked (no connection)
 
 struct CheckResult {
   std::string id;     // stable name, e.g. "wal_level"
@@ -30,15 +30,16 @@ std::string renderJson(const std::vector<CheckResult>& results);
 /// Prints the results (one line per check, or JSON) and returns 0 only when nothing failed.
 int checkCommand(const config::PipelineConfig& cfg, bool json);
 
-/// "pass", "warn", "fail".
+/// "pass", "warn", "fail", "skip".
 const char* outcomeName(Outcome outcome);
 
 /// One line per check, `PASS  <title>: <saw>`, an indented `fix: ...` line under a warning or
-/// failure, and a summary line ("N passed, N warned, N failed").
+/// failure (a line of the fix each), and a summary line ("N passed, N warned, N failed", and
+/// "N skipped" when checks could not run).
 std::string renderText(const std::vector<CheckResult>& results);
 
-/// {"checks":[{"id","title","outcome","saw","fix"}],"passed":N,"warned":N,"failed":N}; `fix`
-/// is null when there is nothing to fix.
+/// {"checks":[{"id","title","outcome","saw","fix"}],"passed":N,"warned":N,"failed":N,
+/// "skipped":N}; `fix` is null when there is nothing to fix.
 std::string renderJson(const std::vector<CheckResult>& results);
 
 /// 0 when no check failed (warnings allowed), 2 (kExitRuntime) otherwise.

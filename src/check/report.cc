@@ -13,6 +13,7 @@ struct Counts {
   int passed = 0;
   int warned = 0;
   int failed = 0;
+  int skipped = 0;
 };
 
 Counts count(const std::vector<CheckResult>& results) {
@@ -22,9 +23,20 @@ Counts count(const std::vector<CheckResult>& results) {
       case Outcome::Pass: ++c.passed; break;
       case Outcome::Warn: ++c.warned; break;
       case Outcome::Fail: ++c.failed; break;
+      case Outcome::Skip: ++c.skipped; break;
     }
   }
   return c;
+}
+
+// Continuation lines of a multi-line text, indented under the first.
+std::string indentLines(const std::string& text, std::string_view indent) {
+  std::string out;
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out += indent;
+  }
+  return out;
 }
 
 }  // namespace
@@ -34,6 +46,7 @@ const char* outcomeName(Outcome outcome) {
     case Outcome::Pass: return "pass";
     case Outcome::Warn: return "warn";
     case Outcome::Fail: return "fail";
+    case Outcome::Skip: return "skip";
   }
   return "fail";
 }
@@ -41,12 +54,18 @@ const char* outcomeName(Outcome outcome) {
 std::string renderText(const std::vector<CheckResult>& results) {
   std::string out;
   for (const auto& r : results) {
-    const char* tag = r.outcome == Outcome::Pass ? "PASS" : r.outcome == Outcome::Warn ? "WARN" : "FAIL";
-    out += fmt::format("{}  {}: {}\n", tag, r.title, r.saw);
-    if (r.outcome != Outcome::Pass && !r.fix.empty()) out += fmt::format("      fix: {}\n", r.fix);
+    const char* tag = r.outcome == Outcome::Pass   ? "PASS"
+                      : r.outcome == Outcome::Warn ? "WARN"
+                      : r.outcome == Outcome::Skip ? "SKIP"
+                                                   : "FAIL";
+    out += fmt::format("{}  {}: {}\n", tag, r.title, indentLines(r.saw, "      "));
+    if ((r.outcome == Outcome::Warn || r.outcome == Outcome::Fail) && !r.fix.empty()) {
+      out += fmt::format("      fix: {}\n", indentLines(r.fix, "           "));
+    }
   }
   Counts c = count(results);
-  out += fmt::format("{} passed, {} warned, {} failed\n", c.passed, c.warned, c.failed);
+  out += fmt::format("{} passed, {} warned, {} failed{}\n", c.passed, c.warned, c.failed,
+                     c.skipped > 0 ? fmt::format(", {} skipped", c.skipped) : "");
   return out;
 }
 
@@ -68,6 +87,7 @@ std::string renderJson(const std::vector<CheckResult>& results) {
   doc["passed"] = c.passed;
   doc["warned"] = c.warned;
   doc["failed"] = c.failed;
+  doc["skipped"] = c.skipped;
   // Text from the server may hold bytes that are not UTF-8; replace them rather than throw.
   return doc.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "pipeline/source_setup.h"
+
 namespace tidemark::check {
 
 const char* const kResnapshotFix =
@@ -96,7 +98,7 @@ CheckResult connectionFailed(const std::string& message, const std::string& hint
 }
 
 CheckResult notChecked(std::string id, std::string title) {
-  return result(std::move(id), std::move(title), Outcome::Fail, "not checked: no connection");
+  return result(std::move(id), std::move(title), Outcome::Skip, "not checked: no connection");
 }
 
 CheckResult judgeServerVersion(int v, const std::string& text, bool in_recovery) {
@@ -192,8 +194,8 @@ CheckResult judgeRetentionGuard(const RetentionFacts& f) {
   std::string retained = f.retained_bytes ? fmt::format("; the slot retains {}", bytesText(*f.retained_bytes)) : "";
   std::string keep = fmt::format("wal_keep_size = {}", mbText(f.wal_keep_size_mb));
   if (f.max_slot_wal_keep_size_mb < 0) {
-    // Room for what the slot already holds, twice over, and at least 10GB.
-    int64_t suggest_gb = 10;
+    // Room for what the slot already holds, twice over, and at least what setup suggests.
+    int64_t suggest_gb = pipeline::kSuggestedWalKeepSizeGb;
     if (f.retained_bytes) {
       suggest_gb = std::max<int64_t>(suggest_gb, (*f.retained_bytes * 2 + (1ll << 30) - 1) >> 30);
     }

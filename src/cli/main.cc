@@ -2,6 +2,7 @@
 // the exit codes PRODUCT.md promises (1 usage/config, 2 runtime, 3 position lost).
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <iostream>
@@ -10,6 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "check/check.h"
 #include "cli/status_command.h"
@@ -118,6 +120,18 @@ int main(int argc, char** argv) {
 
   app.add_subcommand("config-reference", "Print the configuration reference (Markdown)");
 
+  // CLI11 answers an unknown word with "A subcommand is required"; say what it is instead.
+  if (argc > 1 && argv[1][0] != '-') {
+    const std::string word = argv[1];
+    std::vector<std::string> known;
+    for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) known.push_back(sub->get_name());
+    if (std::find(known.begin(), known.end(), word) == known.end()) {
+      tidemark::Logger("tidemark").error("unknown command \"{}\"; the commands are {}\nHint: tidemark --help, "
+                                         "or tidemark COMMAND --help",
+                                         word, fmt::join(known, ", "));
+      return tidemark::kExitUsage;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -142,7 +156,10 @@ int main(int argc, char** argv) {
       return tidemark::check::checkCommand(tidemark::config::loadFile(config_file), check_json);
     }
     if (app.got_subcommand("status")) {
-      return tidemark::cli::statusCommand(tidemark::config::loadFile(config_file), status_json);
+      // status reads the state store, which needs no credentials: a password the environment
+      // does not hold only means no live slot figures.
+      return tidemark::cli::statusCommand(
+          tidemark::config::loadFile(config_file, tidemark::config::Secrets::Optional), status_json);
     }
     return runCommand(config_file, until, accept_recreated, reset_sinks);
   } catch (const tidemark::Error& e) {

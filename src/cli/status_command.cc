@@ -20,8 +20,17 @@ namespace {
 using Json = nlohmann::ordered_json;
 
 // The slot's figures read now, when no run process keeps them fresh (WAL retained by a
-// stopped pipeline keeps growing). Leaves the saved figures when the source is unreachable.
-void refreshSlot(const config::PipelineConfig& cfg, Json& slot) {
+// stopped pipeline keeps growing), with the backlog they imply. Leaves the saved figures when
+// the source cannot be reached (or no credentials are at hand), and says so: `figures` is
+// "live" or "saved", with `figures_note` saying why.
+void refreshSlot(const config::PipelineConfig& cfg, Json& s) {
+  Json& slot = s["slot"];
+  // A stopped pipeline reads nothing: its rates are none, and its backlog is what the slot
+  // says now, or unknown.
+  s["progress"]["bytes_per_second"] = nullptr;
+  s["progress"]["events_per_second"] = nullptr;
+  s["progress"]["eta_seconds"] = nullptr;
+  s["progress"]["backlog_bytes"] = nullptr;
   try {
     pg::ConnectOptions o = pg::sourceOptions(cfg.source, "tidemark-status");
     o.connect_timeout = std::chrono::seconds(3);  // status answers quickly, reachable or not
@@ -29,7 +38,9 @@ void refreshSlot(const config::PipelineConfig& cfg, Json& slot) {
     pg::Result r = conn.execParams(
         "SELECT confirmed_flush_lsn::text, restart_lsn::text, "
         "pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() "
-        "ELSE pg_current_wal_lsn() END, restart_lsn)::bigint, wal_status, safe_wal_size, active "
+        "ELSE pg_current_wal_lsn() END, restart_lsn)::bigint, wal_status, safe_wal_size, active, "
+        "pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() "
+        "ELSE pg_current_wal_lsn() END, confirmed_flush_lsn)::bigint "
         "FROM pg_replication_slots WHERE slot_name = $1",
         {cfg.source.slot}, "reading the slot");
     if (PQntuples(r.get()) == 0) {
@@ -40,9 +51,9 @@ void refreshSlot(const config::PipelineConfig& cfg, Json& slot) {
       slot["active"] = false;
     } else {
       auto v = [&](int col) { return pg::value(r.get(), 0, col); };
-      auto textOrNull = [](const std::optional<std::string>& s) { return s ? Json(*s) : Json(nullptr); };
-      auto intOrNull = [](const std::optional<std::string>& s) {
-        return s ? Json(std::stoll(*s)) : Json(nullptr);
+      auto textOrNull = [](const std::optional<std::string>& t) { return t ? Json(*t) : Json(nullptr); };
+      auto intOrNull = [](const std::optional<std::string>& t) {
+        return t ? Json(std::stoll(*t)) : Json(nullptr);
       };
       slot["confirmed_flush_lsn"] = textOrNull(v(0));
       slot["restart_lsn"] = textOrNull(v(1));
@@ -50,10 +61,16 @@ void refreshSlot(const config::PipelineConfig& cfg, Json& slot) {
       slot["wal_status"] = textOrNull(v(3));
       slot["safe_wal_size"] = intOrNull(v(4));
       slot["active"] = v(5) == "t";
+      s["progress"]["backlog_bytes"] = intOrNull(v(6));
     }
     slot["checked_at"] = pipeline::isoTime(pipeline::unixMicrosNow());
-  } catch (const Error&) {
-    // Unreachable: the saved figures stand, with their checked_at.
+    slot["figures"] = "live";
+    slot["figures_note"] = nullptr;
+  } catch (const Error& e) {
+    // Unreachable, or no credentials: the saved figures stand, with their checked_at.
+    slot["figures"] = "saved";
+    slot["figures_note"] = fmt::format("as the run process last saw them; the source could not be read now: {}",
+                                       e.what());
   }
 }
 
@@ -86,10 +103,15 @@ void printText(const Json& s) {
                              orDash(sink["delivered_at"]));
   }
   std::cout << fmt::format("  slot        {} confirmed {}, restart {}, retained WAL {} bytes, "
-                           "wal_status {}, active {}\n",
+                           "wal_status {}, active {} ({} at {})\n",
                            orDash(slot["name"]), orDash(slot["confirmed_flush_lsn"]),
                            orDash(slot["restart_lsn"]), orDash(slot["retained_wal_bytes"]),
-                           orDash(slot["wal_status"]), orDash(slot["active"]));
+                           orDash(slot["wal_status"]), orDash(slot["active"]),
+                           slot.value("figures", "saved") == "live" ? "read" : "saved",
+                           orDash(slot["checked_at"]));
+  if (slot.contains("figures_note") && !slot["figures_note"].is_null()) {
+    std::cout << "              " << orDash(slot["figures_note"]) << "\n";
+  }
   std::cout << fmt::format("  positions   received {}, durable {}, acknowledged {}\n",
                            orDash(pos["received_lsn"]), orDash(pos["durable_lsn"]),
                            orDash(pos["acknowledged_lsn"]));
@@ -116,7 +138,10 @@ int statusCommand(const config::PipelineConfig& cfg, bool json) {
                                 state, s.value("updated_at", "?"));
     }
     s["pid"] = nullptr;
-    refreshSlot(cfg, s["slot"]);
+    refreshSlot(cfg, s);
+  } else {
+    s["slot"]["figures"] = "live";  // the run process keeps them fresh
+    s["slot"]["figures_note"] = nullptr;
   }
   // Age is measured now, not when the status was saved: it keeps growing while nothing new
   // comes through.

@@ -400,8 +400,8 @@ std::string formatMilliseconds(uint64_t ms) {
 
 class Loader {
  public:
-  Loader(std::string origin, std::filesystem::path base_dir)
-      : origin_(std::move(origin)), base_dir_(std::move(base_dir)) {}
+  Loader(std::string origin, std::filesystem::path base_dir, Secrets secrets)
+      : origin_(std::move(origin)), base_dir_(std::move(base_dir)), secrets_(secrets) {}
 
   PipelineConfig load(const std::string& yaml) {
     std::vector<YAML::Node> documents;
@@ -647,6 +647,9 @@ class Loader {
              "names are letters, digits and '_'; write $${ for a literal ${");
       }
       const char* value = std::getenv(std::string(name).c_str());
+      if (value == nullptr && setting.secret && secrets_ == Secrets::Optional) {
+        value = "";
+      }
       if (value == nullptr) {
         fail(path, line, fmt::format("environment variable {} is not set", name),
              fmt::format("set {} before starting tidemark, or write $${{ for a literal ${{", name));
@@ -880,7 +883,15 @@ class Loader {
         fail("source.password_file", lineOf("source.password_file"),
              "cannot be used together with source.password", "keep one of them");
       }
-      c.source.password = readPasswordFile(*target_.password_file);
+      if (secrets_ == Secrets::Required) {
+        c.source.password = readPasswordFile(*target_.password_file);
+      } else {
+        try {
+          c.source.password = readPasswordFile(*target_.password_file);
+        } catch (const Error&) {
+          // Not readable by this user: the command goes on without it.
+        }
+      }
     }
     const HeartbeatConfig& hb = c.heartbeat;
     if (hb.mode == "query" && hb.query.empty()) {
@@ -979,6 +990,7 @@ class Loader {
 
   std::string origin_;
   std::filesystem::path base_dir_;
+  Secrets secrets_;
   std::vector<Error> errors_;
   PipelineConfig config_;
   SettingTarget target_{config_};
@@ -1094,11 +1106,11 @@ std::string tableTopic(const PipelineConfig& cfg, const TableName& table) {
 }
 
 PipelineConfig loadString(const std::string& yaml, const std::string& origin,
-                          const std::filesystem::path& base_dir) {
-  return Loader(origin, base_dir).load(yaml);
+                          const std::filesystem::path& base_dir, Secrets secrets) {
+  return Loader(origin, base_dir, secrets).load(yaml);
 }
 
-PipelineConfig loadFile(const std::filesystem::path& file) {
+PipelineConfig loadFile(const std::filesystem::path& file, Secrets secrets) {
   errno = 0;
   std::optional<std::string> text = readWholeFile(file);
   if (!text) {
@@ -1111,7 +1123,7 @@ PipelineConfig loadFile(const std::filesystem::path& file) {
   std::error_code ec;
   std::filesystem::path absolute = std::filesystem::absolute(file, ec);
   std::filesystem::path base_dir = (ec ? file : absolute).parent_path();
-  return loadString(*text, file.string(), base_dir);
+  return loadString(*text, file.string(), base_dir, secrets);
 }
 
 std::string referenceMarkdown() {

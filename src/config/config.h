@@ -101,14 +101,20 @@ struct PipelineConfig {
   std::string log_level = "info";
 };
 
+/// How strictly secrets are read.
+enum class Secrets {
+  Required,  // an unset ${VAR} or an unreadable password_file in a secret is an error
+  Optional,  // left empty instead: for commands that may work without them (tidemark status)
+};
+
 /// Loads and validates a pipeline file. Throws Error(ErrorClass::Config) whose message names
 /// the file, the key path (e.g. "sinks[0].kind") and what is wrong, and never contains a
 /// secret value.
-PipelineConfig loadFile(const std::filesystem::path& file);
+PipelineConfig loadFile(const std::filesystem::path& file, Secrets secrets = Secrets::Required);
 
 /// The same from YAML text; `origin` names it in messages and `base_dir` resolves relative paths.
 PipelineConfig loadString(const std::string& yaml, const std::string& origin,
-                          const std::filesystem::path& base_dir);
+                          const std::filesystem::path& base_dir, Secrets secrets = Secrets::Required);
 
 /// The configuration reference in Markdown, generated from the declarations.
 std::string referenceMarkdown();

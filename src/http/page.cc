@@ -18,7 +18,8 @@ const std::string_view kStatusPage = R"HTML(<!doctype html>
   .card { background: #fff; border-radius: .5rem; padding: .7rem .9rem; box-shadow: 0 1px 2px #0002; }
   .card h2 { font-size: .8rem; text-transform: uppercase; letter-spacing: .04em; color: #5c6775; margin: 0 0 .3rem; }
   .big { font-size: 1.5rem; font-weight: 600; }
-  svg { width: 100%; height: 48px; display: block; margin-top: .3rem; }
+  svg { width: 100%; height: 64px; display: block; margin-top: .3rem; }
+  svg text { font: 10px system-ui, sans-serif; fill: #5c6775; }
   table { border-collapse: collapse; width: 100%; background: #fff; border-radius: .5rem; }
   td, th { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #eee; vertical-align: top; }
   .fail { color: #c92a2a; font-weight: 600; } .warn { color: #e67700; font-weight: 600; }
@@ -41,11 +42,10 @@ const std::string_view kStatusPage = R"HTML(<!doctype html>
   <div class="card"><h2>Sinks</h2><div id="sinks">–</div></div>
   <div class="card"><h2>Slot</h2><div id="slot">–</div></div>
   <div class="card"><h2>Positions</h2><div id="positions">–</div></div>
-  <div class="card"><h2>Dead letter queue</h2><div id="dlq">–</div></div>
 </div>
-<h2 style="font-size:1rem">Checks</h2>
+<h2 style="font-size:1rem">Checks <span class="muted" id="checked"></span></h2>
 <div id="checks" class="muted">loading…</div>
-<p class="muted">Updated <span id="updated">–</span>; refreshes every 2 s. Charts: the last hour.</p>
+<p class="muted">Updated <span id="updated">–</span> (times in UTC); refreshes every 2 s, the checks every 30 s. Charts: the last hour, from 0 up to the largest value shown.</p>
 <script>
 "use strict";
 const token = new URLSearchParams(location.search).get("token");
@@ -60,14 +60,24 @@ function bytes(v) {
   return (i ? v.toFixed(1) : v) + " " + u[i];
 }
 function esc(s) { return String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]); }
-function spark(id, values) {
-  const svg = $(id), pts = values.map((v, i) => [i, v]).filter((p) => p[1] != null);
+function utc(iso) { return iso ? iso.slice(11, 19) : "–"; }
+// A chart with its scale: the largest value at the top, 0 at the bottom, the time span below.
+function spark(id, samples, key, fmt) {
+  const svg = $(id), pts = samples.map((x, i) => [i, x[key]]).filter((p) => p[1] != null);
   if (pts.length < 2) { svg.innerHTML = ""; return; }
-  const max = Math.max(...pts.map((p) => p[1]), 1), n = Math.max(values.length - 1, 1);
-  const d = pts.map((p) => (p[0] / n * 300).toFixed(1) + "," + (46 - p[1] / max * 44).toFixed(1)).join(" ");
-  svg.setAttribute("viewBox", "0 0 300 48");
+  const max = Math.max(...pts.map((p) => p[1]), 1), n = Math.max(samples.length - 1, 1);
+  const top = 12, bottom = 50, left = 0, width = 300;
+  const d = pts.map((p) => (left + p[0] / n * width).toFixed(1) + "," + (bottom - p[1] / max * (bottom - top)).toFixed(1)).join(" ");
+  svg.setAttribute("viewBox", "0 0 300 64");
   svg.setAttribute("preserveAspectRatio", "none");
-  svg.innerHTML = '<polyline fill="none" stroke="#1c7ed6" stroke-width="2" points="' + d + '"/>';
+  svg.innerHTML =
+    '<line x1="0" y1="' + top + '" x2="300" y2="' + top + '" stroke="#e9ecef"/>' +
+    '<line x1="0" y1="' + bottom + '" x2="300" y2="' + bottom + '" stroke="#ced4da"/>' +
+    '<text x="2" y="' + (top - 2) + '">' + esc(fmt(max)) + '</text>' +
+    '<text x="2" y="' + (bottom - 2) + '">0</text>' +
+    '<text x="2" y="62">' + esc(utc(samples[0].t)) + '</text>' +
+    '<text x="298" y="62" text-anchor="end">' + esc(utc(samples[samples.length - 1].t)) + ' UTC</text>' +
+    '<polyline fill="none" stroke="#1c7ed6" stroke-width="2" points="' + d + '"/>';
 }
 async function get(path) {
   const r = await fetch(path, { headers, cache: "no-store" });
@@ -79,7 +89,8 @@ async function refresh() {
     const s = await get("api/status");
     text("pipeline", s.pipeline);
     $("state").textContent = s.state; $("state").className = "state " + s.state;
-    text("reason", s.reason || "");
+    text("reason", (s.reason || "") + (s.retry ? " (attempt " + s.retry.attempt + ", retrying since " +
+      utc(s.retry.since) + " UTC, gives up at " + utc(s.retry.gives_up_at) + " UTC)" : ""));
     const hb = s.heartbeat || {};
     $("problem").hidden = !hb.problem; text("problem", hb.problem || "");
     text("age", ms(hb.age_ms)); text("e2e", ms(hb.e2e_lag_ms));
@@ -96,20 +107,21 @@ async function refresh() {
     const pos = s.positions || {};
     $("positions").innerHTML = "<div>durable " + esc(pos.durable_lsn ?? "–") + "</div><div>acknowledged " +
       esc(pos.acknowledged_lsn ?? "–") + "</div><div class='muted'>received " + esc(pos.received_lsn ?? "–") + "</div>";
-    $("dlq").innerHTML = s.dlq ? esc(s.dlq.size) + " events" : "<span class='muted'>no dead letter queue in this pipeline</span>";
-    text("updated", new Date().toLocaleTimeString());
+    text("updated", utc(s.updated_at));
   } catch (e) {
     $("state").textContent = "unreachable"; $("state").className = "state unknown"; text("reason", String(e));
   }
   try {
     const h = (await get("api/history")).samples;
-    spark("chart-age", h.map((x) => x.age_ms)); spark("chart-e2e", h.map((x) => x.e2e_lag_ms));
-    spark("chart-wal", h.map((x) => x.retained_wal_bytes)); spark("chart-rate", h.map((x) => x.events_per_second));
+    spark("chart-age", h, "age_ms", ms); spark("chart-e2e", h, "e2e_lag_ms", ms);
+    spark("chart-wal", h, "retained_wal_bytes", bytes);
+    spark("chart-rate", h, "events_per_second", (v) => Math.round(v) + "/s");
   } catch (e) { /* charts wait for the next refresh */ }
 }
 async function refreshChecks() {
   try {
     const c = await get("api/checks");
+    text("checked", c.checked_at ? "checked at " + utc(c.checked_at) + " UTC" : "");
     const bad = c.checks.filter((x) => x.outcome !== "pass");
     $("checks").innerHTML = bad.length === 0
       ? "<span>all " + c.checks.length + " checks pass</span>"
@@ -118,7 +130,7 @@ async function refreshChecks() {
   } catch (e) { text("checks", "checks unavailable: " + e.message); }
 }
 refresh(); refreshChecks();
-setInterval(refresh, 2000); setInterval(refreshChecks, 60000);
+setInterval(refresh, 2000); setInterval(refreshChecks, 30000);
 </script>
 </body>
 </html>

@@ -43,12 +43,32 @@ SystemInfo ReplicationStream::identifySystem() {
   return info;
 }
 
+namespace {
+
+// "logical decoding requires wal_level >= logical" (55000): a server setting, not a passing
+// error, with the one fix there is.
+[[noreturn]] void rethrowWithWalLevelHint(const ServerError& e) {
+  if (e.sqlstate() == "55000" && std::string_view(e.what()).find("wal_level") != std::string_view::npos) {
+    throw ServerError(ErrorClass::Config, e.what(), e.sqlstate(),
+                      "as a superuser: ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL "
+                      "(a reload is not enough); on a managed service, in the provider's console "
+                      "(tidemark setup --flavor prints how)");
+  }
+  throw e;
+}
+
+}  // namespace
+
 Lsn ReplicationStream::createSlot(const std::string& slot) {
   // The pre-PG15 syntax, which PG15 still accepts, so the same command works on 10 and later.
-  Result r = conn_.exec(
-      fmt::format("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput NOEXPORT_SNAPSHOT",
-                  conn_.quoteIdentifier(slot)),
-      fmt::format("creating replication slot \"{}\"", slot));
+  Result r;
+  try {
+    r = conn_.exec(fmt::format("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput NOEXPORT_SNAPSHOT",
+                               conn_.quoteIdentifier(slot)),
+                   fmt::format("creating replication slot \"{}\"", slot));
+  } catch (const ServerError& e) {
+    rethrowWithWalLevelHint(e);
+  }
   auto pos = Lsn::parse(value(r.get(), 0, 1).value_or(""));
   if (!pos) throw Error(ErrorClass::Fatal, "CREATE_REPLICATION_SLOT returned no consistent point");
   return *pos;
@@ -70,7 +90,7 @@ void ReplicationStream::start(const std::string& slot, Lsn start, const std::str
                         "another process is reading this slot; stop it (see active_pid in "
                         "pg_replication_slots) or give this pipeline its own source.slot");
     }
-    throw e;
+    rethrowWithWalLevelHint(e);
   }
   streaming_ = true;
 }

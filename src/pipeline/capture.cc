@@ -32,6 +32,28 @@ std::optional<RelationId> relidValue(const PGresult* r, int row, int col) {
 
 std::string quoted(const config::TableName& t) { return pg::quoteTableText(t.schema, t.table); }
 
+// The text of a two-element text[] ({a,b}, elements double-quoted when they need it).
+std::optional<config::TableName> parseTextPair(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t i = 1;
+  while (i < text.size() && parts.size() < 2) {
+    std::string part;
+    if (text[i] == '"') {
+      for (++i; i < text.size() && text[i] != '"'; ++i) {
+        if (text[i] == '\\') ++i;
+        if (i < text.size()) part += text[i];
+      }
+      ++i;
+    } else {
+      while (i < text.size() && text[i] != ',' && text[i] != '}') part += text[i++];
+    }
+    parts.push_back(part);
+    ++i;  // ',' or '}'
+  }
+  if (parts.size() != 2) return std::nullopt;
+  return config::TableName{parts[0], parts[1]};
+}
+
 std::string shown(const config::TableName& t) { return t.str(); }
 
 }  // namespace
@@ -72,7 +94,11 @@ CaptureFacts readCaptureFacts(pg::Connection& conn, const config::PipelineConfig
       "  c.relkind = 'p' AND EXISTS (SELECT 1 FROM pg_partition_tree(c.oid) pt "
       "    WHERE pt.relid <> c.oid AND pt.relid IN (SELECT oid FROM published)), "
       "  (SELECT s FROM ancestor a WHERE a.ord = x.ord LIMIT 1), "
-      "  (SELECT t FROM ancestor a WHERE a.ord = x.ord LIMIT 1) "
+      "  (SELECT t FROM ancestor a WHERE a.ord = x.ord LIMIT 1), "
+      "  (SELECT ARRAY[sn.nspname::text, sc.relname::text] FROM pg_class sc "
+      "    JOIN pg_namespace sn ON sn.oid = sc.relnamespace WHERE c.oid IS NULL "
+      "    AND lower(sn.nspname) = lower(x.s) AND lower(sc.relname) = lower(x.t) "
+      "    AND sc.relkind IN ('r', 'p') ORDER BY 1 LIMIT 1)::text "
       "FROM unnest($2::text[], $3::text[]) WITH ORDINALITY x(s, t, ord) "
       "LEFT JOIN pg_namespace n ON n.nspname = x.s "
       "LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = x.t AND c.relkind IN ('r', 'p') "
@@ -88,6 +114,7 @@ CaptureFacts readCaptureFacts(pg::Connection& conn, const config::PipelineConfig
     auto as = pg::value(r.get(), i, 4);
     auto at = pg::value(r.get(), i, 5);
     if (as && at) f.published_ancestor = config::TableName{*as, *at};
+    if (auto similar = pg::value(r.get(), i, 6)) f.similar = parseTextPair(*similar);
     facts.tables.push_back(std::move(f));
   }
 
@@ -161,10 +188,16 @@ std::vector<CaptureProblem> judgeCapture(const CaptureFacts& facts, const config
                             "place under another name, capture that one",
                             shown(t)));
       } else {
-        problem(ErrorClass::Config, fmt::format("table {} does not exist", quoted(t)),
-                fmt::format("create it, or remove {} from source.tables (names are case-sensitive "
-                            "once quoted)",
-                            shown(t)));
+        if (f.similar) {
+          problem(ErrorClass::Config,
+                  fmt::format("table {} does not exist; did you mean {}?", quoted(t), quoted(*f.similar)),
+                  fmt::format("name it in source.tables as '{}' (double quotes keep the case; in YAML, "
+                              "wrap the whole name in single quotes)",
+                              quoted(*f.similar)));
+        } else {
+          problem(ErrorClass::Config, fmt::format("table {} does not exist", quoted(t)),
+                  fmt::format("create it, or remove {} from source.tables", shown(t)));
+        }
       }
       continue;
     }
@@ -223,8 +256,8 @@ Error captureError(const std::vector<CaptureProblem>& problems) {
   std::string fix;
   for (const auto& p : problems) {
     if (p.cls == ErrorClass::PositionLost) cls = ErrorClass::PositionLost;
-    what += (what.empty() ? "" : "; ") + p.what;
-    if (fix.find(p.fix) == std::string::npos) fix += (fix.empty() ? "" : " ") + p.fix;
+    what += (what.empty() ? "" : "\n") + p.what;
+    if (fix.find(p.fix) == std::string::npos) fix += (fix.empty() ? "" : "\n") + p.fix;
   }
   return Error(cls, std::move(what), std::move(fix));
 }

@@ -39,6 +39,8 @@ struct PublicationFacts {
 struct TableFacts {
   config::TableName table;
   std::optional<RelationId> relid;  // nothing: no table of that name
+  /// When there is none, a table whose name differs only in case (did you mean...?).
+  std::optional<config::TableName> similar;
   bool partitioned = false;
   /// The publication sends its rows under its own name (pg_publication_tables lists it).
   bool published = false;
@@ -75,7 +77,7 @@ struct CaptureProblem {
 std::vector<CaptureProblem> judgeCapture(const CaptureFacts& facts, const config::PipelineConfig& cfg,
                                          const std::vector<config::TableName>& accept_recreated = {});
 
-/// One error for all the problems: PositionLost if any is, else Config.
+/// One error for all the problems, a line each: PositionLost if any is, else Config.
 Error captureError(const std::vector<CaptureProblem>& problems);
 
 /// The captured tables with the relations they are, and how the stream maps to them.

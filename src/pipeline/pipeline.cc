@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/log.h"
@@ -68,8 +69,10 @@ class StatusFeeder {
   std::jthread thread_;
 };
 
-// The HTTP endpoint's routes, over the status board. Checks run on demand, at most once a
-// minute, in the endpoint's thread.
+// The HTTP endpoint's routes, over the status board. Checks run on demand, at most every
+// kChecksEvery, in the endpoint's thread; their document says when they ran.
+constexpr std::chrono::seconds kChecksEvery{15};
+
 http::Handler routes(const config::PipelineConfig& cfg, const StatusBoard& board) {
   struct ChecksCache {
     std::mutex mutex;
@@ -90,9 +93,11 @@ http::Handler routes(const config::PipelineConfig& cfg, const StatusBoard& board
     if (req.path == "/api/history") return {200, json_type, board.history()};
     if (req.path == "/api/checks") {
       std::lock_guard lock(cache->mutex);
-      if (cache->json.empty() || Clock::now() - cache->at > std::chrono::minutes(1)) {
+      if (cache->json.empty() || Clock::now() - cache->at >= kChecksEvery) {
         try {
-          cache->json = check::renderJson(check::runChecks(cfg));
+          nlohmann::ordered_json doc = nlohmann::ordered_json::parse(check::renderJson(check::runChecks(cfg)));
+          doc["checked_at"] = isoTime(unixMicrosNow());
+          cache->json = doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
         } catch (const Error& e) {
           return {503, "text/plain; charset=utf-8", fmt::format("checks failed to run: {}\n", e.what())};
         }

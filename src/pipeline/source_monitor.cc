@@ -157,11 +157,23 @@ void SourceMonitor::loop() {
           if (problem != snapshot_.problem && !problem.empty()) log_.warn("{}", problem);
           snapshot_.problem = problem;
         } else if (reads_back) {
-          pg::Result r = conn->execParams(
-              fmt::format("SELECT (extract(epoch FROM ts) * 1000000)::bigint FROM {} WHERE pipeline = $1",
-                          qualified(*conn, hb.table)),
-              {cfg_.name}, "reading the heartbeat row");
-          if (PQntuples(r.get()) > 0) written = int64Value(r.get(), 0, 0);
+          std::string problem;
+          try {
+            pg::Result r = conn->execParams(
+                fmt::format("SELECT (extract(epoch FROM ts) * 1000000)::bigint FROM {} WHERE pipeline = $1",
+                            qualified(*conn, hb.table)),
+                {cfg_.name}, "reading the heartbeat row");
+            if (PQntuples(r.get()) > 0) written = int64Value(r.get(), 0, 0);
+          } catch (const pg::ServerError& e) {
+            if (e.retriable()) throw;
+            problem = fmt::format("reading the Layer 2 heartbeat failed: {} (the heartbeat table needs "
+                                  "columns pipeline text and ts timestamptz, readable by the user: "
+                                  "tidemark setup prints its DDL and grants)",
+                                  e.what());
+          }
+          std::lock_guard lock(mutex_);
+          if (problem != snapshot_.problem && !problem.empty()) log_.warn("{}", problem);
+          snapshot_.problem = problem;
         }
         if (written) {
           std::lock_guard lock(mutex_);

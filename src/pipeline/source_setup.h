@@ -30,6 +30,10 @@ struct SlotInfo {
 /// The slot as pg_replication_slots shows it, or nullopt if there is none of that name.
 std::optional<SlotInfo> querySlot(pg::Connection& conn, const std::string& slot);
 
+/// The max_slot_wal_keep_size that `tidemark setup` and `tidemark check` suggest when there is
+/// none: room for a day or two of most servers' WAL, below most pg_wal disks.
+inline constexpr int kSuggestedWalKeepSizeGb = 10;
+
 /// DDL of tidemark's own tables (idempotent), shared by the pipeline and `tidemark setup`.
 std::string heartbeatTableDdl(const config::TableName& table);
 std::string signalTableDdl(const config::TableName& table);

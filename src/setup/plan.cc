@@ -132,12 +132,14 @@ Block parametersBlock(const config::PipelineConfig& cfg, Flavor flavor,
   switch (flavor) {
     case Flavor::Postgres:
       b.notes.push_back(
-          "Self-hosted: ALTER SYSTEM as a superuser (or edit postgresql.conf); wal_level needs a "
-          "restart, the others a reload (SELECT pg_reload_conf()).");
-      b.sql =
-          "ALTER SYSTEM SET wal_level = logical;\n"
-          "ALTER SYSTEM SET max_slot_wal_keep_size = '50GB';\n"
-          "SELECT pg_reload_conf();";
+          "Self-hosted: ALTER SYSTEM as a superuser (or edit postgresql.conf). wal_level takes "
+          "effect only when PostgreSQL restarts (pg_ctl restart, systemctl restart postgresql); "
+          "a reload is not enough. max_slot_wal_keep_size takes effect on a reload.");
+      b.sql = fmt::format(
+          "ALTER SYSTEM SET max_slot_wal_keep_size = '{}GB';\n"
+          "SELECT pg_reload_conf();\n"
+          "ALTER SYSTEM SET wal_level = logical;  -- then restart PostgreSQL",
+          pipeline::kSuggestedWalKeepSizeGb);
       break;
     case Flavor::Rds:
       b.notes.push_back(
@@ -221,7 +223,8 @@ Block parametersBlock(const config::PipelineConfig& cfg, Flavor flavor,
   }
   {
     ParameterCheck p("max_slot_wal_keep_size",
-                     "a cap the WAL disk can hold, e.g. '50GB' (default -1: no cap)",
+                     fmt::format("a cap the WAL disk can hold, e.g. '{}GB' (default -1: no cap)",
+                                 pipeline::kSuggestedWalKeepSizeGb),
                      current("max_slot_wal_keep_size"));
     p.ok = p.current && p.current != "-1";
     p.why = "without a cap a stopped or stuck pipeline keeps WAL until the disk is full; with one "

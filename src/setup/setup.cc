@@ -129,6 +129,17 @@ void preflight(const ServerFacts& facts, const DsnTarget& target, bool admin) {
                 admin ? fmt::format("add dbname={} to --admin-dsn", target.database)
                       : "check dbname in source.dsn");
   }
+  // Without logical decoding the slot block would fail after every block before it ran: stop
+  // before changing anything.
+  if (auto wal_level = facts.setting("wal_level"); wal_level && *wal_level != "logical") {
+    throw Error(ErrorClass::Config,
+                fmt::format("wal_level is {} on this server; logical decoding needs logical, so "
+                            "setup --apply changed nothing",
+                            *wal_level),
+                "as a superuser: ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL (a "
+                "reload is not enough), and run setup --apply again. On a managed service, set it "
+                "in the provider's console (tidemark setup --flavor prints how)");
+  }
   std::vector<std::string> missing;
   std::vector<std::string> no_identity;
   for (const auto& t : facts.tables) {
@@ -200,6 +211,8 @@ int applySetup(const config::PipelineConfig& cfg, Flavor flavor, const DsnTarget
                   "password (in the dsn, PGPASSWORD or ~/.pgpass)");
     }
   }();
+  // An idempotent script says "already exists" at every second run: not news.
+  conn.exec("SET client_min_messages = warning", "setting client_min_messages");
   ServerFacts facts = gatherFacts(conn, cfg, target);
   preflight(facts, target, options.admin_dsn.has_value());
   Plan plan = buildPlan(cfg, flavor, target, facts, "");

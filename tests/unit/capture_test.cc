@@ -65,6 +65,17 @@ TEST_F(CaptureJudgement, AMissingTableIsAConfigurationError) {
   EXPECT_TRUE(contains(p.fix, "remove public.orders from source.tables"));
 }
 
+TEST_F(CaptureJudgement, AMissingTableNamesOneThatDiffersOnlyInCase) {
+  cfg.source.tables = {{"sales", "order items"}};
+  TableFacts f;
+  f.table = {"sales", "order items"};
+  f.similar = config::TableName{"Sales", "Order Items"};
+  facts.tables = {f};
+  CaptureProblem p = only();
+  EXPECT_EQ(p.what, "table \"sales\".\"order items\" does not exist; did you mean \"Sales\".\"Order Items\"?");
+  EXPECT_TRUE(contains(p.fix, "'\"Sales\".\"Order Items\"'"));
+}
+
 TEST_F(CaptureJudgement, ACapturedTableDroppedIsAHoleInTheStream) {
   orders().relid.reset();
   orders().published = false;
@@ -151,7 +162,8 @@ TEST_F(CaptureJudgement, OneErrorForAllProblemsWithTheGravestClass) {
   ASSERT_EQ(problems.size(), 2u);
   Error e = captureError(problems);
   EXPECT_EQ(e.errorClass(), ErrorClass::PositionLost);
-  EXPECT_TRUE(contains(e.what(), "does not include public.orders; captured table public.gone was dropped"));
+  // A line each.
+  EXPECT_TRUE(contains(e.what(), "does not include public.orders\ncaptured table public.gone was dropped"));
 }
 
 class CaptureClassifier : public ::testing::Test {

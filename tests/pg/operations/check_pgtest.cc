@@ -373,13 +373,18 @@ TEST_F(CheckTest, UnreachableServerFailsTheConnectionAndNeverPrintsThePassword) 
   EXPECT_EQ(doc["checks"][0]["outcome"], "fail");
   EXPECT_TRUE(contains(doc["checks"][0]["saw"].get<std::string>(), "Connection refused"));
   EXPECT_TRUE(contains(doc["checks"][0]["fix"].get<std::string>(), "pg_hba.conf"));
+  // One failure: the checks that need the connection are skipped, not failed.
   EXPECT_EQ(doc["checks"][1]["saw"], "not checked: no connection");
+  EXPECT_EQ(doc["checks"][1]["outcome"], "skip");
+  EXPECT_EQ(doc["failed"], 1);
+  EXPECT_EQ(doc["skipped"], static_cast<int>(kCheckIds.size()) - 2);
   EXPECT_EQ(doc["checks"].back()["id"], "sinks");
   EXPECT_EQ(doc["checks"].back()["outcome"], "pass");
 
   RunResult text = runTidemark({"check", "-c", config.string()}, seconds(60));
   EXPECT_FALSE(contains(text.out + text.err, secret));
-  EXPECT_TRUE(contains(text.out, "FAIL  server version: not checked: no connection\n"));
+  EXPECT_TRUE(contains(text.out, "SKIP  server version: not checked: no connection\n"));
+  EXPECT_TRUE(contains(text.out, "1 passed, 0 warned, 1 failed, 14 skipped\n"));
 }
 
 }  // namespace
