@@ -705,6 +705,8 @@ class Loader {
     }
     const Scalar value = scalar(setting, node, path, line);
     const std::string& text = value.text;
+    // A secret the environment does not hold, for a command that can do without it.
+    if (text.empty() && setting.secret && secrets_ == Secrets::Optional) return text;
     if (text.empty() && setting.type != SettingType::Bool) {
       fail(path, line, "must not be empty", setting.hint);
     }

@@ -141,6 +141,8 @@ class PgPipelineTest : public ::testing::Test {
   void setTidemarkEnv(std::string name, std::string value) {
     tidemark_env_.emplace_back(std::move(name), std::move(value));
   }
+  /// Forgets what setTidemarkEnv set.
+  void clearTidemarkEnv() { tidemark_env_.clear(); }
   /// Starts `tidemark <args...>`.
   std::unique_ptr<Process> startTidemark(const std::vector<std::string>& args);
   /// Starts `tidemark run -c config [--until-lsn lsn]`.

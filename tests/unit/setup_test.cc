@@ -234,8 +234,15 @@ TEST(SetupScript, ParametersAreInstructionsNeverStatements) {
     EXPECT_EQ(b.sql.find("wal_level"), std::string::npos) << b.title;
   }
   std::string s = renderScript(p);
-  EXPECT_TRUE(contains(s, "--   ALTER SYSTEM SET wal_level = logical;"));
-  EXPECT_TRUE(contains(s, "max_slot_wal_keep_size"));
+  EXPECT_TRUE(contains(s, "--   ALTER SYSTEM SET wal_level = logical;  -- then restart PostgreSQL"));
+  bool restart_said = false;
+  for (const auto& b : p.blocks) {
+    for (const auto& note : b.notes) restart_said = restart_said || note.find("a reload is not enough") != std::string::npos;
+  }
+  EXPECT_TRUE(restart_said) << "wal_level needs a restart, and the script must say so";
+  // The same suggestion as tidemark check's retention guard.
+  EXPECT_TRUE(contains(s, "--   ALTER SYSTEM SET max_slot_wal_keep_size = '10GB';"));
+  EXPECT_TRUE(lacks(s, "50GB"));
   EXPECT_TRUE(contains(s, "wal_sender_timeout"));
   for (const auto& line : sqlLines(s)) EXPECT_EQ(line.find("ALTER SYSTEM"), std::string::npos) << line;
 }

@@ -188,6 +188,18 @@ TEST_F(CheckTest, WalLevelReplicaFailsWithTheSettingAndARestart) {
   EXPECT_TRUE(contains(c.fix("wal_level"), "ALTER SYSTEM SET wal_level = logical"));
   EXPECT_TRUE(contains(c.fix("wal_level"), "restart PostgreSQL"));
 
+  // setup --apply checks first and changes nothing; run names the fix.
+  RunResult setup = runTidemark({"setup", "-c", config.string(), "--apply"});
+  EXPECT_EQ(setup.exitCode, 1) << setup.description;
+  EXPECT_TRUE(contains(setup.err, "wal_level is replica on this server; logical decoding needs logical, so "
+                                  "setup --apply changed nothing"));
+  EXPECT_EQ(replica.scalar(db(), "SELECT count(*) FROM pg_publication"), "0");
+  EXPECT_EQ(replica.scalar(db(), "SELECT count(*) FROM pg_namespace WHERE nspname = 'tidemark'"), "0");
+  RunResult run = runTidemark({"run", "-c", config.string()}, seconds(30));
+  EXPECT_EQ(run.exitCode, 1) << run.description;
+  EXPECT_TRUE(contains(run.err, "wal_level"));
+  EXPECT_TRUE(contains(run.err, "Hint: as a superuser: ALTER SYSTEM SET wal_level = logical; then restart PostgreSQL"));
+
   // Set but not yet in effect: the fix is the restart alone.
   replica.exec("postgres", "ALTER SYSTEM SET wal_level = logical");
   replica.exec("postgres", "SELECT pg_reload_conf()");

@@ -710,5 +710,35 @@ TEST_F(HeartbeatTest, ReadOnlySourceIsNotWrittenAndFreshnessComesFromTheExternal
   EXPECT_EQ(scalar("SELECT count(*) FROM tidemark.tidemark_heartbeat"), "1");
 }
 
+// Read-only, tidemark reads the heartbeat row back; when it cannot (the table has other
+// columns), the status says so, not only the log.
+TEST_F(HeartbeatTest, ReadOnlyHeartbeatTableThatCannotBeReadIsTheStatusProblem) {
+  sql("CREATE TABLE orders (id int PRIMARY KEY)");
+  sql("CREATE SCHEMA tidemark");
+  sql("CREATE TABLE tidemark.tidemark_heartbeat (name text PRIMARY KEY, stamp timestamptz NOT NULL)");
+  sql("CREATE PUBLICATION t1_pub FOR TABLE orders, tidemark.tidemark_heartbeat WITH (publish_via_partition_root = true)");
+  const std::string role = readerRole("hbbad", {"orders", "tidemark.tidemark_heartbeat"});
+  sql("GRANT USAGE ON SCHEMA tidemark TO " + role);
+  auto config = writeConfig(TidemarkConfig({"public.orders"})
+                                .withUser(role)
+                                .withSourceExtra("read_only: true")
+                                .withHeartbeat("interval: 1s\nmode: table"));
+  std::unique_ptr<Process> p;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, p));
+  StatusResult last;
+  ASSERT_TRUE(statusEventually(
+      config,
+      [](const StatusResult& s) {
+        auto problem = s.json ? jsonAt(*s.json, "heartbeat.problem") : std::nullopt;
+        return problem && problem->is_string();
+      },
+      seconds(30), &last))
+      << describeStatus(last) << p->describe();
+  const std::string problem = jsonAt(*last.json, "heartbeat.problem")->get<std::string>();
+  EXPECT_NE(problem.find("reading the Layer 2 heartbeat failed"), std::string::npos) << problem;
+  EXPECT_NE(problem.find("columns pipeline text and ts timestamptz"), std::string::npos) << problem;
+  ASSERT_NO_FATAL_FAILURE(confirmAndStop(*p));
+}
+
 }  // namespace
 }  // namespace tidemark::test
