@@ -334,6 +334,52 @@ TEST(SqliteStore, StatusReadersSeeTheRunAndNeverKeepItFromStarting) {
   EXPECT_EQ(refused, 0);
 }
 
+// A state store that cannot grow (a full disk: here a file size limit) is an error that may
+// pass, with the fix; a damaged one is not, and says what to do.
+TEST(SqliteStore, AFullDiskMayPassAndADamagedFileSaysWhatToDo) {
+  tidemark::test::TempDir tmp;
+  const auto dir = tmp.path() / "state";
+  auto store = state::openSqliteStore(dir);
+  state::StoredPosition p;
+  p.system_identifier = "1";
+  p.slot = "s";
+  p.lsn = Lsn(0x10);
+  store->save(p);
+  struct rlimit old_limit {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
+  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit limit = old_limit;
+  limit.rlim_cur = 1;  // nothing more may be written to any file
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  std::optional<tidemark::Error> error;
+  try {
+    for (int i = 0; i < 200; ++i) {  // enough to need new pages
+      p.sinks["s" + std::to_string(i)] = std::string(1000, 'x');
+      store->save(p);
+    }
+  } catch (const tidemark::Error& e) {
+    error = e;
+  }
+  ::setrlimit(RLIMIT_FSIZE, &old_limit);
+  ::signal(SIGXFSZ, old_handler);
+  ASSERT_TRUE(error) << "the store grew past the limit";
+  EXPECT_EQ(error->errorClass(), tidemark::ErrorClass::Retriable) << error->what();
+  EXPECT_NE(error->hint().find("free disk space on the file system of"), std::string::npos) << error->hint();
+  store.reset();
+
+  for (const char* f : {"state.db-wal", "state.db-shm"}) std::filesystem::remove(dir / f);
+  { std::ofstream(dir / "state.db", std::ios::trunc) << std::string(8192, 'g'); }
+  try {
+    auto damaged = state::openSqliteStore(dir);
+    damaged->load();
+    FAIL() << "a damaged store was read";
+  } catch (const tidemark::Error& e) {
+    EXPECT_EQ(e.errorClass(), tidemark::ErrorClass::Fatal);
+    EXPECT_NE(std::string(e.what()).find("file is not a database"), std::string::npos) << e.what();
+    EXPECT_NE(e.hint().find("is damaged or is not tidemark's state store"), std::string::npos) << e.hint();
+  }
+}
+
 TEST(SqliteStore, RefusesASecondProcessOnTheSameStateDirectory) {
   tidemark::test::TempDir tmp;
   auto first = state::openSqliteStore(tmp.path() / "state");

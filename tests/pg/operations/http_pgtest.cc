@@ -143,8 +143,17 @@ TEST_F(HttpEndpointTest, StatusPageRendersTheLiveNumbersInHeadlessChromium) {
   EXPECT_GE(std::stoi(m[1]), 3);
   EXPECT_LE(std::stoi(m[1]), status["events"]["delivered"].get<int>());
   EXPECT_NE(dom.find("id=\"slot\"><div><b>" + slot() + "</b>"), std::string::npos) << dom;
-  // Failing checks are listed, or all pass; either way the checks section was filled in.
+  // Failing checks are listed, or all pass; either way the checks section was filled in, and
+  // says when the checks ran.
   EXPECT_EQ(dom.find("id=\"checks\" class=\"muted\">loading"), std::string::npos) << dom;
+  EXPECT_TRUE(std::regex_search(dom, std::regex(R"(id="checked">checked at \d\d:\d\d:\d\d UTC<)"))) << dom;
+  // Times in UTC, as everywhere else; no card for a feature the pipeline does not have.
+  EXPECT_TRUE(std::regex_search(dom, std::regex(R"(id="updated">\d\d:\d\d:\d\d<)"))) << dom;
+  EXPECT_EQ(dom.find("AM<"), std::string::npos) << dom;
+  EXPECT_EQ(dom.find("PM<"), std::string::npos) << dom;
+  EXPECT_EQ(dom.find("Dead letter queue"), std::string::npos) << dom;
+  auto checks = nlohmann::json::parse(httpGet(port, "/api/checks").body);
+  EXPECT_TRUE(checks["checked_at"].is_string()) << checks.dump();
 
   run->signal(SIGTERM);
   finish(*run);
