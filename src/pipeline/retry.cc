@@ -2,17 +2,9 @@
 
 #include <algorithm>
 
+#include "pipeline/source_monitor.h"
+
 namespace tidemark::pipeline {
-
-namespace {
-
-int64_t unixMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 RetryPolicy::RetryPolicy(const config::RetryConfig& cfg, uint64_t seed) : cfg_(cfg), rng_(seed) {}
 
@@ -21,7 +13,7 @@ std::optional<std::chrono::milliseconds> RetryPolicy::failed(Lsn durable, Clock:
     // The first error, or one past the position of the last: a new window.
     stuck_at_ = durable;
     since_ = now;
-    since_unix_us_ = unixMicros();
+    since_unix_us_ = unixMicrosNow();
     attempt_ = 0;
     backoff_ = kFirstBackoff;
   }

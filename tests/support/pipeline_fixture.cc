@@ -357,6 +357,22 @@ std::vector<nlohmann::json> PgPipelineTest::allEvents() const {
   return out;
 }
 
+nlohmann::json PgPipelineTest::checkEntry(const std::filesystem::path& config, const std::string& id) {
+  RunResult r = runTidemark({"check", "-c", config.string(), "--json"});
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(r.out);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "check printed no JSON: " << e.what() << "\n" << r.description;
+    return nullptr;
+  }
+  for (const auto& c : doc["checks"]) {
+    if (c.value("id", "") == id) return c;
+  }
+  ADD_FAILURE() << "check has no check " << id << "\n" << r.description;
+  return nullptr;
+}
+
 bool PgPipelineTest::slotExists() {
   return pg_->scalar("postgres", "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" +
                                      slot_ + "'") == "1";

@@ -185,6 +185,10 @@ class PgPipelineTest : public ::testing::Test {
   /// Every line of every topic file, in file order per topic.
   std::vector<nlohmann::json> allEvents() const;
 
+  /// Runs `tidemark check -c config --json` and returns the entry of check `id` (a null, and a
+  /// test failure, when there is none).
+  nlohmann::json checkEntry(const std::filesystem::path& config, const std::string& id);
+
   /// pg_replication_slots for this test's slot.
   bool slotExists();
   bool slotActive();

@@ -23,25 +23,29 @@ class LineReader {
     while (pos_ < s_.size() && s_[pos_] == ' ') ++pos_;
   }
 
+  // Text between `quote`s, a doubled quote standing for one; pos_ is on the opening quote.
+  std::string quoted(char quote) {
+    std::string out;
+    ++pos_;
+    for (;;) {
+      if (pos_ >= s_.size()) fail(std::string("unterminated ") + quote + "-quoted text");
+      char c = s_[pos_++];
+      if (c == quote) {
+        if (pos_ < s_.size() && s_[pos_] == quote) {
+          out += quote;
+          ++pos_;
+          continue;
+        }
+        return out;
+      }
+      out += c;
+    }
+  }
+
   // A name as quote_identifier prints it: bare, or "..." with "" for a quote.
   std::string identifier(const std::string& stop_chars) {
+    if (pos_ < s_.size() && s_[pos_] == '"') return quoted('"');
     std::string out;
-    if (pos_ < s_.size() && s_[pos_] == '"') {
-      ++pos_;
-      for (;;) {
-        if (pos_ >= s_.size()) fail("unterminated quoted name");
-        char c = s_[pos_++];
-        if (c == '"') {
-          if (pos_ < s_.size() && s_[pos_] == '"') {
-            out += '"';
-            ++pos_;
-            continue;
-          }
-          return out;
-        }
-        out += c;
-      }
-    }
     while (pos_ < s_.size() && stop_chars.find(s_[pos_]) == std::string::npos) out += s_[pos_++];
     return out;
   }
@@ -76,20 +80,7 @@ class LineReader {
     }
     std::string v;
     if (pos_ < s_.size() && s_[pos_] == '\'') {
-      ++pos_;
-      for (;;) {
-        if (pos_ >= s_.size()) fail("unterminated value");
-        char ch = s_[pos_++];
-        if (ch == '\'') {
-          if (pos_ < s_.size() && s_[pos_] == '\'') {
-            v += '\'';
-            ++pos_;
-            continue;
-          }
-          break;
-        }
-        v += ch;
-      }
+      v = quoted('\'');
     } else {
       while (pos_ < s_.size() && s_[pos_] != ' ') v += s_[pos_++];
     }

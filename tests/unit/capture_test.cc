@@ -7,13 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "support/assertions.h"
+
 namespace tidemark::pipeline {
 namespace {
 
-::testing::AssertionResult contains(const std::string& haystack, const std::string& needle) {
-  if (haystack.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << haystack << "\"\ndoes not contain\n\"" << needle << "\"";
-}
+using test::contains;
 
 class CaptureJudgement : public ::testing::Test {
  protected:

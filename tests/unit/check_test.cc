@@ -13,6 +13,7 @@
 #include "check/rules.h"
 #include "common/error.h"
 #include "state/offset_store.h"
+#include "support/assertions.h"
 #include "support/temp_dir.h"
 
 namespace tidemark::check {
@@ -20,10 +21,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-::testing::AssertionResult contains(const std::string& haystack, const std::string& needle) {
-  if (haystack.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << haystack << "\"\n  does not contain \"" << needle << "\"";
-}
+using test::contains;
 
 std::vector<CheckResult> sample() {
   return {

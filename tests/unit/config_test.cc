@@ -15,6 +15,7 @@
 
 #include "common/error.h"
 #include "config/settings.h"
+#include "support/assertions.h"
 
 namespace tidemark::config {
 namespace {
@@ -25,13 +26,7 @@ constexpr const char* kOrigin = "test.yaml";
 const std::filesystem::path kBase = "/etc/tidemark";
 constexpr const char* kSecret = "Zq9-SeCrEt-Pw";
 
-::testing::AssertionResult contains(const std::string& haystack, const std::string& needle) {
-  if (haystack.find(needle) != std::string::npos) {
-    return ::testing::AssertionSuccess();
-  }
-  return ::testing::AssertionFailure()
-         << "\"" << haystack << "\"\ndoes not contain\n\"" << needle << "\"";
-}
+using test::contains;
 
 PipelineConfig load(const std::string& yaml, const std::filesystem::path& base = kBase) {
   return loadString(yaml, kOrigin, base);

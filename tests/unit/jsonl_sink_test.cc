@@ -25,6 +25,29 @@ std::string slurp(const std::filesystem::path& p) {
   return ss.str();
 }
 
+// While it lives, no file of this process grows past `bytes`: writes beyond fail with EFBIG
+// (the signal that would end the process is ignored), as a full disk fails them with ENOSPC.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    ::getrlimit(RLIMIT_FSIZE, &old_);
+    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit limit = old_;
+    limit.rlim_cur = bytes;
+    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ADD_FAILURE() << "setrlimit RLIMIT_FSIZE failed";
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &old_);
+    ::signal(SIGXFSZ, old_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  struct rlimit old_ {};
+  sighandler_t old_handler_;
+};
+
 config::SinkConfig sinkConfig(const std::filesystem::path& dir, bool with_key = false) {
   config::SinkConfig c;
   c.name = "files";
@@ -250,23 +273,18 @@ TEST(JsonlSink, AWriteThatFailsPartWayIsRolledBackExactly) {
   sink.flush();
   const std::string saved = sink.checkpoint();
 
-  struct rlimit old_limit {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = 100000;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
   bool failed = false;
-  try {
-    const std::string big(300000, 'x');
-    for (int i = 0; i < 5; ++i) sink.write(ev("t", "{\"big\":\"" + big + "\"}"));
-    sink.markTransactionEnd();
-    sink.flush();
-  } catch (const tidemark::Error&) {
-    failed = true;
+  {
+    FileSizeLimit limit(100000);
+    try {
+      const std::string big(300000, 'x');
+      for (int i = 0; i < 5; ++i) sink.write(ev("t", "{\"big\":\"" + big + "\"}"));
+      sink.markTransactionEnd();
+      sink.flush();
+    } catch (const tidemark::Error&) {
+      failed = true;
+    }
   }
-  ::setrlimit(RLIMIT_FSIZE, &old_limit);
-  ::signal(SIGXFSZ, old_handler);
   ASSERT_TRUE(failed) << "the write did not fail";
   EXPECT_EQ(std::filesystem::file_size(tmp.path() / "t.jsonl"), 100000u) << "the write did not get part way";
 
@@ -345,23 +363,18 @@ TEST(SqliteStore, AFullDiskMayPassAndADamagedFileSaysWhatToDo) {
   p.slot = "s";
   p.lsn = Lsn(0x10);
   store->save(p);
-  struct rlimit old_limit {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old_limit), 0);
-  auto old_handler = ::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit limit = old_limit;
-  limit.rlim_cur = 1;  // nothing more may be written to any file
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
   std::optional<tidemark::Error> error;
-  try {
-    for (int i = 0; i < 200; ++i) {  // enough to need new pages
-      p.sinks["s" + std::to_string(i)] = std::string(1000, 'x');
-      store->save(p);
+  {
+    FileSizeLimit limit(1);  // no file may grow
+    try {
+      for (int i = 0; i < 200; ++i) {  // enough to need new pages
+        p.sinks["s" + std::to_string(i)] = std::string(1000, 'x');
+        store->save(p);
+      }
+    } catch (const tidemark::Error& e) {
+      error = e;
     }
-  } catch (const tidemark::Error& e) {
-    error = e;
   }
-  ::setrlimit(RLIMIT_FSIZE, &old_limit);
-  ::signal(SIGXFSZ, old_handler);
   ASSERT_TRUE(error) << "the store grew past the limit";
   EXPECT_EQ(error->errorClass(), tidemark::ErrorClass::Retriable) << error->what();
   EXPECT_NE(error->hint().find("free disk space on the file system of"), std::string::npos) << error->hint();

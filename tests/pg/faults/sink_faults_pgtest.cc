@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/assertions.h"
 #include "support/jsonl.h"
 #include "support/pipeline_fixture.h"
 #include "support/poll.h"
@@ -23,11 +24,6 @@ namespace {
 
 using nlohmann::json;
 using namespace std::chrono_literals;
-
-::testing::AssertionResult contains(const std::string& haystack, const std::string& needle) {
-  if (haystack.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "does not contain \"" << needle << "\":\n" << haystack;
-}
 
 // A small tmpfs on `dir` for as long as it lives (the tests run as root in CI).
 class SmallDisk {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "pipeline/source_setup.h"
+#include "support/assertions.h"
 #include "support/pipeline_fixture.h"
 #include "support/poll.h"
 
@@ -53,11 +54,6 @@ struct CheckRun {
     return c.contains("fix") && c["fix"].is_string() ? c["fix"].get<std::string>() : "";
   }
 };
-
-::testing::AssertionResult contains(const std::string& haystack, const std::string& needle) {
-  if (haystack.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "\"" << haystack << "\"\n  does not contain \"" << needle << "\"";
-}
 
 class CheckTest : public PgPipelineTest {
  protected:

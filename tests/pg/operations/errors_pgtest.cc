@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "support/assertions.h"
 #include "support/pipeline_fixture.h"
 #include "support/poll.h"
 
@@ -16,23 +17,7 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-::testing::AssertionResult contains(const std::string& haystack, const std::string& needle) {
-  if (haystack.find(needle) != std::string::npos) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << "does not contain \"" << needle << "\":\n" << haystack;
-}
-
-class ErrorTextTest : public PgPipelineTest {
- protected:
-  json checkOf(const std::filesystem::path& config, const std::string& id) {
-    RunResult r = runTidemark({"check", "-c", config.string(), "--json"});
-    const json doc = json::parse(r.out);
-    for (const auto& c : doc["checks"]) {
-      if (c["id"] == id) return c;
-    }
-    ADD_FAILURE() << "no check " << id << "\n" << r.description;
-    return json();
-  }
-};
+class ErrorTextTest : public PgPipelineTest {};
 
 TEST_F(ErrorTextTest, MissingTablesAreNamedOneALineWithTheTableOfThatNameInAnotherCase) {
   sql("CREATE SCHEMA \"Sales\"; CREATE TABLE \"Sales\".\"Order Items\" (id int PRIMARY KEY)");
@@ -46,11 +31,11 @@ TEST_F(ErrorTextTest, MissingTablesAreNamedOneALineWithTheTableOfThatNameInAnoth
   EXPECT_FALSE(contains(r.err, "permission denied"));
   EXPECT_FALSE(slotExists());
 
-  const json captured = checkOf(config, "captured_tables");
+  const json captured = checkEntry(config, "captured_tables");
   EXPECT_EQ(captured["outcome"], "fail");
   EXPECT_TRUE(contains(captured["saw"].get<std::string>(), "does not exist; did you mean \"Sales\".\"Order Items\"?\n"));
   EXPECT_TRUE(contains(captured["fix"].get<std::string>(), "'\"Sales\".\"Order Items\"'"));
-  EXPECT_EQ(checkOf(config, "role_privileges")["outcome"], "pass");
+  EXPECT_EQ(checkEntry(config, "role_privileges")["outcome"], "pass");
 }
 
 TEST_F(ErrorTextTest, AMisspelledDsnKeywordIsAConfigurationErrorNotAnOutage) {
