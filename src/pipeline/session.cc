@@ -116,7 +116,7 @@ SessionStatus Session::status() const {
   st.bytes_delivered = bytes_delivered_;
   st.pending_bytes = delivery_.pendingBytes();
   st.changes_skipped = changes_skipped_;
-  st.skipped_tables = skipped_tables_;
+  for (const auto& [relid, skipped] : skipped_) st.skipped_tables[skipped.first] += skipped.second;
   st.freshness = freshness_;
   return st;
 }
@@ -225,7 +225,9 @@ bool Session::delivers(const events::Relation& rel) {
   // Published but not captured (a publication shared with others, FOR ALL TABLES, the signal
   // table): skipped on purpose, said once and counted.
   ++changes_skipped_;
-  ++skipped_tables_[fmt::format("{}.{}", rel.stream_schema, rel.stream_table)];
+  auto [it, first] = skipped_.try_emplace(rel.relid);
+  if (first) it->second.first = fmt::format("{}.{}", rel.stream_schema, rel.stream_table);
+  ++it->second.second;
   if (noted_.insert(rel.relid).second) {
     log_.info("skipping the changes of {}.{}: {} (counted in status as events.skipped)", rel.stream_schema,
               rel.stream_table, rel.note);

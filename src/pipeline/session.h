@@ -11,7 +11,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "common/log.h"
@@ -179,8 +181,9 @@ class Session {
   uint64_t events_delivered_ = 0;
   uint64_t bytes_delivered_ = 0;
   uint64_t changes_skipped_ = 0;
-  std::map<std::string, uint64_t> skipped_tables_;  // "schema.table" -> changes skipped
-  std::unordered_set<RelationId> noted_;            // relations whose note was logged
+  // Changes skipped, by relation (the name as the stream last gave it, and the count).
+  std::unordered_map<RelationId, std::pair<std::string, uint64_t>> skipped_;
+  std::unordered_set<RelationId> noted_;  // relations whose note was logged
   Freshness freshness_;
 
   // Mirrors for the feedback thread.
