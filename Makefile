@@ -2,7 +2,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build binary test unit-test pg-test demo bench bench-wal docs clean
+.PHONY: all deps build binary peer test unit-test pg-test compat-test demo bench bench-wal docs clean
 
 all: build
 
@@ -18,7 +18,11 @@ build: deps $(BUILD)/CMakeCache.txt
 binary: deps $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS) --target tidemark
 
-test: build
+# Debezium's connector in its embedded engine, beside tidemark in tests/compat and bench/.
+peer: deps
+	@bash scripts/debezium-peer.sh build >/dev/null
+
+test: build peer
 	@cd $(BUILD) && ctest --output-on-failure -j 2
 
 unit-test: build
@@ -27,13 +31,16 @@ unit-test: build
 pg-test: build
 	@cd $(BUILD) && ctest --output-on-failure -L pg
 
+compat-test: build peer
+	@cd $(BUILD) && ctest --output-on-failure -L compat
+
 # The demo builds quietly: its own output is what there is to see.
 demo: deps $(BUILD)/CMakeCache.txt
 	@echo "building tidemark (log: $(BUILD)/build.log)..."
 	@cmake --build $(BUILD) -j $(JOBS) --target tidemark >$(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
 	@bash scripts/demo.sh $(BUILD)/tidemark
 
-bench: binary
+bench: binary peer
 	@bash bench/run.sh $(BUILD)/tidemark
 
 # WAL retention with idle captured tables, per heartbeat mode; WAL_SECONDS of load per mode.

@@ -15,6 +15,7 @@ packages=(
   postgresql-15 postgresql-client-15   # throwaway servers for tests, demo and bench
   time                 # peak memory in the benchmarks (/usr/bin/time)
   chromium             # the status page test renders it headless
+  openjdk-17-jdk-headless maven   # the Debezium peer (tests/compat, bench), built from Maven Central
 )
 
 missing=()
