@@ -1091,11 +1091,33 @@ std::string redactDsn(const std::string& dsn) {
 }
 
 std::string sanitizeTopic(std::string_view topic) {
-  std::string out(topic);
-  for (char& c : out) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) c = '_';
+  // Debezium replaces each UTF-16 code unit outside the set, so a character of the Basic
+  // Multilingual Plane (1 to 3 UTF-8 bytes) becomes one '_' and any other (4 bytes, a surrogate
+  // pair in Java) two. A byte that starts no valid sequence becomes one '_', as the U+FFFD a
+  // Java decoder puts in its place.
+  auto continuation = [&](size_t i) {
+    return i < topic.size() && (static_cast<unsigned char>(topic[i]) & 0xC0) == 0x80;
+  };
+  std::string out;
+  out.reserve(topic.size());
+  for (size_t i = 0; i < topic.size();) {
+    const char c = topic[i];
+    const auto byte = static_cast<unsigned char>(c);
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+        c == '_' || c == '-') {
+      out += c;
+      ++i;
+      continue;
+    }
+    size_t length = byte < 0x80 ? 1 : byte >= 0xC2 && byte < 0xE0 ? 2
+                                  : byte >= 0xE0 && byte < 0xF0 ? 3
+                                  : byte >= 0xF0 && byte < 0xF5 ? 4
+                                                                : 1;
+    for (size_t k = 1; k < length; ++k) {
+      if (!continuation(i + k)) length = 1;
+    }
+    out.append(length == 4 ? 2 : 1, '_');
+    i += length;
   }
   return out;
 }

@@ -122,8 +122,8 @@ std::string referenceMarkdown();
 /// The dsn with any password removed, safe to print.
 std::string redactDsn(const std::string& dsn);
 
-/// A topic name made safe for file names and Kafka: each byte outside [A-Za-z0-9._-] becomes
-/// '_'.
+/// A topic name made safe for file names and Kafka, as Debezium makes it: each character outside
+/// [A-Za-z0-9._-] becomes '_' (two for a character beyond U+FFFF, one per invalid UTF-8 byte).
 std::string sanitizeTopic(std::string_view topic);
 
 /// The topic of a captured table: its entry in source.topics, else

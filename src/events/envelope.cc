@@ -14,8 +14,8 @@ namespace tidemark::events {
 
 namespace {
 
-int64_t nowMillis() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
+int64_t nowMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
@@ -24,6 +24,21 @@ void appendDecimal(std::string& out, uint64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, end);
+}
+
+void appendSigned(std::string& out, int64_t v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+// The finer two of Debezium's three renderings of an instant: ,"ts_us":..,"ts_ns":.. (ts_ms
+// goes elsewhere in the source block).
+void appendTimes(std::string& out, int64_t micros) {
+  out += ",\"ts_us\":";
+  appendSigned(out, micros);
+  out += ",\"ts_ns\":";
+  appendSigned(out, micros * 1000);
 }
 
 // The value that stands for `c` in an event: an unchanged TOASTed value is the old tuple's,
@@ -64,10 +79,17 @@ EnvelopeBuilder::EnvelopeBuilder(std::string server_name, std::string db, Utf8Po
 
 void EnvelopeBuilder::beginTransaction(Xid xid, pgoutput::PgTimestamp commit_time) {
   xid_ = xid;
-  commit_ms_ = pgoutput::toUnixMillis(commit_time);
+  commit_us_ = commit_time + pgoutput::kPgEpochOffsetMicros;
+  origin_.clear();
+  origin_lsn_ = Lsn();
 }
 
-void EnvelopeBuilder::endTransaction(Lsn commit_lsn) { last_commit_lsn_ = commit_lsn; }
+void EnvelopeBuilder::setOrigin(std::string_view name, Lsn origin_lsn) {
+  origin_ = name;
+  origin_lsn_ = origin_lsn;
+}
+
+void EnvelopeBuilder::endTransaction(Lsn commit_end_lsn) { last_commit_lsn_ = commit_end_lsn; }
 
 bool EnvelopeBuilder::keyChanged(const Relation& rel, const pgoutput::TupleData& old_tuple,
                                  const pgoutput::TupleData& new_tuple) {
@@ -154,12 +176,13 @@ void EnvelopeBuilder::writeKey(const Relation& rel, const pgoutput::TupleData& t
 
 void EnvelopeBuilder::writeSource(std::string_view schema, std::string_view table, Lsn lsn,
                                   bool in_transaction) {
+  const int64_t micros = in_transaction ? commit_us_ : nowMicros();
   value_ += "\"source\":";
   value_ += source_head_;
-  appendDecimal(value_, static_cast<uint64_t>(in_transaction ? commit_ms_ : nowMillis()));
+  appendSigned(value_, micros / 1000);
   value_ += R"(,"snapshot":"false","db":)";
   JsonWriter::appendQuoted(value_, db_);
-  // Debezium's sequence: the last committed LSN and this event's LSN, as strings.
+  // Debezium's sequence: the last commit's LSN and this event's LSN, as strings.
   value_ += R"(,"sequence":"[)";
   if (last_commit_lsn_.valid()) {
     value_ += "\\\"";
@@ -170,7 +193,9 @@ void EnvelopeBuilder::writeSource(std::string_view schema, std::string_view tabl
   }
   value_ += ",\\\"";
   appendDecimal(value_, lsn.value());
-  value_ += R"(\"]","schema":)";
+  value_ += R"(\"]")";
+  appendTimes(value_, micros);
+  value_ += ",\"schema\":";
   JsonWriter::appendQuoted(value_, schema);
   value_ += ",\"table\":";
   JsonWriter::appendQuoted(value_, table);
@@ -179,15 +204,26 @@ void EnvelopeBuilder::writeSource(std::string_view schema, std::string_view tabl
   else value_ += "null";
   value_ += ",\"lsn\":";
   appendDecimal(value_, lsn.value());
+  // xmin: Debezium reads the slot's xmin only with xmin.fetch.interval.ms set (default off).
+  value_ += R"(,"xmin":null,"origin":)";
+  if (in_transaction && !origin_.empty()) {
+    JsonWriter::appendQuoted(value_, origin_);
+    value_ += ",\"origin_lsn\":";
+    if (origin_lsn_.valid()) appendDecimal(value_, origin_lsn_.value());
+    else value_ += "null";
+  } else {
+    value_ += R"(null,"origin_lsn":null)";
+  }
   value_ += '}';
 }
 
 void EnvelopeBuilder::writeTail(char op) {
-  value_ += ",\"op\":\"";
+  value_ += ",\"transaction\":null,\"op\":\"";
   value_ += op;
   value_ += "\",\"ts_ms\":";
-  appendDecimal(value_, static_cast<uint64_t>(nowMillis()));
-  value_ += ",\"transaction\":null}";
+  const int64_t now = nowMicros();
+  appendSigned(value_, now / 1000);
+  appendTimes(value_, now);
 }
 
 Event EnvelopeBuilder::change(char op, const Relation& rel, Lsn lsn, const pgoutput::TupleData* before,
@@ -211,6 +247,7 @@ Event EnvelopeBuilder::change(char op, const Relation& rel, Lsn lsn, const pgout
     value_ += ',';
     writeSource(rel.schema, rel.table, lsn, true);
     writeTail(op);
+    value_ += '}';
     writeKey(rel, key_row, old);
   } catch (const Error& e) {
     // Name the row: the table and its key, rendered for people (invalid bytes replaced).
@@ -241,6 +278,7 @@ Event EnvelopeBuilder::truncate(const Relation& rel, Lsn lsn) {
   value_ += R"({"before":null,"after":null,)";
   writeSource(rel.schema, rel.table, lsn, true);
   writeTail('t');
+  value_ += '}';
   key_.clear();
   return Event{rel.topic, key_, value_};
 }
@@ -259,11 +297,14 @@ Event EnvelopeBuilder::heartbeat(int64_t now_ms) {
 
 Event EnvelopeBuilder::message(const pgoutput::LogicalDecodingMessage& m, Lsn lsn,
                                bool in_transaction) {
+  // Outside a transaction the message is its own commit (Debezium's last commit LSN).
+  if (!in_transaction) last_commit_lsn_ = lsn;
   value_.clear();
   value_ += '{';
   writeSource("", "", lsn, in_transaction);
-  value_ += ",\"op\":\"m\",\"ts_ms\":";
-  appendDecimal(value_, static_cast<uint64_t>(nowMillis()));
+  // Debezium writes only ts_ms here.
+  value_ += ",\"transaction\":null,\"op\":\"m\",\"ts_ms\":";
+  appendSigned(value_, nowMicros() / 1000);
   value_ += ",\"message\":{\"prefix\":";
   JsonWriter::appendQuoted(value_, m.prefix);
   value_ += ",\"content\":\"";

@@ -1,7 +1,8 @@
 // Builds Debezium PostgreSQL connector envelopes (schemas disabled) from decoded pgoutput
-// changes: {"before", "after", "source", "op", "ts_ms", "transaction"} for rows, "op":"t" for
-// truncates, and "op":"m" with {"message": {"prefix", "content"}} for logical decoding
-// messages. The key is the JSON object of the relation's key columns.
+// changes: {"before", "after", "source", "transaction", "op", "ts_ms", "ts_us", "ts_ns"} for
+// rows, "op":"t" for truncates, and "op":"m" with {"message": {"prefix", "content"}} for
+// logical decoding messages, members in Debezium 3.6's order. The key is the JSON object of
+// the relation's key columns. tests/compat holds these to Debezium's own events.
 #pragma once
 
 #include <cstdint>
@@ -30,8 +31,12 @@ class EnvelopeBuilder {
   EnvelopeBuilder(std::string server_name, std::string db, Utf8Policy utf8 = Utf8Policy::Reject);
 
   void beginTransaction(Xid xid, pgoutput::PgTimestamp commit_time);
-  /// Remembers the commit for the next events' source.sequence.
-  void endTransaction(Lsn commit_lsn);
+  /// The transaction being decoded was replicated from origin `name` (an Origin message):
+  /// source.origin and source.origin_lsn of its events.
+  void setOrigin(std::string_view name, Lsn origin_lsn);
+  /// Remembers the end of the commit record, where the server places the Commit message, for
+  /// the next events' source.sequence (Debezium's last commit LSN).
+  void endTransaction(Lsn commit_end_lsn);
 
   /// A row change: op 'c' (insert), 'u' (update), 'd' (delete). `before` (written as the
   /// event's `before`, with only the key columns when `before_kind` is Key) and `after` may be
@@ -46,7 +51,8 @@ class EnvelopeBuilder {
   Event truncate(const Relation& rel, Lsn lsn);
 
   /// A logical decoding message (op 'm'), topic <server_name>.message. Outside a transaction
-  /// (non-transactional messages), txId is null and ts_ms is the time it was received.
+  /// (non-transactional messages), txId is null, source.ts_ms is the time it was received,
+  /// and the message counts as its own commit in source.sequence, as in Debezium.
   Event message(const pgoutput::LogicalDecodingMessage& m, Lsn lsn, bool in_transaction);
 
   /// A Layer 1 heartbeat, as Debezium writes it: topic __debezium-heartbeat.<server_name>,
@@ -66,6 +72,7 @@ class EnvelopeBuilder {
   void appendValue(std::string& out, const Column& col, const pgoutput::TupleColumn& c,
                    const pgoutput::TupleColumn* fallback) const;
   void writeSource(std::string_view schema, std::string_view table, Lsn lsn, bool in_transaction);
+  /// ,"transaction":null,"op":..,"ts_ms":..,"ts_us":..,"ts_ns":.. (the envelope's brace stays open).
   void writeTail(char op);
 
   std::string server_name_;
@@ -76,7 +83,9 @@ class EnvelopeBuilder {
   std::string source_head_;  // the constant start of every source block
 
   Xid xid_;
-  int64_t commit_ms_ = 0;
+  int64_t commit_us_ = 0;  // commit time, microseconds since 1970
+  std::string origin_;     // empty: the transaction is local
+  Lsn origin_lsn_;
   Lsn last_commit_lsn_;
 
   std::string key_;

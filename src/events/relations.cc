@@ -13,11 +13,11 @@ namespace {
 constexpr TypeOid kFirstNormalObjectId = 16384;
 }
 
-std::optional<std::vector<size_t>> primaryKeyPositions(const std::vector<pgoutput::RelationColumn>& columns,
-                                                       const std::vector<CatalogAttribute>& attributes) {
+std::optional<std::vector<size_t>> keyPositions(const std::vector<pgoutput::RelationColumn>& columns,
+                                                const std::vector<CatalogAttribute>& attributes) {
   std::vector<const CatalogAttribute*> key;
   for (const auto& a : attributes) {
-    if (a.in_primary_key) key.push_back(&a);
+    if (a.in_key) key.push_back(&a);
   }
   if (key.empty()) return std::vector<size_t>{};
 
@@ -46,7 +46,7 @@ std::optional<std::vector<size_t>> primaryKeyPositions(const std::vector<pgoutpu
   positions.clear();
   for (size_t i = 0; i < columns.size(); ++i) {
     if (columns[i].type != live[i]->type) return std::nullopt;
-    if (live[i]->in_primary_key) positions.push_back(i);
+    if (live[i]->in_key) positions.push_back(i);
   }
   if (positions.size() != key.size()) return std::nullopt;
   return positions;
@@ -83,20 +83,26 @@ const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
   // an unrelated table of a shared publication able to stop the pipeline.
   const bool rendered = rel.captured || rel.heartbeat;
 
-  std::vector<size_t> full_key;
-  if (rendered && m.replica_identity == 'f') {
-    auto positions = primaryKeyPositions(m.columns, catalog_.attributes(m.relid));
+  // The key from the catalog: under FULL pgoutput flags every column; under DEFAULT a table
+  // without a primary key has no identity in the stream, but may have a unique index.
+  const bool stream_has_key = std::any_of(m.columns.begin(), m.columns.end(),
+                                          [](const pgoutput::RelationColumn& c) { return c.part_of_key; });
+  const bool key_from_catalog =
+      m.replica_identity == 'f' || (m.replica_identity == 'd' && !stream_has_key);
+  std::vector<size_t> catalog_key;
+  if (rendered && key_from_catalog) {
+    auto positions = keyPositions(m.columns, catalog_.attributes(m.relid));
     if (!positions) {
       throw Error(ErrorClass::Fatal,
-                  fmt::format("cannot tell which columns of {}.{} formed its primary key when this "
-                              "change was made: under REPLICA IDENTITY FULL the stream does not "
+                  fmt::format("cannot tell which columns of {}.{} formed its key (primary key or "
+                              "unique index) when this change was made: the stream does not "
                               "say, and the table's columns have changed too much since (a key "
                               "column renamed, and columns dropped or retyped)",
                               rel.schema, rel.table),
                   "give the table REPLICA IDENTITY DEFAULT or USING INDEX, which put the key in "
                   "the stream; a change already in the stream stays undecidable");
     }
-    full_key = std::move(*positions);
+    catalog_key = std::move(*positions);
   }
   rel.columns.reserve(m.columns.size());
   for (size_t i = 0; i < m.columns.size(); ++i) {
@@ -112,15 +118,15 @@ const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
     col.type_oid = c.type;
     if (rendered) {
       try {
-        col.type = typeInfo(c.type);
+        col.type = withTypmod(typeInfo(c.type), c.typmod);
       } catch (const Error& e) {
         throw Error(e.errorClass(),
                     fmt::format("column \"{}\" of {}.{}: {}", col.name, rel.schema, rel.table, e.what()),
                     e.hint());
       }
     }
-    if (m.replica_identity == 'f') {
-      col.part_of_key = std::find(full_key.begin(), full_key.end(), i) != full_key.end();
+    if (key_from_catalog) {
+      col.part_of_key = std::find(catalog_key.begin(), catalog_key.end(), i) != catalog_key.end();
     } else {
       col.part_of_key = m.replica_identity != 'n' && c.part_of_key;
     }
@@ -170,6 +176,8 @@ std::shared_ptr<const TypeInfo> RelationCache::typeInfo(TypeOid oid, int depth) 
   } else if (ct->is_array && ct->element != 0) {
     info = std::make_shared<const TypeInfo>(
         TypeInfo{ValueKind::Array, typeInfo(ct->element, depth + 1), ct->delimiter});
+  } else if (ct->typtype == 'b' && ct->name == "hstore") {
+    info = hstoreType();  // the extension's type, as Debezium's hstore.handling.mode=json
   } else {
     info = text;  // enums render as their label; other types as their text form
   }

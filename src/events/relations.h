@@ -5,8 +5,9 @@
 // built in (enums, domains, arrays of those, extension types) are resolved once through the
 // Catalog (a query on the source), then cached by OID; a type the catalog no longer knows is an
 // error, never a guess. The key columns are those of the replica identity, except under
-// REPLICA IDENTITY FULL (the primary key, if any) and NOTHING (none), as Debezium keys its
-// events by the primary key.
+// REPLICA IDENTITY FULL and for a table without a primary key under DEFAULT, whose key comes
+// from the catalog (the primary key, else the first unique index, as Debezium's), and NOTHING
+// (none).
 #pragma once
 
 #include <cstdint>
@@ -77,6 +78,7 @@ struct CatalogType {
   bool is_array = false;
   TypeOid base_type = 0;    // typbasetype, for domains
   char delimiter = ',';
+  std::string name;         // typname: "hstore" renders as a JSON object
 };
 
 /// One row of pg_attribute for a relation (attnum > 0).
@@ -86,7 +88,9 @@ struct CatalogAttribute {
   TypeOid type = 0;
   bool dropped = false;
   bool generated = false;  // generated columns are not in pgoutput's stream (PostgreSQL 15)
-  bool in_primary_key = false;
+  /// Part of the key events carry: the primary key, or for a table without one its first
+  /// unique index by name without expression columns (the key Debezium uses).
+  bool in_key = false;
 };
 
 /// Lookups in the source's catalog, for what pgoutput does not say. Both throw on failure.
@@ -94,17 +98,17 @@ struct Catalog {
   /// The type, or nothing when no type has this OID (it was dropped since).
   std::function<std::optional<CatalogType>(TypeOid)> type;
   /// The relation's attributes in attnum order. Needed under REPLICA IDENTITY FULL, where
-  /// pgoutput flags every column as part of the identity and the primary key is not in the
-  /// stream.
+  /// pgoutput flags every column as part of the identity and the key is not in the stream,
+  /// and for a table without a primary key (its unique index is the key).
   std::function<std::vector<CatalogAttribute>(RelationId)> attributes;
 };
 
-/// Which columns of a Relation message form the relation's primary key, from its attributes
-/// as the catalog shows them now: by name when every key column's name is among the message's
-/// columns, else by position when the message's columns line up with the live attributes in
-/// types (a key column renamed since the change). Empty without a primary key; nothing when
-/// neither way matches (the columns changed too much since the change was made).
-std::optional<std::vector<size_t>> primaryKeyPositions(
+/// Which columns of a Relation message form the relation's key (CatalogAttribute::in_key),
+/// from its attributes as the catalog shows them now: by name when every key column's name is
+/// among the message's columns, else by position when the message's columns line up with the
+/// live attributes in types (a key column renamed since the change). Empty without a key;
+/// nothing when neither way matches (the columns changed too much since the change was made).
+std::optional<std::vector<size_t>> keyPositions(
     const std::vector<pgoutput::RelationColumn>& columns, const std::vector<CatalogAttribute>& attributes);
 
 class RelationCache {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
+#include <limits>
 #include <charconv>
 #include <cstddef>
 #include <string>
@@ -32,6 +34,9 @@ std::string_view kindName(ValueKind kind) {
     case ValueKind::Time: return "time";
     case ValueKind::TimeTz: return "timetz";
     case ValueKind::Interval: return "interval";
+    case ValueKind::Bits: return "bit string";
+    case ValueKind::Point: return "point";
+    case ValueKind::Hstore: return "hstore";
     case ValueKind::Array: return "array";
   }
   return "value";
@@ -221,9 +226,18 @@ void renderFloat(std::string_view text, JsonWriter& out) {
 }
 
 void renderNumeric(std::string_view text, JsonWriter& out) {
-  // decimal.handling.mode=string: the exact text, so scale and precision survive.
-  if (text == "NaN" || text == "Infinity" || text == "-Infinity") {
-    out.string(text);
+  // decimal.handling.mode=string: the exact text, so scale and precision survive. The specials
+  // are spelled as Debezium spells them (its SpecialValueDecimal names).
+  if (text == "NaN") {
+    out.string("NAN");
+    return;
+  }
+  if (text == "Infinity") {
+    out.string("POSITIVE_INFINITY");
+    return;
+  }
+  if (text == "-Infinity") {
+    out.string("NEGATIVE_INFINITY");
     return;
   }
   size_t i = 0;
@@ -334,25 +348,93 @@ void renderUuid(std::string_view text, JsonWriter& out) {
   out.string(text);
 }
 
-void renderInterval(std::string_view text, JsonWriter& out) {
-  // Only a shape check: it catches a session that is not using IntervalStyle=iso_8601 (whose
-  // "1 day 02:00:00" would otherwise pass as a duration string). PostgreSQL 17 adds infinity.
-  bool ok = text == "infinity" || text == "-infinity";
-  if (!ok) {
-    std::string_view body = text;
-    if (!body.empty() && body.front() == '-') body.remove_prefix(1);
-    ok = body.size() >= 2 && body.front() == 'P';
-    for (size_t i = 1; ok && i < body.size(); ++i) {
-      const char c = body[i];
-      ok = isDigit(c) || c == '.' || c == ',' || c == '-' || c == '+' || c == 'Y' || c == 'M' ||
-           c == 'W' || c == 'D' || c == 'T' || c == 'H' || c == 'S';
+// The parts of an interval as the server prints it with IntervalStyle=iso_8601
+// ("P1Y2M3DT4H5M6.5S", "P-1Y-2M3DT-4H-5M-6.5S", "PT0S"): each part carries its own sign.
+struct IntervalParts {
+  std::string_view years = "0", months = "0", days = "0", hours = "0", minutes = "0";
+  std::string_view seconds = "0";
+};
+
+[[noreturn]] void failInterval(std::string_view text) {
+  fail(ValueKind::Interval, text, "not an ISO-8601 duration",
+       "the replication session sets IntervalStyle=iso_8601; check that nothing overrides it");
+}
+
+IntervalParts scanInterval(std::string_view text) {
+  IntervalParts parts;
+  if (text.size() < 3 || text.front() != 'P') failInterval(text);
+  bool in_time = false;
+  size_t i = 1;
+  while (i < text.size()) {
+    if (text[i] == 'T') {
+      if (in_time) failInterval(text);
+      in_time = true;
+      ++i;
+      continue;
     }
+    const size_t start = i;
+    if (text[i] == '-' || text[i] == '+') ++i;
+    size_t digits = 0;
+    bool point = false;
+    while (i < text.size() && (isDigit(text[i]) || (text[i] == '.' && !point))) {
+      point = point || text[i] == '.';
+      digits += isDigit(text[i]) ? 1 : 0;
+      ++i;
+    }
+    if (digits == 0 || i == text.size()) failInterval(text);
+    const std::string_view number = text.substr(start, i - start);
+    const char unit = text[i++];
+    if (point && !(in_time && unit == 'S')) failInterval(text);
+    if (!in_time && unit == 'Y') parts.years = number;
+    else if (!in_time && unit == 'M') parts.months = number;
+    else if (!in_time && unit == 'D') parts.days = number;
+    else if (in_time && unit == 'H') parts.hours = number;
+    else if (in_time && unit == 'M') parts.minutes = number;
+    else if (in_time && unit == 'S') parts.seconds = number;
+    else failInterval(text);
   }
-  if (!ok) {
-    fail(ValueKind::Interval, text, "not an ISO-8601 duration",
-         "the replication session sets IntervalStyle=iso_8601; check that nothing overrides it");
+  return parts;
+}
+
+// A signed decimal as Java's BigDecimal.stripTrailingZeros().toPlainString() writes it: no
+// '+', no trailing fraction zeros, no '.' without a fraction, "0" for any zero.
+void appendPlainDecimal(std::string& out, std::string_view number) {
+  const bool negative = !number.empty() && number.front() == '-';
+  if (!number.empty() && (number.front() == '-' || number.front() == '+')) number.remove_prefix(1);
+  if (const size_t dot = number.find('.'); dot != std::string_view::npos) {
+    while (number.back() == '0') number.remove_suffix(1);
+    if (number.back() == '.') number.remove_suffix(1);
   }
-  out.string(text);
+  while (number.size() > 1 && number.front() == '0' && number[1] != '.') number.remove_prefix(1);
+  if (number.empty() || number == "0") {
+    out += '0';
+    return;
+  }
+  if (negative) out += '-';
+  out.append(number);
+}
+
+void renderInterval(std::string_view text, JsonWriter& out) {
+  // PostgreSQL 17 adds infinite intervals; Debezium has no rendering for them.
+  if (text == "infinity" || text == "-infinity") {
+    out.string(text);
+    return;
+  }
+  const IntervalParts parts = scanInterval(text);
+  std::string iso = "P";
+  appendPlainDecimal(iso, parts.years);
+  iso += 'Y';
+  appendPlainDecimal(iso, parts.months);
+  iso += 'M';
+  appendPlainDecimal(iso, parts.days);
+  iso += "DT";
+  appendPlainDecimal(iso, parts.hours);
+  iso += 'H';
+  appendPlainDecimal(iso, parts.minutes);
+  iso += 'M';
+  appendPlainDecimal(iso, parts.seconds);
+  iso += 'S';
+  out.string(iso);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -562,17 +644,39 @@ char* putPadded(char* p, int64_t value, int width) {
   return p;
 }
 
-// "HH:MM:SS.ffffff" for a time of day in [0, 24h].
-char* putClock(char* p, int64_t micros) {
+// How many fraction digits a clock is written with.
+constexpr int kTrimmedFraction = -1;  // as few as the value needs, none for whole seconds
+
+// "HH:MM:SS.ffffff" for a time of day in [0, 24h], with `fraction_digits` (0 to 6) digits of
+// the second's fraction, or kTrimmedFraction (java.time's ISO_LOCAL_TIME).
+char* putClock(char* p, int64_t micros, int fraction_digits = 6) {
   const int64_t seconds = micros / kMicrosPerSecond;
   p = putPadded(p, seconds / 3600, 2);
   *p++ = ':';
   p = putPadded(p, seconds / 60 % 60, 2);
   *p++ = ':';
   p = putPadded(p, seconds % 60, 2);
+  int64_t fraction = micros % kMicrosPerSecond;
+  int digits = fraction_digits;
+  if (digits == kTrimmedFraction) {
+    digits = 6;
+    while (digits > 0 && fraction % 10 == 0) {
+      fraction /= 10;
+      --digits;
+    }
+  } else {
+    for (int i = digits; i < 6; ++i) fraction /= 10;
+  }
+  if (digits == 0) return p;
   *p++ = '.';
-  return putPadded(p, micros % kMicrosPerSecond, 6);
+  return putPadded(p, fraction, digits);
 }
+
+// Debezium's time.precision.mode=adaptive: precision 0 to 3 counts milliseconds, more (or
+// none declared, 6) microseconds.
+bool countsMillis(int32_t precision) { return precision >= 0 && precision <= 3; }
+
+int64_t floorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 void renderDate(std::string_view text, JsonWriter& out) {
   if (text == "infinity") {
@@ -591,7 +695,7 @@ void renderDate(std::string_view text, JsonWriter& out) {
   out.integer(days);
 }
 
-void renderTimestamp(std::string_view text, JsonWriter& out) {
+void renderTimestamp(std::string_view text, int32_t precision, JsonWriter& out) {
   // Debezium's MicroTimestamp for infinity is a microsecond count that a real timestamp in year
   // 294247 also has; the strings keep the two apart (documented in src/events/README.md).
   if (text == "infinity" || text == "-infinity") {
@@ -609,7 +713,7 @@ void renderTimestamp(std::string_view text, JsonWriter& out) {
       __builtin_add_overflow(micros, time.micros, &micros)) {
     in.fail("microseconds since 1970 do not fit in 64 bits (after 294247-01-10)");
   }
-  out.integer(micros);
+  out.integer(countsMillis(precision) ? floorDiv(micros, 1000) : micros);
 }
 
 // A timestamptz as days since the epoch and microseconds into that day, both in UTC. Days and
@@ -639,7 +743,7 @@ UtcInstant scanTimestampTz(std::string_view text) {
   return {days, micros};
 }
 
-void renderTimestampTz(std::string_view text, JsonWriter& out) {
+void renderTimestampTz(std::string_view text, int32_t precision, JsonWriter& out) {
   if (text == "infinity" || text == "-infinity") {
     out.string(text);
     return;
@@ -662,16 +766,17 @@ void renderTimestampTz(std::string_view text, JsonWriter& out) {
   *p++ = '-';
   p = putPadded(p, date.day, 2);
   *p++ = 'T';
-  p = putClock(p, micros);
+  // As many fraction digits as the column's precision (Debezium's ZonedTimestamp width).
+  p = putClock(p, micros, precision >= 0 && precision < 6 ? precision : 6);
   *p++ = 'Z';
   out.string(std::string_view(buffer, static_cast<size_t>(p - buffer)));
 }
 
-void renderTime(std::string_view text, JsonWriter& out) {
+void renderTime(std::string_view text, int32_t precision, JsonWriter& out) {
   Scanner in(ValueKind::Time, text);
   const ClockTime time = scanTime(in, true);
   in.expectEnd();
-  out.integer(time.micros);
+  out.integer(countsMillis(precision) ? time.micros / 1000 : time.micros);
 }
 
 void renderTimeTz(std::string_view text, JsonWriter& out) {
@@ -688,9 +793,151 @@ void renderTimeTz(std::string_view text, JsonWriter& out) {
     if (micros < 0) micros += kMicrosPerDay;
   }
   char buffer[24];
-  char* p = putClock(buffer, micros);
+  char* p = putClock(buffer, micros, kTrimmedFraction);
   *p++ = 'Z';
   out.string(std::string_view(buffer, static_cast<size_t>(p - buffer)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bit strings, points, hstore
+
+void renderBits(std::string_view text, int32_t length, JsonWriter& out) {
+  for (char c : text) {
+    if (c != '0' && c != '1') fail(ValueKind::Bits, text, "expected only 0 and 1");
+  }
+  // bit(1) and varbit(1) are booleans in Debezium.
+  if (length == 1 && !text.empty()) {
+    out.boolean(text.find('1') != std::string_view::npos);
+    return;
+  }
+  // The last character is bit 0 of byte 0 (java.util.BitSet.toByteArray of the string read
+  // from its end), as many bytes as the highest 1 needs: none when every bit is 0.
+  const size_t highest = text.find('1');
+  std::string bytes;
+  if (highest != std::string_view::npos) {
+    const size_t bits = text.size() - highest;
+    bytes.assign((bits + 7) / 8, '\0');
+    for (size_t i = 0; i < bits; ++i) {
+      if (text[text.size() - 1 - i] == '1') bytes[i / 8] = static_cast<char>(bytes[i / 8] | (1 << (i % 8)));
+    }
+  }
+  out.string(base64(bytes));
+}
+
+void appendLittleEndian(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
+}
+
+// One coordinate of a point: a JSON number, or Debezium's strings for the IEEE specials.
+double pointCoordinate(std::string_view whole, std::string_view text, JsonWriter& out) {
+  double value = 0;
+  const char* begin = text.data();
+  const char* end = text.data() + text.size();
+  if (text == "NaN") {
+    value = std::numeric_limits<double>::quiet_NaN();
+  } else if (text == "Infinity" || text == "-Infinity") {
+    value = text.front() == '-' ? -std::numeric_limits<double>::infinity()
+                                : std::numeric_limits<double>::infinity();
+  } else {
+    auto [ptr, ec] = std::from_chars(begin, end, value);
+    if (ec != std::errc() || ptr != end) fail(ValueKind::Point, whole, "expected (x,y) of two numbers");
+  }
+  renderFloat(text, out);
+  return value;
+}
+
+void renderPoint(std::string_view text, JsonWriter& out) {
+  if (text.size() < 5 || text.front() != '(' || text.back() != ')') {
+    fail(ValueKind::Point, text, "expected (x,y)");
+  }
+  const std::string_view inner = text.substr(1, text.size() - 2);
+  const size_t comma = inner.find(',');
+  if (comma == std::string_view::npos) fail(ValueKind::Point, text, "expected (x,y)");
+  out.beginObject();
+  out.key("x");
+  const double x = pointCoordinate(text, inner.substr(0, comma), out);
+  out.key("y");
+  const double y = pointCoordinate(text, inner.substr(comma + 1), out);
+  // Well-known binary of the point, little-endian: byte order 1, type 1 (Point), x, y.
+  std::string wkb;
+  wkb += '\x01';
+  appendLittleEndian(wkb, 1, 4);
+  appendLittleEndian(wkb, std::bit_cast<uint64_t>(x), 8);
+  appendLittleEndian(wkb, std::bit_cast<uint64_t>(y), 8);
+  out.key("wkb");
+  out.string(base64(wkb));
+  out.key("srid");
+  out.null();
+  out.endObject();
+}
+
+// hstore_out's text: "key"=>"value" or "key"=>NULL pairs separated by ", ", every key and
+// value in double quotes with \" and \\ escaped.
+class HstoreScanner {
+ public:
+  explicit HstoreScanner(std::string_view text) : text_(text) {}
+
+  bool atEnd() const { return pos_ == text_.size(); }
+
+  [[noreturn]] void fail(std::string_view reason) const { events::fail(ValueKind::Hstore, text_, reason); }
+
+  void expect(std::string_view s) {
+    if (text_.substr(pos_, s.size()) != s) fail("expected \"key\"=>\"value\" pairs");
+    pos_ += s.size();
+  }
+
+  bool consume(std::string_view s) {
+    if (text_.substr(pos_, s.size()) != s) return false;
+    pos_ += s.size();
+    return true;
+  }
+
+  // A quoted string, unescaped into `out`.
+  void quoted(std::string& out) {
+    out.clear();
+    expect("\"");
+    for (;;) {
+      if (atEnd()) fail("unterminated quoted string");
+      const char c = text_[pos_++];
+      if (c == '"') return;
+      if (c == '\\') {
+        if (atEnd()) fail("backslash at the end of the text");
+        out += text_[pos_++];
+      } else {
+        out += c;
+      }
+    }
+  }
+
+ private:
+  std::string_view text_;
+  size_t pos_ = 0;
+};
+
+void renderHstore(std::string_view text, JsonWriter& out) {
+  // The object is written aside, then goes out as one JSON string, as Debezium's is.
+  std::string object;
+  JsonWriter w(object, out.policy());
+  w.beginObject();
+  HstoreScanner in(text);
+  std::string key;
+  std::string value;
+  bool first = true;
+  while (!in.atEnd()) {
+    if (!first) in.expect(", ");
+    first = false;
+    in.quoted(key);
+    in.expect("=>");
+    w.key(key);
+    if (in.consume("NULL")) {
+      w.null();
+    } else {
+      in.quoted(value);
+      w.string(value);
+    }
+  }
+  w.endObject();
+  out.string(object);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -952,7 +1199,8 @@ struct BaseType {
 };
 
 // Built-in types with their array types, as in PostgreSQL's src/include/catalog/pg_type.dat.
-// Types Debezium renders as structs or bits (point, bit, money, ...) are text here.
+// Geometric types other than point, money and the rest Debezium renders otherwise or not at
+// all are text here (docs/COMPATIBILITY.md).
 constexpr BaseType kBaseTypes[] = {
     {16, 1000, ValueKind::Bool, ',', "bool"},
     {17, 1001, ValueKind::Bytea, ',', "bytea"},
@@ -972,7 +1220,7 @@ constexpr BaseType kBaseTypes[] = {
     {114, 199, ValueKind::Json, ',', "json"},
     {142, 143, ValueKind::Text, ',', "xml"},
     {5069, 271, ValueKind::Text, ',', "xid8"},
-    {600, 1017, ValueKind::Text, ',', "point"},
+    {600, 1017, ValueKind::Point, ',', "point"},
     {601, 1018, ValueKind::Text, ',', "lseg"},
     {602, 1019, ValueKind::Text, ',', "path"},
     {603, 1020, ValueKind::Text, ';', "box"},  // typdelim ';' since its text contains commas
@@ -995,8 +1243,8 @@ constexpr BaseType kBaseTypes[] = {
     {1184, 1185, ValueKind::TimestampTz, ',', "timestamptz"},
     {1186, 1187, ValueKind::Interval, ',', "interval"},
     {1266, 1270, ValueKind::TimeTz, ',', "timetz"},
-    {1560, 1561, ValueKind::Text, ',', "bit"},
-    {1562, 1563, ValueKind::Text, ',', "varbit"},
+    {1560, 1561, ValueKind::Bits, ',', "bit"},
+    {1562, 1563, ValueKind::Bits, ',', "varbit"},
     {1700, 1231, ValueKind::Numeric, ',', "numeric"},
     {1790, 2201, ValueKind::Text, ',', "refcursor"},
     {2202, 2207, ValueKind::Text, ',', "regprocedure"},
@@ -1118,6 +1366,35 @@ std::shared_ptr<const TypeInfo> builtinTypeNamed(std::string_view typname) {
   return nullptr;
 }
 
+std::shared_ptr<const TypeInfo> withTypmod(std::shared_ptr<const TypeInfo> type, int32_t typmod) {
+  if (type == nullptr || typmod < 0) return type;
+  switch (type->kind) {
+    case ValueKind::Time:
+    case ValueKind::Timestamp:
+    case ValueKind::TimestampTz:
+    case ValueKind::Bits: {
+      if (type->typmod == typmod) return type;
+      auto copy = std::make_shared<TypeInfo>(*type);
+      copy->typmod = typmod;
+      return copy;
+    }
+    case ValueKind::Array: {
+      auto element = withTypmod(type->element, typmod);
+      if (element == type->element) return type;
+      auto copy = std::make_shared<TypeInfo>(*type);
+      copy->element = std::move(element);
+      return copy;
+    }
+    default:
+      return type;
+  }
+}
+
+std::shared_ptr<const TypeInfo> hstoreType() {
+  static const auto info = std::make_shared<const TypeInfo>(TypeInfo{ValueKind::Hstore, nullptr, ','});
+  return info;
+}
+
 int64_t timestampTzUnixMicros(std::string_view text) {
   if (text == "infinity" || text == "-infinity") {
     throw Error(ErrorClass::Poison, "an infinite timestamptz is not a point in time");
@@ -1143,11 +1420,14 @@ void renderValue(const TypeInfo& type, std::string_view text, JsonWriter& out) {
     case ValueKind::Json: out.string(text); return;
     case ValueKind::Uuid: renderUuid(text, out); return;
     case ValueKind::Date: renderDate(text, out); return;
-    case ValueKind::Timestamp: renderTimestamp(text, out); return;
-    case ValueKind::TimestampTz: renderTimestampTz(text, out); return;
-    case ValueKind::Time: renderTime(text, out); return;
+    case ValueKind::Timestamp: renderTimestamp(text, type.typmod, out); return;
+    case ValueKind::TimestampTz: renderTimestampTz(text, type.typmod, out); return;
+    case ValueKind::Time: renderTime(text, type.typmod, out); return;
     case ValueKind::TimeTz: renderTimeTz(text, out); return;
     case ValueKind::Interval: renderInterval(text, out); return;
+    case ValueKind::Bits: renderBits(text, type.typmod, out); return;
+    case ValueKind::Point: renderPoint(text, out); return;
+    case ValueKind::Hstore: renderHstore(text, out); return;
     case ValueKind::Array: renderArray(type, text, out); return;
   }
   throw Error(ErrorClass::Fatal, "unknown value kind " + std::to_string(static_cast<int>(type.kind)),
@@ -1156,7 +1436,8 @@ void renderValue(const TypeInfo& type, std::string_view text, JsonWriter& out) {
 
 void renderUnavailable(const TypeInfo& type, JsonWriter& out) {
   switch (type.kind) {
-    case ValueKind::Bytea: {
+    case ValueKind::Bytea:
+    case ValueKind::Bits: {
       // binary.handling.mode=base64 encodes the placeholder's bytes like any other bytea value.
       static const std::string kEncoded = base64(kUnavailableValue);
       out.string(kEncoded);
@@ -1180,6 +1461,8 @@ void renderUnavailable(const TypeInfo& type, JsonWriter& out) {
     case ValueKind::Time:
     case ValueKind::TimeTz:
     case ValueKind::Interval:
+    case ValueKind::Point:
+    case ValueKind::Hstore:
       out.string(kUnavailableValue);
       return;
   }

@@ -184,7 +184,9 @@ void Session::onData(const pg::XLogData& d) {
   std::visit(Overloaded{
                  [&](const pgoutput::BeginMessage& m) { onBegin(m); },
                  [&](const pgoutput::CommitMessage& m) { onCommit(m); },
-                 [&](const pgoutput::OriginMessage&) {},
+                 [&](const pgoutput::OriginMessage& m) {
+                   if (!skipping_) builder_.setOrigin(m.origin_name, m.origin_lsn);
+                 },
                  [&](const pgoutput::RelationMessage& m) { relations_.update(m); },
                  [&](const pgoutput::TypeMessage& m) { relations_.noteType(m); },
                  [&](const pgoutput::InsertMessage& m) {
@@ -271,7 +273,7 @@ void Session::onCommit(const pgoutput::CommitMessage& m) {
   }
   if (!in_transaction_) throw Error(ErrorClass::Fatal, "Commit without Begin");
   in_transaction_ = false;
-  builder_.endTransaction(m.commit_lsn);
+  builder_.endTransaction(m.end_lsn);
   delivery_.markTransactionEnd();
   setPending(m.end_lsn);
   if (tx_has_changes_) {
@@ -301,9 +303,9 @@ void Session::onUpdate(const pgoutput::UpdateMessage& m, Lsn lsn) {
     return;
   }
   // The server sends an old key for an update that keeps the key only when a key value is
-  // TOASTed; it is not a before-image, but it fills that value in.
-  const pgoutput::TupleData* before = m.old_kind == pgoutput::OldTupleKind::Full ? m.old_tuple : nullptr;
-  deliver(builder_.change('u', rel, lsn, before, m.old_kind, m.new_tuple, m.old_tuple));
+  // TOASTed. As in Debezium, it is the before-image (its other columns null), and it fills in
+  // the TOASTed value the new row does not resend.
+  deliver(builder_.change('u', rel, lsn, m.old_tuple, m.old_kind, m.new_tuple, m.old_tuple));
 }
 
 void Session::onHeartbeatRow(const events::Relation& rel, const pgoutput::TupleData& tuple) {

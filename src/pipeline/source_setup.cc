@@ -295,7 +295,8 @@ events::Catalog makeCatalog(pg::Connection& conn) {
   events::Catalog catalog;
   catalog.type = [&conn](TypeOid oid) -> std::optional<events::CatalogType> {
     pg::Result r = conn.execParams(
-        "SELECT typtype, typelem, typcategory, typbasetype, typdelim FROM pg_type WHERE oid = $1",
+        "SELECT typtype, typelem, typcategory, typbasetype, typdelim, typname FROM pg_type "
+        "WHERE oid = $1",
         {std::to_string(oid)}, fmt::format("looking up type {}", oid));
     if (PQntuples(r.get()) == 0) return std::nullopt;  // dropped since
     events::CatalogType t;
@@ -304,14 +305,22 @@ events::Catalog makeCatalog(pg::Connection& conn) {
     t.is_array = pg::value(r.get(), 0, 2) == "A";
     t.base_type = static_cast<TypeOid>(std::stoul(pg::value(r.get(), 0, 3).value_or("0")));
     t.delimiter = pg::value(r.get(), 0, 4).value_or(",")[0];
+    t.name = pg::value(r.get(), 0, 5).value_or("");
     return t;
   };
   catalog.attributes = [&conn](RelationId relid) {
     pg::Result r = conn.execParams(
+        // The key Debezium gives the table's events: the primary key, or without one the
+        // first unique index by name that has no expression columns.
         "SELECT a.attnum, a.attname, a.atttypid, a.attisdropped, a.attgenerated <> '', "
-        "EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = a.attrelid AND i.indisprimary "
-        "AND a.attnum = ANY (i.indkey)) "
-        "FROM pg_attribute a WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum",
+        "a.attnum = ANY (k.indkey) "
+        "FROM pg_attribute a LEFT JOIN LATERAL ("
+        "  SELECT i.indkey::int2[] AS indkey FROM pg_index i "
+        "  JOIN pg_class ic ON ic.oid = i.indexrelid "
+        "  WHERE i.indrelid = a.attrelid AND (i.indisprimary OR (i.indisunique AND i.indexprs IS NULL "
+        "    AND NOT EXISTS (SELECT 1 FROM pg_index p WHERE p.indrelid = i.indrelid AND p.indisprimary))) "
+        "  ORDER BY i.indisprimary DESC, ic.relname LIMIT 1) k ON true "
+        "WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum",
         {std::to_string(relid.value)}, fmt::format("looking up the columns of relation {}", relid.value));
     std::vector<events::CatalogAttribute> attributes;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
@@ -321,7 +330,7 @@ events::Catalog makeCatalog(pg::Connection& conn) {
       a.type = static_cast<TypeOid>(std::stoul(pg::value(r.get(), i, 2).value_or("0")));
       a.dropped = pg::value(r.get(), i, 3) == "t";
       a.generated = pg::value(r.get(), i, 4) == "t";
-      a.in_primary_key = pg::value(r.get(), i, 5) == "t";
+      a.in_key = pg::value(r.get(), i, 5) == "t";
       attributes.push_back(std::move(a));
     }
     return attributes;

@@ -944,8 +944,17 @@ TEST(ConfigTopics, TablesGetTheirOwnTopicOrThePrefixedName) {
   EXPECT_EQ(tableTopic(c, {"Sales", "Order Items"}), "shop.sales.order_items");
 }
 
+TEST(ConfigTopics, EachCharacterOutsideTheTopicAlphabetBecomesUnderscoresAsInDebezium) {
+  EXPECT_EQ(sanitizeTopic("shop.public.Order Items-2_x"), "shop.public.Order_Items-2_x");
+  EXPECT_EQ(sanitizeTopic("shop.public.caf\xc3\xa9"), "shop.public.caf_");         // U+00E9
+  EXPECT_EQ(sanitizeTopic("shop.public.\xe8\xa1\xa8x"), "shop.public._x");          // U+8868
+  EXPECT_EQ(sanitizeTopic("shop.public.\xf0\x9f\x98\x80x"), "shop.public.__x");     // U+1F600
+  EXPECT_EQ(sanitizeTopic("shop.public.\xe9t\xe9"), "shop.public._t_");            // LATIN1 bytes
+  EXPECT_EQ(sanitizeTopic("shop.public.\xc3"), "shop.public._");                    // cut short
+}
+
 TEST(ConfigTopics, TwoTablesOnOneTopicAreRefusedNamingBothAndTheSetting) {
-  // 21 three-byte characters each: both sanitize to 63 underscores.
+  // 21 three-byte characters each: both sanitize to 21 underscores.
   std::string a, b;
   for (int i = 0; i < 21; ++i) {
     a += "\xe8\xa1\xa8";

@@ -206,18 +206,18 @@ TEST(PrimaryKeyPositions, ByNameThenByPositionWhenAKeyColumnWasRenamed) {
   std::vector<CatalogAttribute> renamed = {{1, "ident", 23, false, false, true},
                                            {2, "v", 23, false, false, false},
                                            {3, "added", 25, false, false, false}};
-  EXPECT_EQ(primaryKeyPositions(message, renamed), (std::vector<size_t>{0}));
+  EXPECT_EQ(keyPositions(message, renamed), (std::vector<size_t>{0}));
   // Today: the key is v, and a column before it was dropped since (by name still).
   std::vector<CatalogAttribute> dropped = {{1, "........pg.dropped.1........", 0, true, false, false},
                                            {2, "v", 23, false, false, true}};
-  EXPECT_EQ(primaryKeyPositions(message, dropped), (std::vector<size_t>{1}));
+  EXPECT_EQ(keyPositions(message, dropped), (std::vector<size_t>{1}));
   // A renamed key column and a column dropped since: the two cannot be told apart.
   std::vector<CatalogAttribute> both = {{1, "........pg.dropped.1........", 0, true, false, false},
                                         {2, "w", 23, false, false, true}};
   std::vector<Col> three = {{true, "id", 23, -1}, {true, "v", 23, -1}, {true, "x", 25, -1}};
-  EXPECT_EQ(primaryKeyPositions(three, both), std::nullopt);
+  EXPECT_EQ(keyPositions(three, both), std::nullopt);
   // No primary key.
-  EXPECT_EQ(primaryKeyPositions(message, {{1, "id", 23, false, false, false}}), (std::vector<size_t>{}));
+  EXPECT_EQ(keyPositions(message, {{1, "id", 23, false, false, false}}), (std::vector<size_t>{}));
 }
 
 TEST(EnvelopeBuilder, BytesThatAreNotUtf8AreAnErrorNamingTableColumnAndKey) {

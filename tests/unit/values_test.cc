@@ -48,11 +48,15 @@ std::string errorOf(const TypeInfo& type, std::string_view text) {
 
 std::string errorOf(ValueKind kind, std::string_view text) { return errorOf(scalar(kind), text); }
 
-void expectRejected(ValueKind kind, const std::vector<std::string_view>& texts) {
+void expectRejected(const TypeInfo& type, const std::vector<std::string_view>& texts) {
   for (std::string_view text : texts) {
     SCOPED_TRACE(std::string(text));
-    errorOf(kind, text);
+    errorOf(type, text);
   }
+}
+
+void expectRejected(ValueKind kind, const std::vector<std::string_view>& texts) {
+  expectRejected(scalar(kind), texts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -63,13 +67,13 @@ TEST(BuiltinTypeTest, ScalarKinds) {
       {16, ValueKind::Bool},        {17, ValueKind::Bytea},      {18, ValueKind::Text},
       {19, ValueKind::Text},        {20, ValueKind::Integer},    {21, ValueKind::Integer},
       {23, ValueKind::Integer},     {25, ValueKind::Text},       {26, ValueKind::Integer},
-      {114, ValueKind::Json},       {142, ValueKind::Text},      {600, ValueKind::Text},
+      {114, ValueKind::Json},       {142, ValueKind::Text},      {600, ValueKind::Point},
       {603, ValueKind::Text},       {650, ValueKind::Text},      {700, ValueKind::Float},
       {701, ValueKind::Float},      {790, ValueKind::Text},      {829, ValueKind::Text},
       {869, ValueKind::Text},       {1042, ValueKind::Text},     {1043, ValueKind::Text},
       {1082, ValueKind::Date},      {1083, ValueKind::Time},     {1114, ValueKind::Timestamp},
       {1184, ValueKind::TimestampTz}, {1186, ValueKind::Interval}, {1266, ValueKind::TimeTz},
-      {1560, ValueKind::Text},      {1562, ValueKind::Text},     {1700, ValueKind::Numeric},
+      {1560, ValueKind::Bits},      {1562, ValueKind::Bits},     {1700, ValueKind::Numeric},
       {2950, ValueKind::Uuid},      {3614, ValueKind::Text},     {3802, ValueKind::Json},
       {4072, ValueKind::Text},      {3904, ValueKind::Text},     {3220, ValueKind::Text},
   };
@@ -93,8 +97,8 @@ TEST(BuiltinTypeTest, ArrayKinds) {
       {199, ValueKind::Json},        {1182, ValueKind::Date},      {1183, ValueKind::Time},
       {1115, ValueKind::Timestamp},  {1185, ValueKind::TimestampTz}, {1187, ValueKind::Interval},
       {1231, ValueKind::Numeric},    {1270, ValueKind::TimeTz},    {2951, ValueKind::Uuid},
-      {3807, ValueKind::Json},       {1561, ValueKind::Text},      {1563, ValueKind::Text},
-      {4073, ValueKind::Text},       {1020, ValueKind::Text},      {1017, ValueKind::Text},
+      {3807, ValueKind::Json},       {1561, ValueKind::Bits},      {1563, ValueKind::Bits},
+      {4073, ValueKind::Text},       {1020, ValueKind::Text},      {1017, ValueKind::Point},
   };
   for (auto [oid, element] : expected) {
     SCOPED_TRACE(oid);
@@ -194,9 +198,10 @@ TEST(RenderNumericTest, ExactText) {
   EXPECT_EQ(render(ValueKind::Numeric, "0"), "\"0\"");
   EXPECT_EQ(render(ValueKind::Numeric, "12345678901234567890123456789.000000000000000000001"),
             "\"12345678901234567890123456789.000000000000000000001\"");
-  EXPECT_EQ(render(ValueKind::Numeric, "NaN"), "\"NaN\"");
-  EXPECT_EQ(render(ValueKind::Numeric, "Infinity"), "\"Infinity\"");
-  EXPECT_EQ(render(ValueKind::Numeric, "-Infinity"), "\"-Infinity\"");
+  // decimal.handling.mode=string writes the special values by their Java names.
+  EXPECT_EQ(render(ValueKind::Numeric, "NaN"), "\"NAN\"");
+  EXPECT_EQ(render(ValueKind::Numeric, "Infinity"), "\"POSITIVE_INFINITY\"");
+  EXPECT_EQ(render(ValueKind::Numeric, "-Infinity"), "\"NEGATIVE_INFINITY\"");
   EXPECT_EQ(render(ValueKind::Numeric, "1.5e10"), "\"1.5e10\"");
   expectRejected(ValueKind::Numeric, {"", "-", ".", "12a", "1.2.3", "1e", "nan", "inf", " 1", "1,5"});
 }
@@ -249,13 +254,20 @@ TEST(RenderUuidTest, Values) {
                                    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11 ", "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}"});
 }
 
-TEST(RenderIntervalTest, IsoDurationsPassThrough) {
-  for (std::string_view text : {"P1Y2M3DT4H5M6.5S", "PT0S", "-P1D", "P-1Y-2M", "PT-0.000001S", "P1W",
-                                "infinity", "-infinity"}) {
-    std::string expected = "\"";
-    expected += text;
-    expected += '"';
-    EXPECT_EQ(render(ValueKind::Interval, text), expected);
+TEST(RenderIntervalTest, EveryPartIsWrittenAsInDebeziumsStringMode) {
+  const std::vector<std::pair<std::string_view, std::string_view>> cases = {
+      {"P1Y2M3DT4H5M6.5S", "P1Y2M3DT4H5M6.5S"},
+      {"PT0S", "P0Y0M0DT0H0M0S"},
+      {"P-1D", "P0Y0M-1DT0H0M0S"},
+      {"P-1Y-2M", "P-1Y-2M0DT0H0M0S"},
+      {"PT-0.000001S", "P0Y0M0DT0H0M-0.000001S"},
+      {"P1M2DT0.000001S", "P0Y1M2DT0H0M0.000001S"},
+      {"infinity", "infinity"},
+      {"-infinity", "-infinity"},
+  };
+  for (auto [text, expected] : cases) {
+    SCOPED_TRACE(text);
+    EXPECT_EQ(render(ValueKind::Interval, text), "\"" + std::string(expected) + "\"");
   }
   expectRejected(ValueKind::Interval, {"", "P", "-P", "1 day 02:00:00", "@ 1 day", "01:00:00", "P1 D"});
 }
@@ -404,18 +416,21 @@ TEST(RenderTimeTest, MicrosSinceMidnight) {
 
 TEST(RenderTimeTzTest, ConvertsToUtc) {
   EXPECT_EQ(render(ValueKind::TimeTz, "03:04:05.123456+05:30"), "\"21:34:05.123456Z\"");
-  EXPECT_EQ(render(ValueKind::TimeTz, "03:04:05+00"), "\"03:04:05.000000Z\"");
-  EXPECT_EQ(render(ValueKind::TimeTz, "23:00:00-02"), "\"01:00:00.000000Z\"");
-  EXPECT_EQ(render(ValueKind::TimeTz, "23:00:00-01"), "\"00:00:00.000000Z\"");
-  EXPECT_EQ(render(ValueKind::TimeTz, "00:00:00+00:00:30"), "\"23:59:30.000000Z\"");
-  EXPECT_EQ(render(ValueKind::TimeTz, "12:00:00-15:59:59"), "\"03:59:59.000000Z\"");
+  EXPECT_EQ(render(ValueKind::TimeTz, "03:04:05.5+00"), "\"03:04:05.5Z\"");
+  EXPECT_EQ(render(ValueKind::TimeTz, "03:04:05.120+00"), "\"03:04:05.12Z\"");
+  EXPECT_EQ(render(ValueKind::TimeTz, "03:04:05+00"), "\"03:04:05Z\"");
+  EXPECT_EQ(render(ValueKind::TimeTz, "23:00:00-02"), "\"01:00:00Z\"");
+  EXPECT_EQ(render(ValueKind::TimeTz, "23:00:00-01"), "\"00:00:00Z\"");
+  EXPECT_EQ(render(ValueKind::TimeTz, "00:00:00+00:00:30"), "\"23:59:30Z\"");
+  EXPECT_EQ(render(ValueKind::TimeTz, "12:00:00-15:59:59"), "\"03:59:59Z\"");
 }
 
 TEST(RenderTimeTzTest, EndOfDay) {
-  // Kept as 24:00:00 when already in UTC, like Debezium; otherwise a normal time.
-  EXPECT_EQ(render(ValueKind::TimeTz, "24:00:00+00"), "\"24:00:00.000000Z\"");
-  EXPECT_EQ(render(ValueKind::TimeTz, "24:00:00+01"), "\"23:00:00.000000Z\"");
-  EXPECT_EQ(render(ValueKind::TimeTz, "24:00:00-01"), "\"01:00:00.000000Z\"");
+  // Kept as 24:00:00 when already in UTC (Debezium writes 00:00:00Z, docs/COMPATIBILITY.md);
+  // otherwise a normal time.
+  EXPECT_EQ(render(ValueKind::TimeTz, "24:00:00+00"), "\"24:00:00Z\"");
+  EXPECT_EQ(render(ValueKind::TimeTz, "24:00:00+01"), "\"23:00:00Z\"");
+  EXPECT_EQ(render(ValueKind::TimeTz, "24:00:00-01"), "\"01:00:00Z\"");
 }
 
 TEST(RenderTimeTzTest, Rejects) {
@@ -482,6 +497,64 @@ TEST(RenderArrayTest, ExplicitBoundsAreDropped) {
   EXPECT_EQ(renderBuiltin(1009, "[5:5]={NULL}"), "[null]");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Type modifiers, bit strings, points, hstore
+
+TypeInfo withModifier(ValueKind kind, int32_t typmod) {
+  return *withTypmod(std::make_shared<const TypeInfo>(scalar(kind)), typmod);
+}
+
+TEST(RenderTypmodTest, PrecisionZeroToThreeCountsMilliseconds) {
+  EXPECT_EQ(render(withModifier(ValueKind::Time, 3), "13:45:56.789"), "49556789");
+  EXPECT_EQ(render(withModifier(ValueKind::Time, 6), "13:45:56.789"), "49556789000");
+  EXPECT_EQ(render(withModifier(ValueKind::Timestamp, 0), "1969-12-31 23:59:59"), "-1000");
+  EXPECT_EQ(render(withModifier(ValueKind::Timestamp, 3), "1900-01-01 00:00:00.123"), "-2208988799877");
+  EXPECT_EQ(render(withModifier(ValueKind::TimestampTz, 3), "2038-01-19 03:14:08.9+00"),
+            "\"2038-01-19T03:14:08.900Z\"");
+  EXPECT_EQ(render(withModifier(ValueKind::TimestampTz, 0), "2100-01-01 00:00:00+00"),
+            "\"2100-01-01T00:00:00Z\"");
+  EXPECT_EQ(render(scalar(ValueKind::TimestampTz), "2040-01-01 00:00:00.5+02"),
+            "\"2039-12-31T22:00:00.500000Z\"");
+}
+
+TEST(RenderTypmodTest, ArraysPassTheModifierToTheirElements) {
+  auto array = std::make_shared<const TypeInfo>(arrayOf(ValueKind::Time));
+  auto modified = withTypmod(array, 0);
+  ASSERT_NE(modified, array);
+  EXPECT_EQ(modified->element->typmod, 0);
+  EXPECT_EQ(render(*modified, "{00:00:01}"), "[1000]");
+  // A modifier that changes nothing keeps the shared info.
+  auto text = std::make_shared<const TypeInfo>(scalar(ValueKind::Text));
+  EXPECT_EQ(withTypmod(text, 40), text);
+  EXPECT_EQ(withTypmod(array, -1), array);
+}
+
+TEST(RenderBitsTest, LittleEndianBytesOfTheBitsAsBase64) {
+  EXPECT_EQ(render(withModifier(ValueKind::Bits, 3), "101"), "\"BQ==\"");
+  EXPECT_EQ(render(withModifier(ValueKind::Bits, 3), "000"), "\"\"");
+  EXPECT_EQ(render(scalar(ValueKind::Bits), "1101"), "\"DQ==\"");
+  EXPECT_EQ(render(scalar(ValueKind::Bits), ""), "\"\"");
+  EXPECT_EQ(render(withModifier(ValueKind::Bits, 80), "1" + std::string(78, '0') + "1"),
+            "\"AQAAAAAAAAAAgA==\"");
+  // bit(1) and varbit(1) are booleans.
+  EXPECT_EQ(render(withModifier(ValueKind::Bits, 1), "1"), "true");
+  EXPECT_EQ(render(withModifier(ValueKind::Bits, 1), "0"), "false");
+  expectRejected(ValueKind::Bits, {"102", "1 0", "x"});
+}
+
+TEST(RenderPointTest, CoordinatesAndWellKnownBinary) {
+  EXPECT_EQ(render(ValueKind::Point, "(-1.5,2.25)"),
+            R"({"x":-1.5,"y":2.25,"wkb":"AQEAAAAAAAAAAAD4vwAAAAAAAAJA","srid":null})");
+  expectRejected(ValueKind::Point, {"", "(1,2", "1,2", "(1;2)", "(a,2)"});
+}
+
+TEST(RenderHstoreTest, AJsonObjectInAString) {
+  EXPECT_EQ(render(*hstoreType(), R"("k"=>"v", "a b"=>NULL, "q\"uote"=>"x\\y")"),
+            R"("{\"k\":\"v\",\"a b\":null,\"q\\\"uote\":\"x\\\\y\"}")");
+  EXPECT_EQ(render(*hstoreType(), ""), R"("{}")");
+  expectRejected(*hstoreType(), {R"("k"=>)", R"(k=>"v")", R"("k"=>"v","l"=>"w")"});
+}
+
 TEST(RenderArrayTest, BoxUsesSemicolons) {
   EXPECT_EQ(renderBuiltin(1020, "{(1,1),(0,0);(3,3),(2,2)}"), R"j(["(1,1),(0,0)","(3,3),(2,2)"])j");
   EXPECT_EQ(renderBuiltin(1020, "{(1,1),(0,0)}"), R"j(["(1,1),(0,0)"])j");
@@ -491,7 +564,7 @@ TEST(RenderArrayTest, BoxUsesSemicolons) {
 TEST(RenderArrayTest, ElementsUseTheirOwnKind) {
   EXPECT_EQ(renderBuiltin(1000, "{t,f,NULL}"), "[true,false,null]");
   EXPECT_EQ(renderBuiltin(1022, "{1.5,NaN,-Infinity,-0,1e+300}"), R"([1.5,"NaN","-Infinity",-0,1e+300])");
-  EXPECT_EQ(renderBuiltin(1231, "{1.50,NaN}"), R"(["1.50","NaN"])");
+  EXPECT_EQ(renderBuiltin(1231, "{1.50,NaN}"), R"(["1.50","NAN"])");
   EXPECT_EQ(renderBuiltin(1001, R"({"\\x0102",NULL,"\\x"})"), R"(["AQI=",null,""])");
   EXPECT_EQ(renderBuiltin(3807, R"({"{\"a\": 1}",NULL})"), R"(["{\"a\": 1}",null])");
   EXPECT_EQ(renderBuiltin(1182, "{1970-01-02,infinity,\"0001-01-01 BC\"}"), "[1,2146033979,-719528]");
@@ -499,8 +572,8 @@ TEST(RenderArrayTest, ElementsUseTheirOwnKind) {
   EXPECT_EQ(renderBuiltin(1185, R"({"2024-01-02 03:04:05.123456+00",infinity})"),
             R"(["2024-01-02T03:04:05.123456Z","infinity"])");
   EXPECT_EQ(renderBuiltin(1183, "{00:00:01,24:00:00}"), "[1000000,86400000000]");
-  EXPECT_EQ(renderBuiltin(1270, "{03:04:05+05:30}"), R"(["21:34:05.000000Z"])");
-  EXPECT_EQ(renderBuiltin(1187, "{P1D,PT0S}"), R"(["P1D","PT0S"])");
+  EXPECT_EQ(renderBuiltin(1270, "{03:04:05+05:30}"), R"(["21:34:05Z"])");
+  EXPECT_EQ(renderBuiltin(1187, "{P1D,PT0S}"), R"(["P0Y0M1DT0H0M0S","P0Y0M0DT0H0M0S"])");
   EXPECT_EQ(renderBuiltin(2951, "{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}"), R"(["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"])");
 }
 

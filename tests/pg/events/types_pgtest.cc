@@ -103,23 +103,22 @@ TEST_F(TypeRenderingTest, NumericIsTheExactDecimalStringWithItsScale) {
        "'-0.00000000000000000001', -999.99)",
        "(3, 'Infinity', 0, 0)", "(4, '-Infinity', NULL, NULL)",
        "(5, 0.000001, '99999999999999999999.99999999999999999999', 123)"}, a));
-  EXPECT_EQ(a[1]["n"], "NaN");
+  // The special values as Debezium's decimal.handling.mode=string spells them.
+  EXPECT_EQ(a[1]["n"], "NAN");
   EXPECT_EQ(a[1]["n2"], "1.50000000000000000000");
   EXPECT_EQ(a[1]["n3"], "1.50");
   EXPECT_EQ(a[2]["n"], "12345678901234567890123456789.123456789012345678901234567890");
   EXPECT_EQ(a[2]["n2"], "-0.00000000000000000001");
   EXPECT_EQ(a[2]["n3"], "-999.99");
-  EXPECT_EQ(a[3]["n"], "Infinity");
+  EXPECT_EQ(a[3]["n"], "POSITIVE_INFINITY");
   EXPECT_EQ(a[3]["n2"], "0.00000000000000000000");
-  EXPECT_EQ(a[4]["n"], "-Infinity");
+  EXPECT_EQ(a[4]["n"], "NEGATIVE_INFINITY");
   EXPECT_TRUE(a[4]["n2"].is_null());
   EXPECT_EQ(a[5]["n"], "0.000001");
   EXPECT_EQ(a[5]["n2"], "99999999999999999999.99999999999999999999");
   EXPECT_EQ(a[5]["n3"], "123.00");
-  for (int id = 1; id <= 5; ++id) {
-    if (!a[id]["n"].is_null()) {
-      EXPECT_EQ(a[id]["n"], serverText("n", id)) << "row " << id;
-    }
+  for (int id : {2, 5}) {
+    EXPECT_EQ(a[id]["n"], serverText("n", id)) << "row " << id;
   }
 }
 
@@ -220,17 +219,15 @@ TEST_F(TypeRenderingTest, DatesTimestampsTimesAndIntervalsUseDebeziumUnits) {
   expectExactInteger(a[1]["tm"], 45296789012LL, "time");
   expectExactInteger(a[2]["tm"], 0, "midnight");
   expectExactInteger(a[3]["tm"], 86399999999LL, "last microsecond of the day");
-  // timetz: ISO-8601 time in UTC.
+  // timetz: ISO-8601 time in UTC, the fraction without trailing zeros.
   EXPECT_EQ(a[1]["tmtz"], "10:34:56.789012Z");
   EXPECT_EQ(a[2]["tmtz"], "00:00:00.000001Z");
   EXPECT_EQ(a[3]["tmtz"], "00:59:59.999999Z");
-  // interval: the ISO-8601 duration the server prints with IntervalStyle=iso_8601.
+  // interval: Debezium's interval.handling.mode=string, every part written, each as stored.
   EXPECT_EQ(a[1]["iv"], "P1Y2M3DT4H5M6.789S");
-  for (int id = 1; id <= 4; ++id) {
-    EXPECT_EQ(a[id]["iv"], scalar("SET IntervalStyle = 'iso_8601'; SELECT iv::text FROM t "
-                                  "WHERE id = " + std::to_string(id)))
-        << "row " << id;
-  }
+  EXPECT_EQ(a[2]["iv"], "P0Y0M-1DT0H0M0S");
+  EXPECT_EQ(a[3]["iv"], "P0Y0M0DT0H0M0S");
+  EXPECT_EQ(a[4]["iv"], "P-1Y-2M3DT0H0M-0.000001S");
 }
 
 TEST_F(TypeRenderingTest, InfiniteDatesAndTimestampsStayDistinctFromRealValues) {
@@ -276,7 +273,7 @@ TEST_F(TypeRenderingTest, ArraysAreJsonArraysWithNullsNestingAndElementRendering
   expectExactInteger(a[1]["ba"][1], std::numeric_limits<int64_t>::max(), "int8[] max");
   EXPECT_EQ(a[1]["ta"],
             json::parse(R"(["a,b", "with \"quote\"", null, "NULL", "", "back\\slash", "{x}"])"));
-  EXPECT_EQ(a[1]["na"], json::parse(R"(["1.50", "NaN"])"));
+  EXPECT_EQ(a[1]["na"], json::parse(R"(["1.50", "NAN"])"));
   EXPECT_EQ(a[1]["m2"], json::parse("[[1, 2], [3, 4]]"));
   EXPECT_EQ(a[1]["ea"], json::parse(R"(["sad", "happy"])"));
   EXPECT_EQ(a[1]["m"], "ok");
