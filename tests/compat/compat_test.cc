@@ -1,0 +1,235 @@
+// tidemark and Debezium's PostgreSQL connector read one workload from one server, each from a
+// slot of its own, and their events are compared field by field (envelope_diff.h). What
+// differs must be exactly what docs/COMPATIBILITY.md lists: a new difference fails the suite,
+// and so does a listed one that went away (then the list is out of date).
+//
+// Debezium runs as the peer of bench/peers/debezium (scripts/debezium-peer.sh), with the
+// settings tidemark's renderings follow (decimal string, binary base64, interval string) and
+// Debezium's defaults for everything else.
+
+#include <signal.h>
+
+#include <fstream>
+#include <future>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "compat/envelope_diff.h"
+#include "support/debezium_peer.h"
+#include "support/jsonl.h"
+#include "support/pipeline_fixture.h"
+#include "support/poll.h"
+
+namespace tidemark::test {
+namespace {
+
+using nlohmann::json;
+using std::chrono::seconds;
+
+const std::filesystem::path kSourceDir = TIDEMARK_SOURCE_DIR;
+
+std::string readFile(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) throw std::runtime_error("cannot read " + file.string());
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The statements of a workload file, each ending with a semicolon at the end of a line, run
+// one by one: each commits on its own unless it is inside BEGIN ... COMMIT. (Sent as one
+// query string they would all be one transaction.)
+void runStatements(PgConnection& conn, const std::filesystem::path& file) {
+  std::istringstream in(readFile(file));
+  std::string statement;
+  for (std::string line; std::getline(in, line);) {
+    if (statement.empty() && (line.empty() || line.rfind("--", 0) == 0)) continue;
+    statement += line + "\n";
+    if (!line.empty() && line.back() == ';') {
+      try {
+        conn.exec(statement);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(file.filename().string() + ": " + e.what() + "\nin: " + statement);
+      }
+      statement.clear();
+    }
+  }
+  if (statement.find_first_not_of(" \n") != std::string::npos) {
+    throw std::runtime_error(file.filename().string() + " ends without a semicolon: " + statement);
+  }
+}
+
+// Fields that differ by nature, and how some values are compared: the one place that says
+// what the suite does not hold against either reader.
+CompareRules compareRules(const std::string& prefix) {
+  CompareRules rules;
+  rules.prefix = prefix;
+  rules.ignoredValuePaths = {
+      "source.version",  // each product's own version
+      "ts_ms",           // when the reader processed the event (ts_us, ts_ns: the same, finer)
+      "ts_us",
+      "ts_ns",
+  };
+  // hstore as a JSON object: Debezium's member order is its hash map's.
+  rules.jsonTextColumns = {"public.types.c_hstore"};
+  // Heartbeats carry each reader's own clock.
+  rules.shapeOnlyTopics = {"__debezium-heartbeat." + prefix};
+  return rules;
+}
+
+std::string listing(const std::map<std::string, std::string>& differences) {
+  std::string out;
+  for (const auto& [id, example] : differences) out += "  `" + id + "`: " + example + "\n";
+  return out;
+}
+
+class CompatTest : public PgPipelineTest {
+ protected:
+  // A pipeline `name` over `publication` with slot `slot`, keys and values in its output
+  // files, its state and output under tmp/`dir`.
+  std::filesystem::path pipeline(const std::string& dir_name, const std::string& name, const std::string& slot,
+                                 const std::string& publication, const std::string& tables,
+                                 const std::string& heartbeat = "mode: \"off\"\nevents: false\n") {
+    const auto dir = tmp().path() / dir_name;
+    std::ostringstream y;
+    y << "name: " << name << "\n"
+      << "state_dir: " << (dir / "state").string() << "\n"
+      << "source:\n"
+      << "  kind: postgres\n"
+      << "  dsn: \"" << pg().dsn(db()) << "\"\n"
+      << "  slot: " << slot << "\n"
+      << "  publication: " << publication << "\n"
+      << "  create_publication: false\n"
+      << "  tables: " << tables << "\n"
+      << "sinks:\n"
+      << "  - name: files\n"
+      << "    kind: jsonl\n"
+      << "    path: " << (dir / "out").string() << "\n"
+      << "    with_key: true\n"
+      << "delivery:\n"
+      << "  flush_interval: 100ms\n"
+      << "heartbeat:\n";
+    std::istringstream lines(heartbeat);
+    for (std::string line; std::getline(lines, line);) y << "  " << line << "\n";
+    y << "http:\n  listen: \"off\"\n";
+    return writeRawConfig(y.str(), dir_name + ".yaml");
+  }
+
+  std::filesystem::path outOf(const std::string& dir_name) const { return tmp().path() / dir_name / "out"; }
+
+  DebeziumPeerOptions peer(const std::string& prefix, const std::string& slot,
+                           const std::string& publication) {
+    DebeziumPeerOptions o;
+    o.port = pg().port();
+    o.database = db();
+    o.slot = slot;
+    o.publication = publication;
+    o.topicPrefix = prefix;
+    o.out = tmp().path() / ("debezium-" + prefix);
+    return o;
+  }
+
+  void createSlot(const std::string& slot) {
+    scalar("SELECT lsn FROM pg_create_logical_replication_slot('" + slot + "', 'pgoutput')");
+  }
+};
+
+TEST_F(CompatTest, EventsAreDebeziumsButForTheDocumentedDifferences) {
+  sql(readFile(kSourceDir / "tests/compat/schema.sql"));
+  const std::string allTables =
+      "[public.types, public.ops, public.ops_full, public.composite, public.no_pk, "
+      "public.toasted, public.toasted_full, public.toasted_key, public.keyed_by_index, "
+      "public.unique_no_pk, public.café, public.measurements, '\"SalesDept\".\"Order Items\"', "
+      "public.workload_end]";
+  sql("CREATE PUBLICATION compat_root FOR TABLE types, ops, ops_full, composite, no_pk, toasted, "
+      "toasted_full, toasted_key, keyed_by_index, unique_no_pk, \"café\", measurements, "
+      "\"SalesDept\".\"Order Items\", workload_end "
+      "WITH (publish_via_partition_root = true)");
+  // The same partitioned table published under its partitions' names.
+  sql("CREATE PUBLICATION compat_leaf FOR TABLE measurements "
+      "WITH (publish_via_partition_root = false)");
+
+  // Slots first, so that both readers start where the workload starts.
+  const auto rootConfig = pipeline("root", "t1", "tm_root", "compat_root", allTables);
+  RunResult first = runUntil(rootConfig, currentLsn());
+  ASSERT_EQ(first.exitCode, 0) << first.description;
+  createSlot("dbz_root");
+  createSlot("dbz_leaf");
+
+  PgConnection conn = connect();
+  runStatements(conn, kSourceDir / "tests/compat/changes.sql");
+  const std::string lastChangeAt = currentLsn();
+  sql("INSERT INTO workload_end VALUES (1)");
+  const std::string end = currentLsn();
+
+  // Both Debezium peers and the pipeline at once: each reads its own slot.
+  DebeziumPeerOptions rootPeer = peer("t1", "dbz_root", "compat_root");
+  rootPeer.stopAtLsn = lastChangeAt;
+  rootPeer.properties["heartbeat.interval.ms"] = "100";
+  DebeziumPeerOptions leafPeer = peer("t2", "dbz_leaf", "compat_leaf");
+  leafPeer.stopAfter = 6;  // the changes of measurements, and the two messages
+  auto rootRun = std::async(std::launch::async, [&] { return runDebeziumPeer(rootPeer); });
+  auto leafRun = std::async(std::launch::async, [&] { return runDebeziumPeer(leafPeer); });
+  RunResult tmRoot = runUntil(rootConfig, end);
+  // Rows published under a partition's name: tidemark refuses to start (COMPATIBILITY.md).
+  const auto leafConfig = pipeline("leaf", "t2", "tm_leaf", "compat_leaf", "[public.measurements]");
+  RunResult tmLeaf = runUntil(leafConfig, end);
+  DebeziumPeerResult dbzRoot = rootRun.get();
+  DebeziumPeerResult dbzLeaf = leafRun.get();
+  ASSERT_EQ(tmRoot.exitCode, 0) << tmRoot.description;
+  EXPECT_EQ(tmLeaf.exitCode, 1) << tmLeaf.description;
+  EXPECT_NE(tmLeaf.err.find("publish_via_partition_root = true"), std::string::npos) << tmLeaf.description;
+  ASSERT_EQ(dbzRoot.exitCode, 0) << dbzRoot.description;
+  ASSERT_EQ(dbzLeaf.exitCode, 0) << dbzLeaf.description;
+
+  // Heartbeat events: tidemark's every interval while it streams.
+  const auto beatConfig = pipeline("beat", "t1", "tm_beat", "compat_root", allTables,
+                                   "interval: 200ms\nmode: \"off\"\nevents: true\n");
+  std::unique_ptr<Process> beat = startRun(beatConfig);
+  const auto beatFile = outOf("beat") / "__debezium-heartbeat.t1.jsonl";
+  ASSERT_EVENTUALLY(!readJsonLines(beatFile).empty() || !beat->running(), seconds(60))
+      << beat->describe();
+  beat->signal(SIGTERM);
+  ASSERT_TRUE(beat->waitExit(seconds(30)).has_value()) << beat->describe();
+
+  TopicLines fromRoot = readJsonLinesDir(outOf("root"));
+  fromRoot["__debezium-heartbeat.t1"] = readJsonLines(beatFile);
+  Comparison root = compareEvents(fromRoot,
+                                  readJsonLinesDir(rootPeer.out), compareRules("t1"));
+  // Messages are in every publication's stream; the root comparison covers them.
+  TopicLines fromLeafPeer = readJsonLinesDir(leafPeer.out);
+  fromLeafPeer.erase("t2.message");
+  Comparison leaf = compareEvents(readJsonLinesDir(outOf("leaf")), fromLeafPeer, compareRules("t2"));
+  EXPECT_GT(root.pairs, 60u) << "events paired; Debezium's figures: " << dbzRoot.figures;
+
+  std::map<std::string, std::string> found = root.differences;
+  for (const auto& [id, example] : leaf.differences) found.emplace("t2: " + id, example);
+  std::set<std::string> documented;
+  try {
+    documented = documentedDifferences(kSourceDir / "docs/COMPATIBILITY.md");
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << e.what();
+  }
+  std::map<std::string, std::string> undocumented;
+  for (const auto& [id, example] : found) {
+    if (documented.count(id) == 0) undocumented.emplace(id, example);
+  }
+  std::set<std::string> gone;
+  for (const auto& id : documented) {
+    if (found.count(id) == 0) gone.insert(id);
+  }
+  EXPECT_TRUE(undocumented.empty())
+      << "differences from Debezium that docs/COMPATIBILITY.md does not list; fix them, or list "
+         "them there as deliberate with the reason:\n"
+      << listing(undocumented);
+  std::string goneList;
+  for (const auto& id : gone) goneList += "  `" + id + "`\n";
+  EXPECT_TRUE(gone.empty())
+      << "docs/COMPATIBILITY.md lists differences the suite no longer sees; take them out:\n"
+      << goneList;
+  if (HasFailure()) std::cerr << "all differences found:\n" << listing(found);
+}
+
+}  // namespace
+}  // namespace tidemark::test
