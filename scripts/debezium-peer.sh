@@ -48,7 +48,7 @@ build() {
   exec 9>"$peer/.build.lock"
   flock 9
   stale || return 0
-  echo "debezium-peer: building $jar (first time: downloads Debezium 3.6.1.Final from Maven Central)" >&2
+  echo "debezium-peer: building $jar (the first build downloads Debezium 3.6.1.Final from Maven Central)" >&2
   local log="$peer/target/build.log"
   mkdir -p "$peer/target"
   if ! (cd "$peer" && mvn -q -B "${repo[@]}" package) >"$log" 2>&1; then

@@ -13,6 +13,7 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 
 import io.debezium.engine.ChangeEvent;
@@ -79,7 +80,10 @@ public final class DebeziumPeer {
         final Path dir = out;
         final long limit = stopAfter;
         final long lsnLimit = stopAtLsn;
+        // Guarded by itself: the engine's thread writes, the main thread closes them at the end;
+        // records the engine delivers after that are dropped (the run is over).
         final Map<String, OutputStream> files = new HashMap<>();
+        final AtomicBoolean closed = new AtomicBoolean();
         final AtomicLong records = new AtomicLong();
         final AtomicLong firstAt = new AtomicLong(-1);
         final CountDownLatch done = new CountDownLatch(1);
@@ -92,16 +96,21 @@ public final class DebeziumPeer {
                 }
                 String line = "{\"key\":" + (e.key() == null ? "null" : e.key()) + ",\"value\":"
                         + (e.value() == null ? "null" : e.value()) + "}\n";
-                try {
-                    OutputStream os = files.get(e.destination());
-                    if (os == null) {
-                        os = Files.newOutputStream(dir.resolve(e.destination() + ".jsonl"));
-                        files.put(e.destination(), os);
+                synchronized (files) {
+                    if (closed.get()) {
+                        break;
                     }
-                    os.write(line.getBytes(StandardCharsets.UTF_8));
-                }
-                catch (IOException io) {
-                    throw new UncheckedIOException(io);
+                    try {
+                        OutputStream os = files.get(e.destination());
+                        if (os == null) {
+                            os = Files.newOutputStream(dir.resolve(e.destination() + ".jsonl"));
+                            files.put(e.destination(), os);
+                        }
+                        os.write(line.getBytes(StandardCharsets.UTF_8));
+                    }
+                    catch (IOException io) {
+                        throw new UncheckedIOException(io);
+                    }
                 }
                 committer.markProcessed(e);
                 long n = records.incrementAndGet();
@@ -129,9 +138,12 @@ public final class DebeziumPeer {
             executor.execute(engine);
             boolean finished = done.await(timeoutSeconds, TimeUnit.SECONDS);
             long end = System.nanoTime();
-            for (OutputStream os : files.values()) {
-                os.flush();
-                os.close();
+            synchronized (files) {
+                closed.set(true);
+                for (OutputStream os : files.values()) {
+                    os.flush();
+                    os.close();
+                }
             }
             double seconds = (end - start) / 1e9;
             double first = firstAt.get() < 0 ? -1 : (firstAt.get() - start) / 1e9;
@@ -140,11 +152,12 @@ public final class DebeziumPeer {
             System.out.flush();
             if (!finished) {
                 System.err.println("debezium-peer: timed out after " + timeoutSeconds + " s with " + records.get() + " records");
-                Runtime.getRuntime().halt(2);
+                System.err.flush();
             }
+            // Out at once: closing the engine waits for its tasks, which can hang once a
+            // consumer call failed, and nothing of it matters any more.
+            Runtime.getRuntime().halt(finished ? 0 : 2);
         }
-        executor.shutdownNow();
-        Runtime.getRuntime().halt(0);
     }
 
     private static long parseLsn(String text) {
