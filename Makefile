@@ -41,6 +41,7 @@ demo: deps $(BUILD)/CMakeCache.txt
 	@bash scripts/demo.sh $(BUILD)/tidemark
 
 bench: binary peer
+	@cmake --build $(BUILD) -j $(JOBS) --target log_bench
 	@bash bench/run.sh $(BUILD)/tidemark
 
 # WAL retention with idle captured tables, per heartbeat mode; WAL_SECONDS of load per mode.

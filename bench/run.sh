@@ -10,8 +10,9 @@
 # 30-column table of mixed types in transactions of 10,000. Per reader: wall time, events/s,
 # CPU seconds (user + sys of its process), peak RSS, time from start to first output. Runs are
 # ordered recvlogical, tidemark, debezium, tidemark, recvlogical, so drift in machine load
-# cancels out for the two measured twice. The table goes to stdout and, as JSON, to
-# bench/results/<date>.json.
+# cancels out for the two measured twice. First, the change log's own write and read rates
+# beside SQLite's (log_bench, next to the tidemark binary). The table goes to stdout and, as
+# JSON, to bench/results/<date>.json.
 #
 #   bench/run.sh path/to/tidemark [TXNS] [ROWS_PER_TXN] [BIG_TXN_ROWS] [WIDE_ROWS]
 #   BENCH_READERS="recvlogical tidemark"   leave a reader out (default: all three)
@@ -137,6 +138,12 @@ slots() { for s in r1 t1 d1 t2 r2; do create_slot "${1}_$s"; done; }
 
 echo "# tidemark benchmark: $txns x $rows rows, one transaction of $big rows, $wide wide rows" >&2
 
+log_figures=null
+if [ -x "$(dirname "$tidemark")/log_bench" ]; then
+  echo "  the change log: 1,000,000 records of 500 bytes, 5,000 a commit" >&2
+  log_figures=$("$(dirname "$tidemark")/log_bench" "$work/log_bench" 1000000 500 5000)
+fi
+
 slots many
 for ((i = 0; i < txns; i++)); do
   echo "INSERT INTO orders (customer_id, amount, status, note) SELECT g % 5000, (g % 100000) / 100.0, 'paid', 'order note ' || g FROM generate_series(1, $rows) g;"
@@ -171,10 +178,11 @@ done | psql_ bench
 phase wide "$wide rows of 30 columns" "$wide"
 
 mkdir -p "$results"
-python3 - "$figures" "$results" "$txns" "$rows" "$big" "$wide" <<'PY'
+python3 - "$figures" "$results" "$txns" "$rows" "$big" "$wide" "$log_figures" <<'PY'
 import datetime, json, os, platform, sys
 
 figures, results_dir = sys.argv[1], sys.argv[2]
+change_log = json.loads(sys.argv[7])
 runs = [json.loads(line) for line in open(figures)]
 for r in runs:
     if r["events"] is not None and r["events"] != r["expected"]:
@@ -236,13 +244,22 @@ if ratios:
         print(f"  {r['workload']:<6} events/s {r['events_per_s']:.2f}x, events per CPU s "
               f"{r['events_per_cpu_s']:.2f}x, CPU s {r['cpu_s']:.3f}, RSS {r['peak_rss']:.3f}{extra}")
 
+if change_log:
+    print()
+    print("the change log (fsync'd, group commit of {records_per_commit} records of {value_bytes} bytes):"
+          .format(**change_log))
+    for name in ("local_log", "sqlite"):
+        f = change_log[name]
+        print(f"  {name:<10} write {f['records_per_s']:>10,.0f} records/s {f['mib_per_s']:>7.1f} MiB/s"
+              + (f", read {f['read_records_per_s']:,.0f} records/s" if "read_records_per_s" in f else ""))
+
 stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
 path = os.path.join(results_dir, f"{stamp}.json")
 with open(path, "w") as fh:
     json.dump({"date": stamp, "host": platform.node(), "cpus": os.cpu_count(),
                "workloads": {"txns": int(sys.argv[3]), "rows_per_txn": int(sys.argv[4]),
                              "big_txn_rows": int(sys.argv[5]), "wide_rows": int(sys.argv[6])},
-               "table": table, "ratios": ratios, "runs": runs}, fh, indent=1)
+               "table": table, "ratios": ratios, "change_log": change_log, "runs": runs}, fh, indent=1)
 print()
 print(f"written to {os.path.relpath(path)}")
 PY

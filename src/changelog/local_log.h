@@ -1,0 +1,170 @@
+// The local change log: an append-only, crash-safe log of records in the state directory,
+// between the source and the sinks. The source appends a transaction's events and commits
+// them; once commit() returns they are on disk, and only then may the source confirm their
+// position. Each sink reads from its own offset at its own pace.
+//
+// Records are held as Kafka holds them (topic, key bytes, value bytes, headers), so that a
+// Kafka-backed log can take this one's place and a sink never knows which one it reads.
+//
+// On disk: segment files `<base offset, 20 digits>.log`, each a run of frames
+//
+//   u32 body length | u32 CRC-32C of the body | body
+//   body: u64 offset | u16 topic length, topic | i32 key length (-1: null), key |
+//         i32 value length (-1: null), value | u16 header count | per header:
+//         u16 name length, name, u32 value length, value
+//
+// little-endian. One writer thread appends and commits (a commit is one write and one
+// fdatasync for everything appended since the last: group commit). Readers on other threads
+// see only committed records. Opening the log cuts back a torn tail: a frame cut short or
+// failing its checksum at the end of the last segment, which only a crash between a write and
+// its fdatasync leaves. A bad frame anywhere else is an error, never skipped.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tidemark::changelog {
+
+struct Header {
+  std::string_view name;
+  std::string_view value;
+};
+
+/// One record to append. Views: the log copies what it keeps.
+struct RecordView {
+  std::string_view topic;
+  std::optional<std::string_view> key;    // nullopt: a null key
+  std::optional<std::string_view> value;  // nullopt: a null value (a tombstone)
+  std::vector<Header> headers;
+};
+
+/// One record read back; its views stay valid until the reader's next call.
+struct StoredRecord {
+  uint64_t offset = 0;
+  RecordView record;
+};
+
+/// The value of header `name`, if the record has one.
+std::optional<std::string_view> headerValue(const RecordView& record, std::string_view name);
+
+class LogReader;
+
+class LocalLog {
+ public:
+  struct Options {
+    std::filesystem::path dir;
+    /// A segment is closed and a new one begun once a commit leaves it at least this large.
+    uint64_t segment_bytes = uint64_t{64} << 20;
+  };
+
+  /// What opening the log found and did.
+  struct Recovery {
+    uint64_t cut_bytes = 0;  // bytes of a torn tail cut back
+    std::string segment;     // the segment they were cut from
+  };
+
+  /// Opens the log in options.dir, creating it when missing, and cuts back a torn tail.
+  /// Throws Error when the directory cannot be used or its segments do not follow each other.
+  explicit LocalLog(Options options);
+  ~LocalLog();
+  LocalLog(const LocalLog&) = delete;
+  LocalLog& operator=(const LocalLog&) = delete;
+
+  const Recovery& recovery() const { return recovery_; }
+
+  // --- the writer's thread
+
+  /// Appends a record after the last; returns its offset. Readers see it after commit().
+  uint64_t append(const RecordView& record);
+  /// Bytes appended since the last commit.
+  uint64_t pendingBytes() const { return pending_.size(); }
+  /// Writes and fdatasyncs everything appended since the last commit; then readers see it.
+  /// Throws Error (Retriable for a full disk) after putting the log back as the last commit
+  /// left it: the records appended since are dropped.
+  void commit();
+  /// Drops the records appended since the last commit.
+  void rollback();
+  /// Deletes the segments whose records all lie before `offset` (every reader is past them);
+  /// the segment being written is kept. Returns how many were deleted.
+  size_t removeBefore(uint64_t offset);
+
+  // --- any thread
+
+  /// The offset the next committed record will have: everything below it is on disk.
+  uint64_t endOffset() const { return end_.load(std::memory_order_acquire); }
+  /// The oldest offset still held.
+  uint64_t startOffset() const;
+  /// Bytes of committed records on disk.
+  uint64_t sizeBytes() const;
+  /// Waits until endOffset() > `offset` or the timeout passes; true when it is.
+  bool waitBeyond(uint64_t offset, std::chrono::milliseconds timeout) const;
+  /// A reader from `offset` (startOffset() to endOffset()). Throws Error when it is outside.
+  std::unique_ptr<LogReader> reader(uint64_t offset) const;
+
+ private:
+  friend class LogReader;
+  struct Segment {
+    uint64_t base = 0;          // offset of its first record
+    std::filesystem::path path;
+    uint64_t size = 0;          // committed bytes
+  };
+
+  void openSegments();
+  void recoverLast();
+  void startSegment(uint64_t base);
+  /// The segment holding `offset` (or the last, for the end), and its committed size.
+  std::optional<Segment> segmentFor(uint64_t offset) const;
+  std::optional<Segment> segmentAfter(uint64_t base) const;
+
+  Options options_;
+  Recovery recovery_;
+  int fd_ = -1;                  // the last segment, open for writing
+  std::string pending_;          // frames appended since the last commit
+  uint64_t next_offset_ = 0;     // offset of the next append
+
+  mutable std::mutex mutex_;     // guards segments_
+  mutable std::condition_variable committed_;
+  std::vector<Segment> segments_;
+  std::atomic<uint64_t> end_{0};
+};
+
+/// Reads committed records in order from a position; one thread per reader.
+class LogReader {
+ public:
+  LogReader(const LocalLog& log, uint64_t offset);
+  ~LogReader();
+  LogReader(const LogReader&) = delete;
+  LogReader& operator=(const LogReader&) = delete;
+
+  /// The next committed record, or nullptr when caught up. Throws Error when a frame fails its
+  /// checksum or is out of sequence (the log was damaged on disk).
+  const StoredRecord* next();
+  /// The offset of the record next() returns next.
+  uint64_t position() const { return offset_; }
+
+ private:
+  friend class LocalLog;
+  class Frames;  // frames of one segment file, read in chunks
+
+  void openSegment(uint64_t base, const std::filesystem::path& path);
+  [[noreturn]] void damaged(const std::string& what) const;
+
+  const LocalLog& log_;
+  uint64_t offset_;
+  int fd_ = -1;
+  std::filesystem::path path_;
+  uint64_t segment_base_ = 0;
+  std::unique_ptr<Frames> frames_;
+  StoredRecord current_;
+};
+
+}  // namespace tidemark::changelog
