@@ -507,11 +507,7 @@ class SourceChecks {
   }
 
   std::string cronSchedule() const {
-    const auto secs = std::chrono::duration_cast<std::chrono::seconds>(cfg_.heartbeat.interval).count();
-    // pg_cron takes "N seconds" (1 to 59) from 1.5 on, and cron syntax for whole minutes.
-    std::string schedule = secs < 60 ? fmt::format("{} seconds", secs)
-                                     : secs % 60 == 0 && secs / 60 < 60 ? fmt::format("*/{} * * * *", secs / 60)
-                                                                        : std::string("* * * * *");
+    const std::string schedule = pipeline::heartbeatCronSchedule(cfg_.heartbeat.interval);
     return fmt::format("SELECT cron.schedule_in_database({}, {}, {}, {});",
                        literal("tidemark-heartbeat-" + cfg_.name), literal(schedule),
                        literal(pipeline::heartbeatUpsertSql(cfg_.heartbeat.table, cfg_.name)),

@@ -64,6 +64,15 @@ std::string heartbeatUpsertSql(const config::TableName& t, std::string_view pipe
       pg::quoteTableText(t.schema, t.table), pg::quoteLiteralText(pipeline));
 }
 
+std::string heartbeatCronSchedule(std::chrono::milliseconds interval) {
+  const long long seconds = std::max<long long>(1, interval.count() / 1000);
+  if (seconds < 60) return fmt::format("{} seconds", seconds);
+  const long long minutes = seconds / 60;
+  if (minutes <= 1) return "* * * * *";
+  if (minutes >= 60) return "0 * * * *";
+  return fmt::format("*/{} * * * *", minutes);
+}
+
 namespace {
 
 std::string currentUser(pg::Connection& conn) {

@@ -4,6 +4,7 @@
 // rendering needs (types, primary keys).
 #pragma once
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,10 @@ std::string signalTableDdl(const config::TableName& table);
 /// The statement that writes this pipeline's heartbeat row (what a pg_cron job runs for a
 /// read-only pipeline).
 std::string heartbeatUpsertSql(const config::TableName& table, std::string_view pipeline);
+/// The pg_cron schedule of that job for heartbeat.interval, the one `setup` and `check` both
+/// give: "N seconds" below a minute (pg_cron 1.5 or later), else cron syntax in whole minutes,
+/// never less often than the interval asks.
+std::string heartbeatCronSchedule(std::chrono::milliseconds interval);
 
 /// The heartbeat table of Layer 2 (heartbeat.mode table), as set up on the source.
 struct HeartbeatTable {

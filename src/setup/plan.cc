@@ -582,7 +582,7 @@ Block replicaIdentityBlock(const config::PipelineConfig& cfg, const std::optiona
 Block cronBlock(const config::PipelineConfig& cfg, const DsnTarget& target,
                 const std::optional<ServerFacts>& facts) {
   const std::string job = "tidemark-heartbeat-" + cfg.name;
-  const std::string schedule = cronSchedule(cfg.heartbeat.interval);
+  const std::string schedule = pipeline::heartbeatCronSchedule(cfg.heartbeat.interval);
   const std::string command = pipeline::heartbeatUpsertSql(cfg.heartbeat.table, cfg.name);
   Block b;
   b.title = "heartbeat job (pg_cron)";
@@ -595,10 +595,10 @@ Block cronBlock(const config::PipelineConfig& cfg, const DsnTarget& target,
       "that database; scheduling again under the same name replaces the job.");
   if (cfg.heartbeat.interval < std::chrono::minutes(1)) {
     b.notes.push_back(fmt::format(
-        "heartbeat.interval is {}, but cron's finest step is a minute: with pg_cron 1.5 or later "
-        "use '{} seconds' as the schedule instead; else raise heartbeat.stall_timeout above a "
-        "few minutes.",
-        humanDuration(cfg.heartbeat.interval), cfg.heartbeat.interval.count() / 1000));
+        "heartbeat.interval is {}: the schedule '{}' needs pg_cron 1.5 or later. With an older "
+        "pg_cron, schedule '* * * * *' under the same job name and raise heartbeat.stall_timeout "
+        "above a few minutes.",
+        humanDuration(cfg.heartbeat.interval), schedule));
   }
   b.notes.push_back(fmt::format(
       "If pg_cron lives in another database, run this there instead (pg_cron 1.4 or later): "
@@ -731,13 +731,6 @@ std::string dollarQuote(std::string_view body, std::string_view tag) {
     delimiter = fmt::format("${}{}$", tag.empty() ? "q" : tag, i);
   }
   return fmt::format("{}{}{}", delimiter, body, delimiter);
-}
-
-std::string cronSchedule(std::chrono::milliseconds interval) {
-  long long minutes = interval.count() / 60'000;
-  if (minutes <= 1) return "* * * * *";
-  if (minutes >= 60) return "0 * * * *";
-  return fmt::format("*/{} * * * *", minutes);
 }
 
 Plan buildPlan(const config::PipelineConfig& cfg, Flavor flavor, const DsnTarget& target,

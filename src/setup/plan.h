@@ -103,8 +103,4 @@ std::string renderScript(const Plan& plan);
 /// name inside is safe.
 std::string dollarQuote(std::string_view body, std::string_view tag);
 
-/// The pg_cron schedule for a heartbeat interval: every minute for anything up to a minute,
-/// else every N minutes (whole minutes, at most hourly).
-std::string cronSchedule(std::chrono::milliseconds interval);
-
 }  // namespace tidemark::setup

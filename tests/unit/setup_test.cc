@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "config/config.h"
+#include "pipeline/source_setup.h"
 #include "setup/plan.h"
 
 namespace tidemark::setup {
@@ -357,10 +358,15 @@ TEST(SetupDollarQuote, PicksATagTheBodyDoesNotContain) {
 TEST(SetupCron, ScheduleFollowsTheHeartbeatInterval) {
   using std::chrono::minutes;
   using std::chrono::seconds;
-  EXPECT_EQ(cronSchedule(seconds(10)), "* * * * *");
-  EXPECT_EQ(cronSchedule(minutes(1)), "* * * * *");
-  EXPECT_EQ(cronSchedule(minutes(5)), "*/5 * * * *");
-  EXPECT_EQ(cronSchedule(std::chrono::hours(2)), "0 * * * *");
+  // One schedule for setup's job and check's fix, so that setup --apply finds the job check
+  // proposed and does not schedule it again.
+  EXPECT_EQ(pipeline::heartbeatCronSchedule(std::chrono::milliseconds(300)), "1 seconds");
+  EXPECT_EQ(pipeline::heartbeatCronSchedule(seconds(10)), "10 seconds");
+  EXPECT_EQ(pipeline::heartbeatCronSchedule(seconds(59)), "59 seconds");
+  EXPECT_EQ(pipeline::heartbeatCronSchedule(minutes(1)), "* * * * *");
+  EXPECT_EQ(pipeline::heartbeatCronSchedule(seconds(90)), "* * * * *");
+  EXPECT_EQ(pipeline::heartbeatCronSchedule(minutes(5)), "*/5 * * * *");
+  EXPECT_EQ(pipeline::heartbeatCronSchedule(std::chrono::hours(2)), "0 * * * *");
 }
 
 }  // namespace
