@@ -911,14 +911,11 @@ class Loader {
            "use heartbeat.mode: table with a scheduled job on the primary writing the table "
            "(tidemark setup prints the pg_cron job), or off");
     }
-    if (c.http.listen != "off" && !c.http.token) {
-      std::string host = c.http.listen.substr(0, c.http.listen.rfind(':'));
-      bool loopback = host == "localhost" || host == "[::1]" || host == "::1" || host.starts_with("127.");
-      if (!loopback) {
-        fail("http.token", lineOf("http.listen"),
-             fmt::format("required when http.listen is not a loopback address ({})", host),
-             "set http.token: ${TIDEMARK_HTTP_TOKEN}, or listen on 127.0.0.1");
-      }
+    const auto listen = splitListen(c.http.listen);
+    if (listen && !c.http.token && !listen->loopback()) {
+      fail("http.token", lineOf("http.listen"),
+           fmt::format("required when http.listen is not a loopback address ({})", listen->host),
+           "set http.token: ${TIDEMARK_HTTP_TOKEN}, or listen on 127.0.0.1");
     }
     for (const TableName& t : c.source.tables) {
       if (t == c.signal.table) {
@@ -1088,6 +1085,20 @@ std::string redactDsn(const std::string& dsn) {
     out += "***";
   }
   return out;
+}
+
+std::optional<ListenAddress> splitListen(std::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == listen.size()) return std::nullopt;
+  ListenAddress a{std::string(listen.substr(0, colon)), std::string(listen.substr(colon + 1))};
+  for (char c : a.port) {
+    if (c < '0' || c > '9') return std::nullopt;
+  }
+  return a;
+}
+
+bool ListenAddress::loopback() const {
+  return host == "localhost" || host == "[::1]" || host == "::1" || host.starts_with("127.");
 }
 
 std::string sanitizeTopic(std::string_view topic) {

@@ -122,6 +122,16 @@ std::string referenceMarkdown();
 /// The dsn with any password removed, safe to print.
 std::string redactDsn(const std::string& dsn);
 
+/// http.listen split at its last ':' into host (as written: "[::1]" keeps its brackets) and
+/// port; nothing when either is missing or the port is not a number.
+struct ListenAddress {
+  std::string host;
+  std::string port;
+  /// The host is this machine only: localhost, 127.x.y.z or ::1.
+  bool loopback() const;
+};
+std::optional<ListenAddress> splitListen(std::string_view listen);
+
 /// A topic name made safe for file names and Kafka, as Debezium makes it: each character outside
 /// [A-Za-z0-9._-] becomes '_' (two for a character beyond U+FFFF, one per invalid UTF-8 byte).
 std::string sanitizeTopic(std::string_view topic);

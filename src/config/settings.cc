@@ -544,15 +544,8 @@ constexpr Setting kSettings[] = {
         .path = "http.listen",
         .type = SettingType::String,
         .check = [](std::string_view value) -> std::string {
-          if (value == "off") return {};
-          auto colon = value.rfind(':');
-          if (colon == std::string_view::npos || colon == 0 || colon + 1 == value.size()) {
-            return "must be host:port (e.g. 127.0.0.1:7070) or off";
-          }
-          for (char c : value.substr(colon + 1)) {
-            if (c < '0' || c > '9') return "the port must be a number";
-          }
-          return {};
+          if (value == "off" || splitListen(value)) return {};
+          return "must be host:port (e.g. 127.0.0.1:7070, a number for the port) or off";
         },
         .description = "Address to listen on, `host:port`, or `off`. Bound to anything but a "
                        "loopback address, `http.token` is required. If the port is taken, the "

@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "common/error.h"
+#include "config/config.h"
 
 namespace tidemark::http {
 
@@ -118,13 +119,13 @@ bool constantTimeEquals(std::string_view a, std::string_view b) {
 Server::Server(const std::string& listen, std::optional<std::string> token, Handler handler,
                const Logger& log)
     : token_(std::move(token)), handler_(std::move(handler)), log_(log) {
-  size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) {
+  const auto address = config::splitListen(listen);
+  if (!address) {
     throw Error(ErrorClass::Config, fmt::format("http.listen \"{}\" is not host:port", listen));
   }
-  std::string host = listen.substr(0, colon);
+  std::string host = address->host;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  std::string port = listen.substr(colon + 1);
+  const std::string& port = address->port;
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;

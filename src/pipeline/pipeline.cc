@@ -126,8 +126,8 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
     try {
       endpoint = std::make_unique<http::Server>(cfg.http.listen, cfg.http.token, routes(cfg, status),
                                                 log.with("http", cfg.http.listen));
-      std::string host = cfg.http.listen.substr(0, cfg.http.listen.rfind(':'));
-      log.info("status page and metrics on http://{}:{}/", host, endpoint->port());
+      log.info("status page and metrics on http://{}:{}/", config::splitListen(cfg.http.listen)->host,
+               endpoint->port());
     } catch (const Error& e) {
       // The endpoint is for people and monitoring; the data must flow without it.
       log.warn("{}; running without the HTTP endpoint", e.describe());

@@ -917,6 +917,21 @@ TEST(ConfigHttp, NonLoopbackListenRequiresAToken) {
   EXPECT_EQ(c.http.token, "s3cret-token");
   EXPECT_EQ(load(withTop("http:\n  listen: off\n")).http.listen, "off");
   EXPECT_TRUE(contains(loadError(withTop("http:\n  listen: 7070\n")).what(), "host:port"));
+  EXPECT_TRUE(contains(loadError(withTop("http:\n  listen: 'localhost:http'\n")).what(), "host:port"));
+}
+
+TEST(ConfigHttp, ListenSplitsAtTheLastColonAndKnowsLoopbacks) {
+  ASSERT_TRUE(splitListen("[::1]:7070"));
+  EXPECT_EQ(splitListen("[::1]:7070")->host, "[::1]");
+  EXPECT_EQ(splitListen("[::1]:7070")->port, "7070");
+  EXPECT_TRUE(splitListen("[::1]:7070")->loopback());
+  EXPECT_TRUE(splitListen("127.0.0.2:1")->loopback());
+  EXPECT_TRUE(splitListen("localhost:80")->loopback());
+  EXPECT_FALSE(splitListen("0.0.0.0:7070")->loopback());
+  EXPECT_FALSE(splitListen("db.example.com:7070")->loopback());
+  for (const char* bad : {"7070", ":7070", "host:", "host:70a"}) {
+    EXPECT_FALSE(splitListen(bad)) << bad;
+  }
 }
 
 TEST(ConfigHttp, TheTokenIsASecretNeverEchoed) {
