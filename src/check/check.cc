@@ -382,7 +382,7 @@ class SourceChecks {
                     fmt::format("does not exist, but the state directory holds position {} in it "
                                 "(see stored position)",
                                 stored->lsn.str()),
-                    kResnapshotFix);
+                    pipeline::kLostPositionFix);
       }
       if (src.create_slot) {
         return make("slot", title, Outcome::Warn,
@@ -434,7 +434,7 @@ class SourceChecks {
     if (s->wal_status == "lost") {
       return make("slot", title, Outcome::Fail,
                   saw + ": invalidated, the server removed WAL it still needed (max_slot_wal_keep_size)",
-                  kResnapshotFix);
+                  pipeline::kLostPositionFix);
     }
     if (s->active_pid) {
       const std::string app = v(2).value_or("");

@@ -10,10 +10,6 @@
 
 namespace tidemark::check {
 
-const char* const kResnapshotFix =
-    "the changes in between cannot be read any more: stop tidemark, move the state directory "
-    "(state_dir) and the sink output aside, run again (it creates a new slot and captures from "
-    "then on), and re-snapshot the captured tables into the destinations to fill the gap";
 
 namespace {
 
@@ -262,57 +258,26 @@ CheckResult judgeStoredPosition(const std::optional<state::StoredPosition>& stor
                                 const std::optional<SlotPosition>& slot) {
   const std::string title = "stored position vs slot";
   const std::string id = "stored_position";
+  std::optional<pipeline::SlotInfo> info;
+  if (slot) {
+    info.emplace();
+    info->confirmed_flush_lsn = slot->confirmed_flush_lsn;
+    info->wal_status = slot->wal_status;
+  }
+  if (auto problem = pipeline::judgeStoredPosition(stored, config_slot, server_system_identifier, info)) {
+    std::string saw = problem->what();
+    if (problem->errorClass() == ErrorClass::PositionLost) saw += " (tidemark run refuses with exit 3)";
+    return result(id, title, Outcome::Fail, saw, problem->hint());
+  }
   if (!stored) {
     return result(id, title, Outcome::Pass,
                   slot ? "no stored position: the first run starts at the slot's confirmed position"
                        : "no stored position: the first run creates the slot and starts there");
   }
   const std::string at = stored->lsn.str();
-  if (stored->slot != config_slot) {
-    return result(id, title, Outcome::Fail,
-                  fmt::format("the state directory belongs to slot \"{}\", but source.slot is \"{}\"",
-                              stored->slot, config_slot),
-                  "use the slot the state was made with, or give this configuration its own state_dir");
-  }
-  if (stored->system_identifier != server_system_identifier) {
-    return result(id, title, Outcome::Fail,
-                  fmt::format("the source is a different PostgreSQL cluster: system identifier {} "
-                              "(stored: {}); it was re-initialized, restored from a backup or "
-                              "replaced, so the stored position {} means nothing there",
-                              server_system_identifier, stored->system_identifier, at),
-                  kResnapshotFix);
-  }
-  if (!slot) {
-    return result(id, title, Outcome::Fail,
-                  fmt::format("slot \"{}\" does not exist, but position {} is stored: it was "
-                              "dropped, or the server failed over to one without it",
-                              config_slot, at),
-                  kResnapshotFix);
-  }
-  if (slot->wal_status == "lost") {
-    return result(id, title, Outcome::Fail,
-                  fmt::format("slot \"{}\" is invalidated (wal_status lost): the server removed WAL "
-                              "after the stored position {}",
-                              config_slot, at),
-                  kResnapshotFix);
-  }
-  if (!slot->confirmed_flush_lsn) {
-    return result(id, title, Outcome::Fail,
-                  fmt::format("slot \"{}\" has no confirmed_flush_lsn (not a logical slot?)", config_slot),
-                  "give source.slot the name of a logical pgoutput slot");
-  }
-  const std::string confirmed = slot->confirmed_flush_lsn->str();
-  if (*slot->confirmed_flush_lsn > stored->lsn) {
-    return result(id, title, Outcome::Fail,
-                  fmt::format("slot \"{}\" is confirmed at {}, beyond the stored position {}: it "
-                              "was recreated, or advanced by another client; the changes between "
-                              "were never delivered, and a run would skip them (tidemark run "
-                              "refuses with exit 3)",
-                              config_slot, confirmed, at),
-                  kResnapshotFix);
-  }
   return result(id, title, Outcome::Pass,
-                fmt::format("stored {}, slot confirmed {}: the next run resumes at {}", at, confirmed, at));
+                fmt::format("stored {}, slot confirmed {}: the next run resumes at {}", at,
+                            slot->confirmed_flush_lsn->str(), at));
 }
 
 }  // namespace tidemark::check

@@ -87,7 +87,5 @@ CheckResult judgeStoredPosition(const std::optional<state::StoredPosition>& stor
                                 const std::string& server_system_identifier,
                                 const std::optional<SlotPosition>& slot);
 
-/// What to do when the stored position can no longer be served.
-extern const char* const kResnapshotFix;
 
 }  // namespace tidemark::check

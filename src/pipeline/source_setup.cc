@@ -212,44 +212,88 @@ void ensurePublication(pg::Connection& conn, const config::PipelineConfig& cfg,
   }
 }
 
+const char* const kLostPositionFix =
+    "the changes in between cannot be read any more: stop tidemark, move the state directory "
+    "(state_dir) and the sink output aside, run again (it creates a new slot and captures from "
+    "then on), and re-snapshot the captured tables into the destinations to fill the gap";
+
+std::optional<Error> judgeStoredPosition(const std::optional<state::StoredPosition>& stored,
+                                         const std::string& config_slot,
+                                         const std::string& system_identifier,
+                                         const std::optional<SlotInfo>& slot) {
+  if (!stored) return std::nullopt;
+  const std::string at = stored->lsn.str();
+  if (stored->slot != config_slot) {
+    return Error(ErrorClass::Config,
+                 fmt::format("the state directory belongs to slot \"{}\", but source.slot is \"{}\"",
+                             stored->slot, config_slot),
+                 "use the slot the state was made with, or give this configuration its own state_dir");
+  }
+  if (stored->system_identifier != system_identifier) {
+    return Error(ErrorClass::PositionLost,
+                 fmt::format("the source is a different PostgreSQL cluster: system identifier {} "
+                             "(stored: {}); it was re-initialized, restored from a backup or "
+                             "replaced, so the stored position {} means nothing there",
+                             system_identifier, stored->system_identifier, at),
+                 kLostPositionFix);
+  }
+  if (!slot) {
+    return Error(ErrorClass::PositionLost,
+                 fmt::format("replication slot \"{}\" does not exist any more (stored position {}): it "
+                             "was dropped, or the server failed over to one without it",
+                             config_slot, at),
+                 kLostPositionFix);
+  }
+  if (slot->wal_status == "lost") {
+    return Error(ErrorClass::PositionLost,
+                 fmt::format("replication slot \"{}\" is invalidated (wal_status lost): the server "
+                             "removed WAL after the stored position {}, probably because of "
+                             "max_slot_wal_keep_size",
+                             config_slot, at),
+                 kLostPositionFix);
+  }
+  if (!slot->confirmed_flush_lsn) {
+    return Error(ErrorClass::Config,
+                 fmt::format("slot \"{}\" has no confirmed_flush_lsn (not a logical slot?)", config_slot),
+                 "give source.slot the name of a logical pgoutput slot");
+  }
+  if (*slot->confirmed_flush_lsn > stored->lsn) {
+    return Error(ErrorClass::PositionLost,
+                 fmt::format("replication slot \"{}\" is confirmed at {}, beyond the stored position "
+                             "{}: it was recreated, or advanced by another client; the changes "
+                             "between were never delivered",
+                             config_slot, slot->confirmed_flush_lsn->str(), at),
+                 kLostPositionFix);
+  }
+  return std::nullopt;
+}
+
 StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
                         const pg::SystemInfo& system, const config::SourceConfig& source,
                         const std::optional<state::StoredPosition>& stored, const Logger& log) {
-  const std::string recover_hint =
-      "the changes in between cannot be read any more. To start over: stop tidemark, move the "
-      "state directory (state_dir) and the sink output aside, and run again; it creates a new "
-      "slot and captures changes from then on (take a new snapshot of the tables to fill the gap)";
-
-  if (stored) {
-    if (stored->slot != source.slot) {
-      throw Error(ErrorClass::Config,
-                  fmt::format("the state directory belongs to slot \"{}\", but source.slot is \"{}\"",
-                              stored->slot, source.slot),
-                  "use the slot the state was made with, or give this configuration its own state_dir");
-    }
-    if (stored->system_identifier != system.system_identifier) {
-      throw Error(ErrorClass::PositionLost,
-                  fmt::format("the source is a different PostgreSQL cluster: system identifier {} "
-                              "(stored: {}); it was re-initialized, restored from a backup or "
-                              "replaced, so the stored position {} means nothing there",
-                              system.system_identifier, stored->system_identifier, stored->lsn.str()),
-                  recover_hint);
-    }
-    if (stored->timeline != system.timeline) {
-      log.warn("the source is on timeline {} (stored: {}): it was promoted or restored", system.timeline,
-               stored->timeline);
-    }
+  if (stored && stored->timeline != system.timeline) {
+    log.warn("the source is on timeline {} (stored: {}): it was promoted or restored", system.timeline,
+             stored->timeline);
   }
-
   std::optional<SlotInfo> slot = querySlot(catalog, source.slot);
+  if (slot && (slot->slot_type != "logical" || slot->plugin != "pgoutput")) {
+    throw Error(ErrorClass::Config,
+                fmt::format("slot \"{}\" is a {} slot with plugin \"{}\"; tidemark needs a logical "
+                            "slot with pgoutput",
+                            source.slot, slot->slot_type, slot->plugin),
+                "give source.slot another name, or drop that slot if nothing else uses it");
+  }
+  if (slot && slot->database != system.dbname) {
+    throw Error(ErrorClass::Config,
+                fmt::format("slot \"{}\" belongs to database \"{}\", but source.dsn connects to \"{}\"",
+                            source.slot, slot->database, system.dbname),
+                "point source.dsn at the slot's database, or use another slot name");
+  }
+  if (auto problem = judgeStoredPosition(stored, source.slot, system.system_identifier, slot)) throw *problem;
+  if (stored) return {stored->lsn, false};
+
+  // Nothing stored: a first run, from the slot's position or a new slot.
   if (!slot) {
-    if (stored) {
-      throw Error(ErrorClass::PositionLost,
-                  fmt::format("replication slot \"{}\" no longer exists (stored position {}); it was "
-                              "dropped, or the server failed over to one without it",
-                              source.slot, stored->lsn.str()),
-                  recover_hint);
-    }
     if (!source.create_slot) {
       throw Error(ErrorClass::Config, fmt::format("replication slot \"{}\" does not exist", source.slot),
                   fmt::format("SELECT pg_create_logical_replication_slot('{}', 'pgoutput'); or set "
@@ -260,44 +304,18 @@ StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
     log.info("created replication slot \"{}\" at {}", source.slot, at.str());
     return {at, true};
   }
-
-  if (slot->slot_type != "logical" || slot->plugin != "pgoutput") {
-    throw Error(ErrorClass::Config,
-                fmt::format("slot \"{}\" is a {} slot with plugin \"{}\"; tidemark needs a logical "
-                            "slot with pgoutput",
-                            source.slot, slot->slot_type, slot->plugin),
-                "give source.slot another name, or drop that slot if nothing else uses it");
-  }
-  if (slot->database != system.dbname) {
-    throw Error(ErrorClass::Config,
-                fmt::format("slot \"{}\" belongs to database \"{}\", but source.dsn connects to \"{}\"",
-                            source.slot, slot->database, system.dbname),
-                "point source.dsn at the slot's database, or use another slot name");
-  }
   if (slot->wal_status == "lost") {
     throw Error(ErrorClass::PositionLost,
                 fmt::format("replication slot \"{}\" is invalidated (wal_status lost): the server "
                             "removed WAL it still needed, probably because of max_slot_wal_keep_size",
                             source.slot),
-                recover_hint);
+                kLostPositionFix);
   }
   if (!slot->confirmed_flush_lsn) {
     throw Error(ErrorClass::Fatal, fmt::format("slot \"{}\" has no confirmed_flush_lsn", source.slot));
   }
-  if (!stored) {
-    log.info("using existing replication slot \"{}\" from {}", source.slot,
-             slot->confirmed_flush_lsn->str());
-    return {*slot->confirmed_flush_lsn, false};
-  }
-  if (*slot->confirmed_flush_lsn > stored->lsn) {
-    throw Error(ErrorClass::PositionLost,
-                fmt::format("replication slot \"{}\" is at {}, beyond the stored position {}: it was "
-                            "recreated, or advanced by another client; the changes between were "
-                            "never delivered",
-                            source.slot, slot->confirmed_flush_lsn->str(), stored->lsn.str()),
-                recover_hint);
-  }
-  return {stored->lsn, false};
+  log.info("using existing replication slot \"{}\" from {}", source.slot, slot->confirmed_flush_lsn->str());
+  return {*slot->confirmed_flush_lsn, false};
 }
 
 events::Catalog makeCatalog(pg::Connection& conn) {

@@ -70,6 +70,20 @@ HeartbeatTable ensureHeartbeatTable(pg::Connection& conn, const config::Pipeline
 void ensurePublication(pg::Connection& conn, const config::PipelineConfig& cfg,
                        HeartbeatTable& heartbeat, const Logger& log);
 
+/// The way on when the stored position can no longer be served.
+extern const char* const kLostPositionFix;
+
+/// The stored position against the server, as `run` and `check` both judge it: nothing when a
+/// run can resume there, or when nothing is stored; else the Error a run stops with: Config
+/// when the state belongs to another slot or the slot is not a logical one, PositionLost when
+/// the changes after the stored position can no longer be read (another cluster, the slot gone
+/// or invalidated, or confirmed beyond the stored position). `slot` is nullopt when there is no
+/// slot of that name.
+std::optional<Error> judgeStoredPosition(const std::optional<state::StoredPosition>& stored,
+                                         const std::string& config_slot,
+                                         const std::string& system_identifier,
+                                         const std::optional<SlotInfo>& slot);
+
 /// Where streaming starts, after checking the stored position against the server.
 struct StartPoint {
   Lsn lsn;
