@@ -80,8 +80,9 @@ struct SlotPosition {
   std::optional<std::string> wal_status;
 };
 
-/// The state store's position against the server: the silent-loss case (PRODUCT.md,
-/// guarantee 2). `slot` is nullopt when the slot does not exist.
+/// The state store's position against the server (pipeline::judgeStoredPosition, what run
+/// decides at start): the silent-loss case of docs/GUARANTEES.md, guarantee 2. `slot` is
+/// nullopt when the slot does not exist.
 CheckResult judgeStoredPosition(const std::optional<state::StoredPosition>& stored,
                                 const std::string& config_slot,
                                 const std::string& server_system_identifier,

@@ -1,5 +1,5 @@
 // The tidemark command line: parses arguments, loads the configuration, and maps errors to
-// the exit codes PRODUCT.md promises (1 usage/config, 2 runtime, 3 position lost).
+// the exit codes docs/GUARANTEES.md promises (1 usage/config, 2 runtime, 3 position lost).
 #include <signal.h>
 
 #include <algorithm>

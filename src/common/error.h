@@ -33,7 +33,7 @@ class Error : public std::runtime_error {
   std::string hint_;
 };
 
-/// Process exit codes (PRODUCT.md, Command line).
+/// Process exit codes (docs/GUARANTEES.md, Exit codes).
 enum ExitCode : int {
   kExitOk = 0,
   kExitUsage = 1,

@@ -78,7 +78,7 @@ std::span<const Setting> allSettings();
 /// The row for a table path ("sinks[].kind"), or nullptr.
 const Setting* findSetting(std::string_view path);
 
-/// The minimal pipeline shown in the reference (and in PRODUCT.md).
+/// The minimal pipeline shown in the reference (docs/CONFIGURATION.md) and the README.
 std::string_view minimalExample();
 
 /// The outcome of parsing one value: the value, or why the text is not one. `problem` never

@@ -11,7 +11,7 @@
 //     read (readCaptureFacts) and judged (judgeCapture, facts in, verdict with fix out, no
 //     I/O): a captured table that is gone, renamed, replaced by another of its name, left the
 //     publication, or published under its partitions' names stops the pipeline with exit 3 (a
-//     hole in the stream: PRODUCT.md, guarantee 2) or 1 (configuration), with the fix.
+//     hole in the stream: docs/GUARANTEES.md, guarantee 2) or 1 (configuration), with the fix.
 //     `tidemark check` reports the same verdicts.
 #pragma once
 

@@ -447,7 +447,7 @@ void Session::checkCapture() {
   next_capture_check_ = now + kStallCheckEvery;
   std::vector<CaptureProblem> problems = monitor_->captureProblems();
   if (problems.empty()) return;
-  // The source no longer sends what is configured (PRODUCT.md, guarantee 2): stop loudly.
+  // The source no longer sends what is configured (docs/GUARANTEES.md, guarantee 2): stop loudly.
   // What is already whole is made durable by salvage(); nothing past it is confirmed.
   throw captureError(problems);
 }

@@ -1,6 +1,6 @@
 // What a pipeline does on the source before it streams: make sure the publication covers the
 // captured tables (creating it when allowed), find or create the slot, and check the stored
-// position against the server (PRODUCT.md, guarantee 2). Also the catalog lookups that value
+// position against the server (docs/GUARANTEES.md, guarantee 2). Also the catalog lookups that value
 // rendering needs (types, primary keys).
 #pragma once
 

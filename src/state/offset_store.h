@@ -3,7 +3,7 @@
 // sink's checkpoint, and always saved before it is confirmed to the server, so that
 //   confirmed_flush_lsn (server) <= stored lsn <= what the sinks hold durably.
 // At start the pipeline checks the first inequality to detect a slot recreated or moved by
-// someone else (PRODUCT.md, guarantee 2).
+// someone else (docs/GUARANTEES.md, guarantee 2).
 #pragma once
 
 #include <cstdint>
