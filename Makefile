@@ -1,8 +1,11 @@
 # Thin wrapper over CMake. `make test` and `make demo` install what is missing first.
 BUILD ?= build
+# The ASan + UBSan build (clang), with the fuzz targets.
+SANITIZE_BUILD ?= build-asan
+FUZZ_SECONDS ?= 300
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build binary peer test unit-test pg-test compat-test demo bench bench-wal docs clean
+.PHONY: all deps build binary peer test unit-test pg-test compat-test sanitize fuzz demo bench bench-wal docs clean
 
 all: build
 
@@ -24,6 +27,22 @@ peer: deps
 
 test: build peer
 	@cd $(BUILD) && ctest --output-on-failure -j 2
+	@$(MAKE) --no-print-directory sanitize
+
+# The unit tests under AddressSanitizer and UndefinedBehaviorSanitizer, and each fuzz target
+# for a few seconds from its seeds (fuzz/corpus).
+sanitize: deps
+	@CC=clang CXX=clang++ cmake -S . -B $(SANITIZE_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DTIDEMARK_SANITIZE=ON -DFUZZ_SECONDS=5 >/dev/null
+	@echo "building the sanitizer build (log: $(SANITIZE_BUILD)/build.log)..."
+	@cmake --build $(SANITIZE_BUILD) -j $(JOBS) --target unit_tests fuzz_pgoutput fuzz_replication_frame \
+	  fuzz_values >$(SANITIZE_BUILD)/build.log 2>&1 || { tail -50 $(SANITIZE_BUILD)/build.log; exit 1; }
+	@cd $(SANITIZE_BUILD) && ctest --output-on-failure -L 'unit|fuzz' -j $(JOBS)
+
+# The fuzz targets for FUZZ_SECONDS each.
+fuzz: sanitize
+	@cd $(SANITIZE_BUILD) && cmake -DFUZZ_SECONDS=$(FUZZ_SECONDS) . >/dev/null && \
+	  ctest --output-on-failure -L fuzz; cmake -DFUZZ_SECONDS=5 . >/dev/null
 
 unit-test: build
 	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)

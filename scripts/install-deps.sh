@@ -16,6 +16,7 @@ packages=(
   time                 # peak memory in the benchmarks (/usr/bin/time)
   chromium             # the status page test renders it headless
   openjdk-17-jdk-headless maven   # the Debezium peer (tests/compat, bench), built from Maven Central
+  clang libfuzzer-14-dev          # the sanitizer build and the fuzz targets (make sanitize, make fuzz)
 )
 
 missing=()

@@ -5,6 +5,8 @@
 #include <bit>
 #include <limits>
 #include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <cstddef>
 #include <string>
 #include <system_error>
@@ -196,8 +198,21 @@ bool normalizeNumber(std::string_view s, std::string& json) {
   return true;
 }
 
+// A number whose magnitude no double holds (1e+400): no float4 or float8 prints one, and a
+// consumer's JSON parser would fail on it or read infinity. Cheap for the numbers PostgreSQL
+// prints: only a long exponent or a long run of digits gets parsed.
+bool overflowsDouble(std::string_view text) {
+  const size_t e = text.find_first_of("eE");
+  const size_t digits = e == std::string_view::npos ? text.size() : e;
+  const bool long_exponent = e != std::string_view::npos && text.size() - e > 3;
+  if (!long_exponent && digits <= 309) return false;
+  const std::string copy(text);
+  return std::isinf(std::strtod(copy.c_str(), nullptr));
+}
+
 void renderFloat(std::string_view text, JsonWriter& out) {
   if (isJsonNumber(text)) {
+    if (overflowsDouble(text)) fail(ValueKind::Float, text, "outside the range of a double");
     out.rawNumber(text);
     return;
   }
@@ -222,6 +237,7 @@ void renderFloat(std::string_view text, JsonWriter& out) {
   }
   std::string json;
   if (!normalizeNumber(text, json)) fail(ValueKind::Float, text, "not a number");
+  if (overflowsDouble(json)) fail(ValueKind::Float, text, "outside the range of a double");
   out.rawNumber(json);
 }
 

@@ -97,6 +97,33 @@ void ReplicationStream::start(const std::string& slot, Lsn start, const std::str
 
 void ReplicationStream::freeBuffer() { buffer_.reset(); }
 
+Frame parseCopyData(std::string_view frame) {
+  const char kind = frame.empty() ? '\0' : frame[0];
+  if (kind == 'w') {
+    ByteReader r(frame, "XLogData");
+    r.readU8("type");
+    XLogData d;
+    d.data_start = Lsn{r.readU64("dataStart")};
+    d.wal_end = Lsn{r.readU64("walEnd")};
+    d.send_time = r.readI64("sendTime");
+    d.payload = r.readRest();
+    return d;
+  }
+  if (kind == 'k') {
+    ByteReader r(frame, "primary keepalive");
+    r.readU8("type");
+    Keepalive k;
+    k.wal_end = Lsn{r.readU64("walEnd")};
+    k.send_time = r.readI64("sendTime");
+    k.reply_requested = r.readU8("replyRequested") != 0;
+    r.expectEnd();
+    return k;
+  }
+  ByteReader(frame, "CopyData").fail(
+      frame.empty() ? std::string("an empty frame")
+                    : fmt::format("unknown frame type 0x{:02x}", static_cast<unsigned char>(kind)));
+}
+
 Frame ReplicationStream::read(std::chrono::milliseconds timeout) {
   freeBuffer();
   auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -109,30 +136,7 @@ Frame ReplicationStream::read(std::chrono::milliseconds timeout) {
     }
     if (len > 0) {
       buffer_.reset(raw);
-      std::string_view frame(raw, static_cast<size_t>(len));
-      char kind = frame[0];
-      if (kind == 'w') {
-        ByteReader r(frame, "XLogData");
-        r.readU8("type");
-        XLogData d;
-        d.data_start = Lsn{r.readU64("dataStart")};
-        d.wal_end = Lsn{r.readU64("walEnd")};
-        d.send_time = r.readI64("sendTime");
-        d.payload = r.readRest();
-        return d;
-      }
-      if (kind == 'k') {
-        ByteReader r(frame, "primary keepalive");
-        r.readU8("type");
-        Keepalive k;
-        k.wal_end = Lsn{r.readU64("walEnd")};
-        k.send_time = r.readI64("sendTime");
-        k.reply_requested = r.readU8("replyRequested") != 0;
-        r.expectEnd();
-        return k;
-      }
-      ByteReader(frame, "CopyData").fail(
-          fmt::format("unknown frame type 0x{:02x}", static_cast<unsigned char>(kind)));
+      return parseCopyData(std::string_view(raw, static_cast<size_t>(len)));
     }
     if (len == -1) {
       // The server ended the copy. Collect the final result to tell a clean end from an error.

@@ -45,6 +45,10 @@ struct StreamEnd {}; // the server ended the copy (e.g. shutdown)
 
 using Frame = std::variant<XLogData, Keepalive, Timeout, StreamEnd>;
 
+/// One CopyData message of the stream as a frame: XLogData ('w') or a primary keepalive ('k').
+/// The payload views `frame`. Throws WireError for anything else, or a frame cut short.
+Frame parseCopyData(std::string_view frame);
+
 /// Where a pipeline's frames come from and where its positions go: the I/O seam between the
 /// pipeline and the server. ReplicationStream is the real one; tests drive the pipeline with
 /// their own. One thread reads; sendStatus() may also be called from another thread on a

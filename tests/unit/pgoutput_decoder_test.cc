@@ -93,7 +93,9 @@ TEST(PgoutputDecoder, DecodesUpdateWithoutOldTuple) {
 
 TEST(PgoutputDecoder, DecodesDeleteWithFullOldTuple) {
   Decoder d;
-  auto m = std::get<DeleteMessage>(d.decode(Bytes().ch('D').u32(16384).ch('O').u16(1).text("7")));
+  // The tuple's values view the message's bytes: they must outlive the checks.
+  const std::string bytes = Bytes().ch('D').u32(16384).ch('O').u16(1).text("7").str();
+  auto m = std::get<DeleteMessage>(d.decode(bytes));
   EXPECT_EQ(m.old_kind, OldTupleKind::Full);
   EXPECT_EQ((*m.old_tuple)[0].value, "7");
 }

@@ -173,6 +173,14 @@ TEST(RenderFloatTest, SpecialValuesAreStrings) {
   EXPECT_EQ(render(ValueKind::Float, "-INFINITY"), "\"-Infinity\"");
 }
 
+TEST(RenderFloatTest, NumbersNoDoubleHoldsAreRefused) {
+  // No float4 or float8 prints them; a JSON parser would fail on them or read infinity.
+  expectRejected(ValueKind::Float, {"1.5e+600", "-1e309", std::string(310, '9')});
+  EXPECT_EQ(render(ValueKind::Float, "1.7976931348623157e+308"), "1.7976931348623157e+308");
+  EXPECT_EQ(render(ValueKind::Float, "4.9e-324"), "4.9e-324");
+  EXPECT_EQ(render(ValueKind::Float, "1e100"), "1e100");
+}
+
 TEST(RenderFloatTest, NonJsonSpellingsAreRewrittenWithoutChangingTheValue) {
   EXPECT_EQ(render(ValueKind::Float, "1."), "1");
   EXPECT_EQ(render(ValueKind::Float, ".5"), "0.5");
