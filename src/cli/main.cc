@@ -63,6 +63,7 @@ int runCommand(const std::string& config_file, const std::string& until,
     options.accept_recreated.push_back(*table.value);
   }
   options.reset_sinks = reset_sinks;
+  options.checks = [cfg] { return check::renderJson(check::runChecks(cfg)); };
   installSignalHandlers();
   pipeline::run(cfg, options, g_stop);
   return kExitOk;

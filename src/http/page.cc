@@ -122,12 +122,16 @@ async function refreshChecks() {
   try {
     const c = await get("api/checks");
     text("checked", c.checked_at ? "checked at " + utc(c.checked_at) + " UTC" : "");
+    if (c.error) { text("checks", c.error); return; }
     const bad = c.checks.filter((x) => x.outcome !== "pass");
     $("checks").innerHTML = bad.length === 0
       ? "<span>all " + c.checks.length + " checks pass</span>"
       : "<table>" + bad.map((x) => "<tr><td class='" + x.outcome + "'>" + x.outcome.toUpperCase() + "</td><td><b>" +
           esc(x.title) + "</b><div>" + esc(x.saw) + "</div><div class='muted'>fix: <code>" + esc(x.fix) + "</code></div></td></tr>").join("") + "</table>";
-  } catch (e) { text("checks", "checks unavailable: " + e.message); }
+  } catch (e) {
+    text("checks", "checks unavailable: " + e.message);
+    setTimeout(refreshChecks, 2000);  // 503 while the first run is going on
+  }
 }
 refresh(); refreshChecks();
 setInterval(refresh, 2000); setInterval(refreshChecks, 30000);

@@ -3,8 +3,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <vector>
@@ -14,7 +17,6 @@
 
 #include "common/error.h"
 #include "common/log.h"
-#include "check/check.h"
 #include "config/settings.h"
 #include "http/page.h"
 #include "http/server.h"
@@ -69,18 +71,66 @@ class StatusFeeder {
   std::jthread thread_;
 };
 
-// The HTTP endpoint's routes, over the status board. Checks run on demand, at most every
-// kChecksEvery, in the endpoint's thread; their document says when they ran.
+// The troubleshooting checks for /api/checks, run on a thread of their own: a check opens a
+// database connection and may wait for a server that does not answer, and the endpoint's
+// thread must keep serving /healthz and /metrics meanwhile. The first run starts with the
+// pipeline; the latest document is kept, and a request for one older than kChecksEvery asks
+// for a new run and gets the latest at once.
 constexpr std::chrono::seconds kChecksEvery{15};
 
-http::Handler routes(const config::PipelineConfig& cfg, const StatusBoard& board) {
-  struct ChecksCache {
-    std::mutex mutex;
-    Clock::time_point at;
-    std::string json;
-  };
-  auto cache = std::make_shared<ChecksCache>();
-  return [&cfg, &board, cache](const http::Request& req) -> http::Response {
+class ChecksRunner {
+ public:
+  explicit ChecksRunner(std::function<std::string()> checks)
+      : checks_(std::move(checks)), thread_([this](std::stop_token stop) { loop(stop); }) {}
+
+  /// The latest document (nothing before the first run ends), and a new run when it is stale.
+  std::optional<std::string> latest() {
+    std::lock_guard lock(mutex_);
+    if (!json_ || Clock::now() - at_ >= kChecksEvery) {
+      wanted_ = true;
+      wake_.notify_one();
+    }
+    return json_;
+  }
+
+ private:
+  void loop(std::stop_token stop) {
+    std::unique_lock lock(mutex_);
+    while (!stop.stop_requested()) {
+      wake_.wait(lock, stop, [this] { return wanted_; });
+      if (stop.stop_requested()) return;
+      wanted_ = false;
+      lock.unlock();
+      std::string json;
+      try {
+        nlohmann::ordered_json doc = nlohmann::ordered_json::parse(checks_());
+        doc["checked_at"] = isoTime(unixMicrosNow());
+        json = doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+      } catch (const std::exception& e) {
+        nlohmann::ordered_json doc;
+        doc["error"] = fmt::format("checks failed to run: {}", e.what());
+        doc["checked_at"] = isoTime(unixMicrosNow());
+        doc["checks"] = nlohmann::ordered_json::array();
+        json = doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+      }
+      lock.lock();
+      json_ = std::move(json);
+      at_ = Clock::now();
+    }
+  }
+
+  std::function<std::string()> checks_;
+  std::mutex mutex_;
+  std::condition_variable_any wake_;
+  bool wanted_ = true;  // the first run starts with the pipeline
+  std::optional<std::string> json_;
+  Clock::time_point at_;
+  std::jthread thread_;  // last: stopped and joined first
+};
+
+// The HTTP endpoint's routes, over the status board and the checks.
+http::Handler routes(const StatusBoard& board, std::shared_ptr<ChecksRunner> checks) {
+  return [&board, checks](const http::Request& req) -> http::Response {
     const std::string json_type = "application/json";
     if (req.path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
     if (req.path == "/readyz") {
@@ -91,19 +141,9 @@ http::Handler routes(const config::PipelineConfig& cfg, const StatusBoard& board
     if (req.path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", board.metrics()};
     if (req.path == "/api/status") return {200, json_type, board.json()};
     if (req.path == "/api/history") return {200, json_type, board.history()};
-    if (req.path == "/api/checks") {
-      std::lock_guard lock(cache->mutex);
-      if (cache->json.empty() || Clock::now() - cache->at >= kChecksEvery) {
-        try {
-          nlohmann::ordered_json doc = nlohmann::ordered_json::parse(check::renderJson(check::runChecks(cfg)));
-          doc["checked_at"] = isoTime(unixMicrosNow());
-          cache->json = doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-        } catch (const Error& e) {
-          return {503, "text/plain; charset=utf-8", fmt::format("checks failed to run: {}\n", e.what())};
-        }
-        cache->at = Clock::now();
-      }
-      return {200, json_type, cache->json};
+    if (req.path == "/api/checks" && checks) {
+      if (auto json = checks->latest()) return {200, json_type, *json};
+      return {503, "text/plain; charset=utf-8", "the checks are running; ask again in a few seconds\n"};
     }
     if (req.path == "/" || req.path == "/index.html") {
       return {200, "text/html; charset=utf-8", std::string(http::kStatusPage)};
@@ -124,7 +164,8 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
   std::unique_ptr<http::Server> endpoint;
   if (cfg.http.listen != "off") {
     try {
-      endpoint = std::make_unique<http::Server>(cfg.http.listen, cfg.http.token, routes(cfg, status),
+      auto checks = options.checks ? std::make_shared<ChecksRunner>(options.checks) : nullptr;
+      endpoint = std::make_unique<http::Server>(cfg.http.listen, cfg.http.token, routes(status, checks),
                                                 log.with("http", cfg.http.listen));
       log.info("status page and metrics on http://{}:{}/", config::splitListen(cfg.http.listen)->host,
                endpoint->port());

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +35,10 @@ struct RunOptions {
   /// Sinks whose output the operator accepts as it is now, whatever their stored checkpoint
   /// says (run --reset-sink).
   std::vector<std::string> reset_sinks;
+  /// The troubleshooting checks as JSON (tidemark check --json), for /api/checks; the command
+  /// line gives them, as the checks sit above the pipeline. Run on a thread of their own,
+  /// never the endpoint's. Unset: /api/checks answers 404.
+  std::function<std::string()> checks;
 };
 
 /// Runs the pipeline until `stop` becomes true or until_lsn is reached. Returns normally on a

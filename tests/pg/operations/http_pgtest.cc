@@ -122,6 +122,8 @@ TEST_F(HttpEndpointTest, StatusPageRendersTheLiveNumbersInHeadlessChromium) {
   ASSERT_NE(port, 0);
   for (int i = 1; i <= 3; ++i) sql("INSERT INTO orders VALUES (" + std::to_string(i) + ", 'x')");
   ASSERT_EVENTUALLY(nlohmann::json::parse(httpGet(port, "/api/status").body)["events"]["delivered"] >= 3, 30s);
+  // The checks run on a thread of their own from the start; the page shows them once they did.
+  ASSERT_EVENTUALLY(httpGet(port, "/api/checks").status == 200, 60s);
 
   // Chromium runs the page's script and prints the resulting DOM. The flags keep it from
   // reaching out to the network (the machine has none) and from needing a display or sandbox.
