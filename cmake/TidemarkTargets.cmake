@@ -4,10 +4,25 @@ set(TIDEMARK_WARNINGS -Wall -Wextra -Wpedantic -Werror -Wshadow -Wnon-virtual-dt
     -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
     -Wimplicit-fallthrough)
 
-function(tidemark_library name)
-  add_library(${name} STATIC ${ARGN})
-  target_include_directories(${name} PUBLIC ${CMAKE_SOURCE_DIR}/src)
-  target_compile_options(${name} PRIVATE ${TIDEMARK_WARNINGS})
+# A module: the library tm_<name> of src/<name>/*.cc (the cli module leaves out main.cc, the
+# binary's). Its include root holds only src/<name>, so that "<name>/x.h" resolves for it and
+# for the modules that name it in USES, and for no other. LIBS: the packages it uses.
+function(tidemark_module name)
+  cmake_parse_arguments(M "" "" "USES;LIBS" ${ARGN})
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/${name}/*.cc)
+  list(FILTER sources EXCLUDE REGEX "/src/cli/main\\.cc$")
+  set(root ${CMAKE_BINARY_DIR}/module-include/${name})
+  file(MAKE_DIRECTORY ${root})
+  if(NOT EXISTS ${root}/${name})
+    file(CREATE_LINK ${CMAKE_SOURCE_DIR}/src/${name} ${root}/${name} SYMBOLIC)
+  endif()
+  add_library(tm_${name} STATIC ${sources})
+  target_include_directories(tm_${name} PUBLIC ${root})
+  target_compile_options(tm_${name} PRIVATE ${TIDEMARK_WARNINGS})
+  foreach(dep ${M_USES})
+    target_link_libraries(tm_${name} PUBLIC tm_${dep})
+  endforeach()
+  target_link_libraries(tm_${name} PUBLIC ${M_LIBS})
 endfunction()
 
 function(tidemark_executable name)
