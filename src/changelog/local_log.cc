@@ -225,6 +225,14 @@ std::optional<std::string_view> headerValue(const RecordView& record, std::strin
   return std::nullopt;
 }
 
+RecordView transactionEnd(std::string_view position) {
+  return RecordView{{}, std::nullopt, std::nullopt, {{kControlHeader, kTransactionEnd}, {kPositionHeader, position}}};
+}
+
+bool isTransactionEnd(const RecordView& record) {
+  return record.topic.empty() && headerValue(record, kControlHeader) == kTransactionEnd;
+}
+
 // ---------------------------------------------------------------------------------------------
 // LocalLog
 

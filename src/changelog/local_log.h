@@ -56,6 +56,18 @@ struct StoredRecord {
 /// The value of header `name`, if the record has one.
 std::optional<std::string_view> headerValue(const RecordView& record, std::string_view name);
 
+/// Records the pipeline writes for itself, between the events: an empty topic and this header
+/// saying what they mark. A transaction's events are followed by its end, whose position
+/// header holds the source position after it (the commit's end LSN).
+inline constexpr std::string_view kControlHeader = "tidemark.control";
+inline constexpr std::string_view kTransactionEnd = "transaction_end";
+inline constexpr std::string_view kPositionHeader = "tidemark.position";
+
+/// The end of a transaction whose source position after it is `position`.
+RecordView transactionEnd(std::string_view position);
+/// Whether `record` is the end of a transaction.
+bool isTransactionEnd(const RecordView& record);
+
 class LogReader;
 
 class LocalLog {

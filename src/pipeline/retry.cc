@@ -8,7 +8,7 @@ namespace tidemark::pipeline {
 
 RetryPolicy::RetryPolicy(const config::RetryConfig& cfg, uint64_t seed) : cfg_(cfg), rng_(seed) {}
 
-std::optional<std::chrono::milliseconds> RetryPolicy::failed(Lsn durable, Clock::time_point now) {
+std::optional<std::chrono::milliseconds> RetryPolicy::failed(uint64_t durable, Clock::time_point now) {
   if (!stuck_at_ || durable > *stuck_at_) {
     // The first error, or one past the position of the last: a new window.
     stuck_at_ = durable;

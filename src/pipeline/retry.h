@@ -26,7 +26,11 @@ class RetryPolicy {
 
   /// An error happened while the pipeline was durable up to `durable`. Returns how long to wait
   /// before the next attempt, or nothing when the window is over.
-  std::optional<std::chrono::milliseconds> failed(Lsn durable, Clock::time_point now);
+  std::optional<std::chrono::milliseconds> failed(Lsn durable, Clock::time_point now) {
+    return failed(durable.value(), now);
+  }
+  /// The same for any position that only grows as the work moves on (a change log offset).
+  std::optional<std::chrono::milliseconds> failed(uint64_t durable, Clock::time_point now);
 
   /// Attempts since the window started (the one that just failed included).
   int attempt() const { return attempt_; }
@@ -39,7 +43,7 @@ class RetryPolicy {
  private:
   config::RetryConfig cfg_;
   std::mt19937_64 rng_;
-  std::optional<Lsn> stuck_at_;
+  std::optional<uint64_t> stuck_at_;
   Clock::time_point since_;
   int64_t since_unix_us_ = 0;
   int attempt_ = 0;

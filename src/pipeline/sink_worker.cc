@@ -1,0 +1,166 @@
+#include "pipeline/sink_worker.h"
+
+#include <random>
+
+#include "events/envelope.h"
+
+namespace tidemark::pipeline {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// How long the worker waits for new records before it looks at its flush bounds again.
+constexpr milliseconds kIdleWait{100};
+
+}  // namespace
+
+SinkWorker::SinkWorker(sinks::Sink& sink, const changelog::LocalLog& log, SinkProgress start, Options options,
+                       std::function<void(const SinkProgress&)> save, Logger logger)
+    : sink_(sink),
+      log_(log),
+      options_(options),
+      save_(std::move(save)),
+      logger_(std::move(logger)),
+      retry_(options.retry, std::random_device{}()),
+      boundary_(start.cursor),
+      last_flush_(Clock::now()),
+      durable_(std::move(start)) {
+  status_.durable_cursor = status_.read_cursor = durable_.cursor;
+  status_.state = "running";
+  thread_ = std::jthread([this](std::stop_token stop) { loop(stop); });
+}
+
+SinkWorker::~SinkWorker() { stop(); }
+
+void SinkWorker::stop() {
+  if (!thread_.joinable()) return;
+  thread_.request_stop();
+  thread_.join();
+}
+
+void SinkWorker::loop(std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    try {
+      if (rollback_pending_) {
+        sink_.rollbackTo(durable_.checkpoint);
+        rollback_pending_ = false;
+      }
+      if (!reader_) reader_ = log_.reader(durable_.cursor);
+      feed(stop);
+      maybeFlush();
+      if (!stop.stop_requested()) log_.waitBeyond(reader_->position(), kIdleWait);
+    } catch (const Error& e) {
+      recover(e, stop);
+      std::lock_guard lock(mutex_);
+      if (failure_) return;
+    }
+  }
+  // A clean stop: what the sink holds of whole transactions becomes durable; a transaction
+  // read in part is dropped from the sink, and read again at the next start.
+  try {
+    if (!rollback_pending_ && reader_ && reader_->position() > boundary_) sink_.rollbackToMark();
+    if (!rollback_pending_ && boundary_ > durable_.cursor) flushNow();
+  } catch (const Error& e) {
+    logger_.warn("could not make the last transactions durable at stop ({}); they are read "
+                 "again from the change log at the next start",
+                 e.what());
+  }
+}
+
+void SinkWorker::feed(std::stop_token stop) {
+  while (!stop.stop_requested()) {
+    const changelog::StoredRecord* r = reader_->next();
+    if (r == nullptr) return;
+    if (changelog::isTransactionEnd(r->record)) {
+      sink_.markTransactionEnd();
+      boundary_ = r->offset + 1;
+      maybeFlush();
+    } else {
+      sink_.write(events::Event{r->record.topic, r->record.key.value_or(std::string_view()),
+                                r->record.value.value_or(std::string_view("null"))});
+    }
+    std::lock_guard lock(mutex_);
+    status_.read_cursor = reader_->position();
+  }
+}
+
+void SinkWorker::maybeFlush() {
+  if (boundary_ <= durable_.cursor) return;
+  // Only at a transaction's end: the sink flushes up to its last mark, and nothing after it.
+  if (!reader_ || reader_->position() != boundary_) return;
+  const bool bounds = sink_.pendingBytes() >= options_.flush_bytes ||
+                      Clock::now() - last_flush_ >= options_.flush_interval;
+  // Caught up with the log: what waits is all there is for now, so make it durable.
+  const bool caught_up = boundary_ >= log_.endOffset();
+  if (!bounds && !caught_up) return;
+  flushNow();
+}
+
+void SinkWorker::flushNow() {
+  sink_.flush();
+  SinkProgress progress{boundary_, sink_.checkpoint()};
+  save_(progress);
+  last_flush_ = Clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    durable_ = std::move(progress);
+    status_.durable_cursor = durable_.cursor;
+    if (status_.state != "running") {
+      logger_.info("delivering again from offset {}", durable_.cursor);
+      status_.state = "running";
+      status_.error.clear();
+      status_.attempt = 0;
+    }
+  }
+  durable_changed_.notify_all();
+}
+
+void SinkWorker::recover(const Error& e, std::stop_token stop) {
+  const auto wait = retry_.failed(durable_.cursor, Clock::now());
+  {
+    std::lock_guard lock(mutex_);
+    status_.error = e.what();
+    status_.attempt = retry_.attempt();
+    if (!wait) {
+      status_.state = "failed";
+      failure_ = e;
+    } else {
+      status_.state = "retrying";
+    }
+  }
+  if (!wait) {
+    logger_.error("giving up after retry.window: {}", e.describe());
+    durable_changed_.notify_all();
+    return;
+  }
+  logger_.warn("{}; retrying in {} ms from offset {} (attempt {})", e.what(), wait->count(), durable_.cursor,
+               retry_.attempt());
+  std::mutex sleep_mutex;
+  std::unique_lock sleep_lock(sleep_mutex);
+  std::condition_variable_any().wait_for(sleep_lock, stop, *wait, [] { return false; });
+  // Back to what was saved: the sink to its checkpoint (before anything is written again),
+  // the reader to its cursor.
+  reader_.reset();
+  boundary_ = durable_.cursor;
+  rollback_pending_ = true;
+}
+
+bool SinkWorker::waitDurable(uint64_t offset, milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return durable_changed_.wait_for(lock, timeout, [&] { return durable_.cursor >= offset || failure_; }) &&
+         durable_.cursor >= offset;
+}
+
+SinkWorker::Status SinkWorker::status() const {
+  std::lock_guard lock(mutex_);
+  return status_;
+}
+
+std::optional<Error> SinkWorker::failure() const {
+  std::lock_guard lock(mutex_);
+  return failure_;
+}
+
+}  // namespace tidemark::pipeline
