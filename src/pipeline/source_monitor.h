@@ -77,6 +77,13 @@ class SourceMonitor {
 
  private:
   void loop();
+  /// Writes the Layer 2 heartbeat (or, read-only, reads back the row a job writes) and notes
+  /// when it was written; a failure that is not the server's becomes the snapshot's problem.
+  void beat(pg::Connection& conn, bool writes, bool reads_back);
+  /// The slot's figures for the status.
+  void sampleSlot(pg::Connection& conn);
+  /// Judges the captured tables against the catalog (capture.h) for the session to act on.
+  void checkCapture(pg::Connection& conn, const std::vector<state::CapturedTable>& capture);
   /// Waits `d`, or until the monitor stops.
   void pause(std::chrono::milliseconds d);
 
