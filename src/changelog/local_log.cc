@@ -184,7 +184,6 @@ class LogReader::Frames {
   uint64_t position() const { return file_pos_ + pos_; }
 
  private:
-
   // Makes `need` bytes from pos_ available, reading below `limit`; false when they are not
   // all there.
   bool fill(size_t need, uint64_t limit) {

@@ -338,13 +338,15 @@ events::Catalog makeCatalog(pg::Connection& conn) {
   catalog.attributes = [&conn](RelationId relid) {
     pg::Result r = conn.execParams(
         // The key Debezium gives the table's events: the primary key, or without one the
-        // first unique index by name that has no expression columns.
+        // first unique index by name that has no expression columns. A partial or invalid
+        // index is no key: it does not keep every row apart.
         "SELECT a.attnum, a.attname, a.atttypid, a.attisdropped, a.attgenerated <> '', "
         "a.attnum = ANY (k.indkey) "
         "FROM pg_attribute a LEFT JOIN LATERAL ("
         "  SELECT i.indkey::int2[] AS indkey FROM pg_index i "
         "  JOIN pg_class ic ON ic.oid = i.indexrelid "
         "  WHERE i.indrelid = a.attrelid AND (i.indisprimary OR (i.indisunique AND i.indexprs IS NULL "
+        "    AND i.indpred IS NULL AND i.indisvalid "
         "    AND NOT EXISTS (SELECT 1 FROM pg_index p WHERE p.indrelid = i.indrelid AND p.indisprimary))) "
         "  ORDER BY i.indisprimary DESC, ic.relname LIMIT 1) k ON true "
         "WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum",

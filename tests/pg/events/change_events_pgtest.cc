@@ -197,6 +197,29 @@ TEST_F(ChangeEventTest, FullIdentityWithoutAPrimaryKeyHasNoKey) {
   EXPECT_EQ(lines[1]["value"]["before"]["b"], "x");
 }
 
+// Without a primary key, Debezium keys a table's events by its first unique index by name;
+// an index that does not keep every row apart (partial, or with an expression) is no key.
+TEST_F(ChangeEventTest, WithoutAPrimaryKeyTheFirstWholeUniqueIndexIsTheKey) {
+  sql("CREATE TABLE u (code text NOT NULL, alt int NOT NULL, note text)");
+  sql("CREATE UNIQUE INDEX u_b_alt ON u (alt)");
+  sql("CREATE UNIQUE INDEX u_a_code ON u (code)");
+  sql("ALTER TABLE u REPLICA IDENTITY FULL");
+  sql("CREATE TABLE p (code text, note text)");
+  sql("CREATE UNIQUE INDEX p_a_partial ON p (code) WHERE note IS NOT NULL");
+  sql("CREATE UNIQUE INDEX p_b_expression ON p (lower(code))");
+  auto config = writeConfig(TidemarkConfig({"public.u", "public.p"}).withKeys());
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  sql("INSERT INTO u VALUES ('a', 1, 'x'); UPDATE u SET note = 'y'; INSERT INTO p VALUES ('A', 'x')");
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  auto u = readJsonLines(topicFile("public.u"));
+  ASSERT_EQ(u.size(), 2u) << json(u).dump(2);
+  for (const auto& line : u) EXPECT_EQ(line["key"], json::parse(R"({"code": "a"})")) << line.dump();
+  auto p = readJsonLines(topicFile("public.p"));
+  ASSERT_EQ(p.size(), 1u) << json(p).dump(2);
+  EXPECT_TRUE(p[0]["key"].is_null()) << p[0].dump();
+}
+
 TEST_F(ChangeEventTest, LogicalDecodingMessagesGoToMessageTopicAsBase64) {
   sql("CREATE TABLE orders (id int PRIMARY KEY)");
   auto config = writeConfig(TidemarkConfig({"public.orders"}));
