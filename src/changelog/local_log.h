@@ -105,6 +105,18 @@ class LocalLog {
   void commit();
   /// Drops the records appended since the last commit.
   void rollback();
+  /// A point among the records appended since the last commit (a transaction's start), to
+  /// drop what was appended after it with rollbackTo() (a transaction abandoned half-way).
+  struct Mark {
+    size_t pending_bytes = 0;
+    uint64_t next_offset = 0;
+    std::optional<std::string> position;
+  };
+  Mark mark() const { return {pending_.size(), next_offset_, pending_position_}; }
+  void rollbackTo(const Mark& mark);
+  /// The position of the last transaction end committed (its kPositionHeader): where the
+  /// source resumes so that nothing the log holds is appended twice. Nothing in an empty log.
+  const std::optional<std::string>& lastPosition() const { return committed_position_; }
   /// Deletes the segments whose records all lie before `offset` (every reader is past them);
   /// the segment being written is kept. Returns how many were deleted.
   size_t removeBefore(uint64_t offset);
@@ -132,6 +144,8 @@ class LocalLog {
 
   void openSegments();
   void recoverLast();
+  /// The position of the last transaction end in the segment at `path` below `size` bytes.
+  std::optional<std::string> lastPositionIn(const std::filesystem::path& path, uint64_t size) const;
   void startSegment(uint64_t base);
   /// The segment holding `offset` (or the last, for the end), and its committed size.
   std::optional<Segment> segmentFor(uint64_t offset) const;
@@ -142,6 +156,8 @@ class LocalLog {
   int fd_ = -1;                  // the last segment, open for writing
   std::string pending_;          // frames appended since the last commit
   uint64_t next_offset_ = 0;     // offset of the next append
+  std::optional<std::string> pending_position_;    // of the last transaction end appended
+  std::optional<std::string> committed_position_;  // of the last one committed
 
   mutable std::mutex mutex_;     // guards segments_
   mutable std::condition_variable committed_;

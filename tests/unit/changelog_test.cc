@@ -235,6 +235,49 @@ TEST(LocalLogTest, AReaderOnAnotherThreadSeesEachCommitInOrder) {
   for (int i = 0; i < kRecords; ++i) ASSERT_EQ(seen[static_cast<size_t>(i)], static_cast<uint64_t>(i));
 }
 
+TEST(LocalLogTest, AMarkDropsAHalfAppendedTransactionOnly) {
+  test::TempDir tmp;
+  LocalLog log({tmp.path() / "log"});
+  log.append(event("t", "1", "a"));
+  log.append(transactionEnd("0/10"));
+  const LocalLog::Mark mark = log.mark();
+  log.append(event("t", "2", "half"));
+  log.rollbackTo(mark);
+  EXPECT_EQ(log.append(event("t", "3", "b")), 2u);
+  log.append(transactionEnd("0/30"));
+  log.commit();
+  auto all = readAll(log);
+  ASSERT_EQ(all.size(), 4u);
+  EXPECT_EQ(all[2], "2:t:3:b");
+  EXPECT_EQ(log.lastPosition(), "0/30");
+}
+
+TEST(LocalLogTest, TheLastTransactionEndsPositionSurvivesReopeningAndRollingOver) {
+  test::TempDir tmp;
+  {
+    LocalLog log({tmp.path() / "log", 64});
+    EXPECT_EQ(log.lastPosition(), std::nullopt);
+    log.append(event("t", "1", "a"));
+    log.append(transactionEnd("0/10"));
+    log.commit();
+    EXPECT_EQ(log.lastPosition(), "0/10");
+    log.append(event("t", "2", "b"));
+    log.append(transactionEnd("0/20"));
+    // Appended, not committed: not the log's position yet.
+    EXPECT_EQ(log.lastPosition(), "0/10");
+    log.commit();
+    EXPECT_EQ(log.lastPosition(), "0/20");
+  }
+  // The commit rolled over to a new, empty segment: the position is found in the one before.
+  ASSERT_GT(segments(tmp.path() / "log").size(), 1u);
+  EXPECT_EQ(std::filesystem::file_size(segments(tmp.path() / "log").back()), 0u);
+  LocalLog log({tmp.path() / "log", 64});
+  EXPECT_EQ(log.lastPosition(), "0/20");
+  log.append(event("t", "3", "c"));
+  log.rollback();
+  EXPECT_EQ(log.lastPosition(), "0/20");
+}
+
 TEST(LocalLogTest, ADirectoryThatCannotBeCreatedIsAnErrorNamingIt) {
   test::TempDir tmp;
   std::ofstream(tmp.path() / "file") << "not a directory";
