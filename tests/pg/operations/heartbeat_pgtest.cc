@@ -394,8 +394,11 @@ TEST_F(HeartbeatTest, QueryModeRunsTheQueryEveryInterval) {
 
 TEST_F(HeartbeatTest, HibernateSkipsTableWritesWhileCapturedTablesChange) {
   sql("CREATE TABLE orders (id bigint PRIMARY KEY, note text)");
+  // Hibernation needs a captured commit decoded within every interval: 2 s against a commit
+  // every 100 ms leaves room for a loaded machine's slow fsync, and still lets a broken
+  // hibernation write twice in the 5 s watched below.
   auto config =
-      writeConfig(TidemarkConfig({"public.orders"}).withHeartbeat("interval: 1s\nmode: table"));
+      writeConfig(TidemarkConfig({"public.orders"}).withHeartbeat("interval: 2s\nmode: table"));
   std::unique_ptr<Process> p;
   ASSERT_NO_FATAL_FAILURE(startStreaming(config, p));
   std::set<std::string> seen;
@@ -411,7 +414,7 @@ TEST_F(HeartbeatTest, HibernateSkipsTableWritesWhileCapturedTablesChange) {
   // One write may already be under way when the traffic starts; after that, none.
   ASSERT_EVENTUALLY(events("public.orders").size() >= 10 || !p->running(), seconds(30))
       << p->describe();
-  std::this_thread::sleep_for(milliseconds(1500));  // let an in-flight heartbeat land
+  std::this_thread::sleep_for(milliseconds(2500));  // let an in-flight heartbeat land
   const auto hibernating = heartbeatTs();
   ASSERT_TRUE(hibernating.has_value());
   EXPECT_FALSE(eventually([&] { return heartbeatTs() != hibernating; }, seconds(5)))
