@@ -491,7 +491,7 @@ std::unique_ptr<LogReader> LocalLog::reader(uint64_t offset) const {
 LogReader::LogReader(const LocalLog& log, uint64_t offset) : log_(log), offset_(offset) {
   auto segment = log_.segmentFor(offset);
   if (!segment) damaged(fmt::format("no segment holds offset {}", offset));
-  openSegment(segment->base, segment->path);
+  openSegment(segment->base, segment->path, segment->size);
   // Skip to `offset` from the segment's start.
   std::string why;
   for (uint64_t o = segment->base; o < offset; ++o) {
@@ -506,25 +506,22 @@ LogReader::~LogReader() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void LogReader::openSegment(uint64_t base, const std::filesystem::path& path) {
+void LogReader::openSegment(uint64_t base, const std::filesystem::path& path, uint64_t size) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) ioFail("open", path, errno);
   if (fd_ >= 0) ::close(fd_);
   fd_ = fd;
   path_ = path;
   segment_base_ = base;
+  segment_size_ = size;
   frames_ = std::make_unique<Frames>(fd_, path_);
 }
 
 const StoredRecord* LogReader::next() {
   for (;;) {
-    // The end first, then the segment's size: a commit changes both under one lock, so the
-    // size is at least as new as the end.
     if (offset_ >= log_.endOffset()) return nullptr;
-    auto segment = log_.segmentFor(segment_base_);
-    if (!segment || segment->base != segment_base_) damaged("the segment was removed while being read");
     std::string why;
-    switch (frames_->next(segment->size, current_, why)) {
+    switch (frames_->next(segment_size_, current_, why)) {
       case Frames::Result::Frame:
         if (current_.offset != offset_) {
           damaged(fmt::format("record {} where {} belongs", current_.offset, offset_));
@@ -536,13 +533,21 @@ const StoredRecord* LogReader::next() {
       case Frames::Result::End:
         break;
     }
+    // The bytes last known committed are read: look at the segment's size again. A commit
+    // changes it and the end under one lock, so it is at least as new as the end read above.
+    auto segment = log_.segmentFor(segment_base_);
+    if (!segment || segment->base != segment_base_) damaged("the segment was removed while being read");
+    if (segment->size > segment_size_) {
+      segment_size_ = segment->size;
+      continue;
+    }
     // This segment is read to its end, and committed records lie beyond: in the next one.
     auto following = log_.segmentAfter(segment_base_);
     if (!following) damaged("committed records are missing from the segment");
     if (following->base != offset_) {
       damaged(fmt::format("the next segment begins at offset {}", following->base));
     }
-    openSegment(following->base, following->path);
+    openSegment(following->base, following->path, following->size);
   }
 }
 

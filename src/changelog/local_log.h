@@ -183,7 +183,7 @@ class LogReader {
   friend class LocalLog;
   class Frames;  // frames of one segment file, read in chunks
 
-  void openSegment(uint64_t base, const std::filesystem::path& path);
+  void openSegment(uint64_t base, const std::filesystem::path& path, uint64_t size);
   [[noreturn]] void damaged(const std::string& what) const;
 
   const LocalLog& log_;
@@ -191,6 +191,7 @@ class LogReader {
   int fd_ = -1;
   std::filesystem::path path_;
   uint64_t segment_base_ = 0;
+  uint64_t segment_size_ = 0;  // committed bytes of the open segment, as last looked up
   std::unique_ptr<Frames> frames_;
   StoredRecord current_;
 };
