@@ -20,13 +20,9 @@ int64_t nowMicros() {
       .count();
 }
 
-void appendDecimal(std::string& out, uint64_t v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, end);
-}
-
-void appendSigned(std::string& out, int64_t v) {
+// An integer in decimal: LSNs and offsets (unsigned), times (signed).
+template <typename Integer>
+void appendNumber(std::string& out, Integer v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   out.append(buf, end);
@@ -36,9 +32,9 @@ void appendSigned(std::string& out, int64_t v) {
 // goes elsewhere in the source block).
 void appendTimes(std::string& out, int64_t micros) {
   out += ",\"ts_us\":";
-  appendSigned(out, micros);
+  appendNumber(out, micros);
   out += ",\"ts_ns\":";
-  appendSigned(out, micros * 1000);
+  appendNumber(out, micros * 1000);
 }
 
 // The value that stands for `c` in an event: an unchanged TOASTed value is the old tuple's,
@@ -179,20 +175,20 @@ void EnvelopeBuilder::writeSource(std::string_view schema, std::string_view tabl
   const int64_t micros = in_transaction ? commit_us_ : nowMicros();
   value_ += "\"source\":";
   value_ += source_head_;
-  appendSigned(value_, micros / 1000);
+  appendNumber(value_, micros / 1000);
   value_ += R"(,"snapshot":"false","db":)";
   JsonWriter::appendQuoted(value_, db_);
   // Debezium's sequence: the last commit's LSN and this event's LSN, as strings.
   value_ += R"(,"sequence":"[)";
   if (last_commit_lsn_.valid()) {
     value_ += "\\\"";
-    appendDecimal(value_, last_commit_lsn_.value());
+    appendNumber(value_, last_commit_lsn_.value());
     value_ += "\\\"";
   } else {
     value_ += "null";
   }
   value_ += ",\\\"";
-  appendDecimal(value_, lsn.value());
+  appendNumber(value_, lsn.value());
   value_ += R"(\"]")";
   appendTimes(value_, micros);
   value_ += ",\"schema\":";
@@ -200,16 +196,16 @@ void EnvelopeBuilder::writeSource(std::string_view schema, std::string_view tabl
   value_ += ",\"table\":";
   JsonWriter::appendQuoted(value_, table);
   value_ += ",\"txId\":";
-  if (in_transaction) appendDecimal(value_, xid_.value);
+  if (in_transaction) appendNumber(value_, xid_.value);
   else value_ += "null";
   value_ += ",\"lsn\":";
-  appendDecimal(value_, lsn.value());
+  appendNumber(value_, lsn.value());
   // xmin: Debezium reads the slot's xmin only with xmin.fetch.interval.ms set (default off).
   value_ += R"(,"xmin":null,"origin":)";
   if (in_transaction && !origin_.empty()) {
     JsonWriter::appendQuoted(value_, origin_);
     value_ += ",\"origin_lsn\":";
-    if (origin_lsn_.valid()) appendDecimal(value_, origin_lsn_.value());
+    if (origin_lsn_.valid()) appendNumber(value_, origin_lsn_.value());
     else value_ += "null";
   } else {
     value_ += R"(null,"origin_lsn":null)";
@@ -222,7 +218,7 @@ void EnvelopeBuilder::writeTail(char op) {
   value_ += op;
   value_ += "\",\"ts_ms\":";
   const int64_t now = nowMicros();
-  appendSigned(value_, now / 1000);
+  appendNumber(value_, now / 1000);
   appendTimes(value_, now);
 }
 
@@ -290,7 +286,7 @@ Event EnvelopeBuilder::heartbeat(int64_t now_ms) {
   key_ += '}';
   value_.clear();
   value_ += "{\"ts_ms\":";
-  appendDecimal(value_, static_cast<uint64_t>(now_ms));
+  appendNumber(value_, now_ms);
   value_ += '}';
   return Event{heartbeat_topic_, key_, value_};
 }
@@ -304,7 +300,7 @@ Event EnvelopeBuilder::message(const pgoutput::LogicalDecodingMessage& m, Lsn ls
   writeSource("", "", lsn, in_transaction);
   // Debezium writes only ts_ms here.
   value_ += ",\"transaction\":null,\"op\":\"m\",\"ts_ms\":";
-  appendSigned(value_, nowMicros() / 1000);
+  appendNumber(value_, nowMicros() / 1000);
   value_ += ",\"message\":{\"prefix\":";
   JsonWriter::appendQuoted(value_, m.prefix);
   value_ += ",\"content\":\"";

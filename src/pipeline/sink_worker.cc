@@ -70,20 +70,25 @@ void SinkWorker::loop(std::stop_token stop) {
 }
 
 void SinkWorker::feed(std::stop_token stop) {
+  // The status learns the read cursor at transaction ends and when caught up, not per record.
+  auto noteRead = [this] {
+    std::lock_guard lock(mutex_);
+    status_.read_cursor = reader_->position();
+  };
   while (!stop.stop_requested()) {
     const changelog::StoredRecord* r = reader_->next();
-    if (r == nullptr) return;
+    if (r == nullptr) break;
     if (changelog::isTransactionEnd(r->record)) {
       sink_.markTransactionEnd();
       boundary_ = r->offset + 1;
+      noteRead();
       maybeFlush();
     } else {
       sink_.write(events::Event{r->record.topic, r->record.key.value_or(std::string_view()),
                                 r->record.value.value_or(std::string_view("null"))});
     }
-    std::lock_guard lock(mutex_);
-    status_.read_cursor = reader_->position();
   }
+  noteRead();
 }
 
 void SinkWorker::maybeFlush() {
