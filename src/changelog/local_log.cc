@@ -232,6 +232,25 @@ bool isTransactionEnd(const RecordView& record) {
   return record.topic.empty() && headerValue(record, kControlHeader) == kTransactionEnd;
 }
 
+RecordView transactionAbort() {
+  return RecordView{{}, std::nullopt, std::nullopt, {{kControlHeader, kTransactionAbort}}};
+}
+
+bool isTransactionAbort(const RecordView& record) {
+  return record.topic.empty() && headerValue(record, kControlHeader) == kTransactionAbort;
+}
+
+void LocalLog::Tail::note(const RecordView& record) {
+  if (isTransactionEnd(record)) {
+    position = std::string(headerValue(record, kPositionHeader).value_or(""));
+    open = false;
+  } else if (isTransactionAbort(record)) {
+    open = false;
+  } else if (!record.topic.empty()) {
+    open = true;
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // LocalLog
 
@@ -281,9 +300,7 @@ void LocalLog::recoverLast() {
     const auto result = frames.next(size, record, why);
     if (result == LogReader::Frames::Result::Frame && record.offset == expected) {
       ++expected;
-      if (isTransactionEnd(record.record)) {
-        committed_position_ = std::string(headerValue(record.record, kPositionHeader).value_or(""));
-      }
+      committed_tail_.note(record.record);
       continue;
     }
     break;
@@ -300,34 +317,35 @@ void LocalLog::recoverLast() {
   }
   next_offset_ = expected;
   end_.store(expected, std::memory_order_release);
-  // A segment begun at the last commit holds no transaction end yet: the last position is in
-  // the one before, which ended with a commit, so with a transaction end.
-  if (!committed_position_ && segments_.size() > 1 && last.size == 0) {
+  // A segment begun at the last commit holds nothing yet: how the records end is in the one
+  // before, up to its last commit.
+  if (segments_.size() > 1 && last.size == 0) {
     const Segment& before = segments_[segments_.size() - 2];
-    committed_position_ = lastPositionIn(before.path, before.size);
+    committed_tail_ = tailOf(before.path, before.size);
+  } else if (!committed_tail_.position && segments_.size() > 1) {
+    // The last segment began inside a long transaction: its end is further back.
+    for (size_t i = segments_.size() - 1; i-- > 0 && !committed_tail_.position;) {
+      committed_tail_.position = tailOf(segments_[i].path, segments_[i].size).position;
+    }
   }
-  pending_position_ = committed_position_;
+  pending_tail_ = committed_tail_;
 }
 
-std::optional<std::string> LocalLog::lastPositionIn(const std::filesystem::path& path, uint64_t size) const {
+LocalLog::Tail LocalLog::tailOf(const std::filesystem::path& path, uint64_t size) const {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) ioFail("open", path, errno);
   LogReader::Frames frames(fd, path);
   StoredRecord record;
   std::string why;
-  std::optional<std::string> position;
+  Tail tail;
   LogReader::Frames::Result result;
-  while ((result = frames.next(size, record, why)) == LogReader::Frames::Result::Frame) {
-    if (isTransactionEnd(record.record)) {
-      position = std::string(headerValue(record.record, kPositionHeader).value_or(""));
-    }
-  }
+  while ((result = frames.next(size, record, why)) == LogReader::Frames::Result::Frame) tail.note(record.record);
   ::close(fd);
   if (result == LogReader::Frames::Result::Damaged) {
     throw Error(ErrorClass::Fatal, fmt::format("change log: {} in {}", why, path.string()),
                 "the change log under state_dir was damaged or changed behind tidemark's back");
   }
-  return position;
+  return tail;
 }
 
 void LocalLog::startSegment(uint64_t base) {
@@ -375,7 +393,7 @@ uint64_t LocalLog::append(const RecordView& r) {
     throw Error(ErrorClass::Poison, fmt::format("change log: a record of {} bytes is larger than 1 GiB", body),
                 "");
   }
-  if (isTransactionEnd(r)) pending_position_ = std::string(headerValue(r, kPositionHeader).value_or(""));
+  pending_tail_.note(r);
   store32(pending_.data() + start, static_cast<uint32_t>(body));
   store32(pending_.data() + start + 4, crc32c(0, pending_.data() + start + kFrameHeader, body));
   return offset;
@@ -408,7 +426,7 @@ void LocalLog::commit() {
     last.size += pending_.size();
     end_.store(next_offset_, std::memory_order_release);
   }
-  committed_position_ = pending_position_;
+  committed_tail_ = pending_tail_;
   committed_.notify_all();
   pending_.clear();
   if (last.size >= options_.segment_bytes) startSegment(next_offset_);
@@ -417,13 +435,13 @@ void LocalLog::commit() {
 void LocalLog::rollback() {
   pending_.clear();
   next_offset_ = end_.load(std::memory_order_relaxed);
-  pending_position_ = committed_position_;
+  pending_tail_ = committed_tail_;
 }
 
 void LocalLog::rollbackTo(const Mark& mark) {
   pending_.resize(mark.pending_bytes);
   next_offset_ = mark.next_offset;
-  pending_position_ = mark.position;
+  pending_tail_ = mark.tail;
 }
 
 size_t LocalLog::removeBefore(uint64_t offset) {

@@ -63,10 +63,17 @@ inline constexpr std::string_view kControlHeader = "tidemark.control";
 inline constexpr std::string_view kTransactionEnd = "transaction_end";
 inline constexpr std::string_view kPositionHeader = "tidemark.position";
 
+inline constexpr std::string_view kTransactionAbort = "transaction_abort";
+
 /// The end of a transaction whose source position after it is `position`.
 RecordView transactionEnd(std::string_view position);
 /// Whether `record` is the end of a transaction.
 bool isTransactionEnd(const RecordView& record);
+/// Drops the records since the last transaction end: a large transaction, committed to the log
+/// in parts before its end arrived, was abandoned half-way (a lost connection, a crash). The
+/// source sends it again whole after this record.
+RecordView transactionAbort();
+bool isTransactionAbort(const RecordView& record);
 
 class LogReader;
 
@@ -107,16 +114,27 @@ class LocalLog {
   void rollback();
   /// A point among the records appended since the last commit (a transaction's start), to
   /// drop what was appended after it with rollbackTo() (a transaction abandoned half-way).
+  /// What the records up to some point say of transactions.
+  struct Tail {
+    std::optional<std::string> position;  // of the last transaction end
+    bool open = false;  // records of a transaction follow it (no end or abort yet)
+    void note(const RecordView& record);
+  };
   struct Mark {
     size_t pending_bytes = 0;
     uint64_t next_offset = 0;
-    std::optional<std::string> position;
+    Tail tail;
   };
-  Mark mark() const { return {pending_.size(), next_offset_, pending_position_}; }
+  Mark mark() const { return {pending_.size(), next_offset_, pending_tail_}; }
   void rollbackTo(const Mark& mark);
   /// The position of the last transaction end committed (its kPositionHeader): where the
   /// source resumes so that nothing the log holds is appended twice. Nothing in an empty log.
-  const std::optional<std::string>& lastPosition() const { return committed_position_; }
+  const std::optional<std::string>& lastPosition() const { return committed_tail_.position; }
+  /// Whether the records appended so far end inside a transaction: its first part was
+  /// committed (or appended) without its end. After rollback(), whether the committed records
+  /// do, as a crash in the middle of a large transaction leaves them: the writer then appends
+  /// transactionAbort() before anything else.
+  bool inTransaction() const { return pending_tail_.open; }
   /// Deletes the segments whose records all lie before `offset` (every reader is past them);
   /// the segment being written is kept. Returns how many were deleted.
   size_t removeBefore(uint64_t offset);
@@ -144,8 +162,8 @@ class LocalLog {
 
   void openSegments();
   void recoverLast();
-  /// The position of the last transaction end in the segment at `path` below `size` bytes.
-  std::optional<std::string> lastPositionIn(const std::filesystem::path& path, uint64_t size) const;
+  /// What the records of the segment at `path` below `size` bytes end with.
+  Tail tailOf(const std::filesystem::path& path, uint64_t size) const;
   void startSegment(uint64_t base);
   /// The segment holding `offset` (or the last, for the end), and its committed size.
   std::optional<Segment> segmentFor(uint64_t offset) const;
@@ -156,8 +174,8 @@ class LocalLog {
   int fd_ = -1;                  // the last segment, open for writing
   std::string pending_;          // frames appended since the last commit
   uint64_t next_offset_ = 0;     // offset of the next append
-  std::optional<std::string> pending_position_;    // of the last transaction end appended
-  std::optional<std::string> committed_position_;  // of the last one committed
+  Tail pending_tail_;    // of the records appended
+  Tail committed_tail_;  // of the records committed
 
   mutable std::mutex mutex_;     // guards segments_
   mutable std::condition_variable committed_;

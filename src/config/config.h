@@ -65,10 +65,17 @@ struct SinkConfig {
 };
 
 struct DeliveryConfig {
-  // Sinks are made durable (fsync) and the position confirmed at a transaction boundary when
-  // either bound is reached.
+  // The change log is made durable (fsync) and the position confirmed, and each sink makes
+  // its output durable and saves its cursor, at a transaction boundary when either bound is
+  // reached (or when there is nothing more to read for now).
   std::chrono::milliseconds flush_interval{500};
   uint64_t flush_bytes = 64ull << 20;
+};
+
+/// The change log between the source and the sinks.
+struct BufferConfig {
+  std::string kind = "local";          // "local": segment files under state_dir/log
+  uint64_t max_bytes = 4ull << 30;     // at this size, reading from the source pauses
 };
 
 struct SignalConfig {
@@ -94,6 +101,7 @@ struct PipelineConfig {
   SourceConfig source;
   std::vector<SinkConfig> sinks;      // at least one
   DeliveryConfig delivery;
+  BufferConfig buffer;
   HeartbeatConfig heartbeat;
   SignalConfig signal;
   RetryConfig retry;

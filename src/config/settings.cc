@@ -29,6 +29,7 @@ constexpr uint64_t kTiB = 1024 * kGiB;
 constexpr std::string_view kLogLevels[] = {"debug", "info", "warn", "error"};
 constexpr std::string_view kSourceKinds[] = {"postgres"};
 constexpr std::string_view kSinkKinds[] = {"jsonl", "stdout"};
+constexpr std::string_view kBufferKinds[] = {"local"};
 constexpr std::string_view kHeartbeatModes[] = {"table", "message", "query", "off"};
 constexpr std::string_view kInvalidUtf8Modes[] = {"fail", "escape"};
 
@@ -116,8 +117,9 @@ constexpr Setting kSettings[] = {
         .path = "state_dir",
         .type = SettingType::Path,
         .default_text = "`<config file directory>/<name>.state`",
-        .description = "Directory for the pipeline's stored positions. One pipeline per "
-                       "directory; keep it on a local, durable file system.",
+        .description = "Directory for the pipeline's stored positions and its change log (`log/`, "
+                       "up to `buffer.max_bytes`). One pipeline per directory; keep it on a local, "
+                       "durable file system.",
         .store = [](SettingTarget& t,
                     SettingValue&& v) { t.pipeline.state_dir = take<std::filesystem::path>(v); },
     },
@@ -354,8 +356,10 @@ constexpr Setting kSettings[] = {
     {
         .path = "delivery",
         .type = SettingType::Mapping,
-        .description = "When sinks are made durable (fsync) and the position is confirmed to the "
-                       "source: at a transaction boundary, once either bound is reached.",
+        .description = "When the change log is made durable (fsync) and the position confirmed "
+                       "to the source, and when each sink makes its output durable and saves its "
+                       "place: at a transaction boundary, once either bound is reached or nothing "
+                       "more waits.",
     },
     {
         .path = "delivery.flush_interval",
@@ -382,6 +386,33 @@ constexpr Setting kSettings[] = {
                     SettingValue&& v) { t.pipeline.delivery.flush_bytes = take<uint64_t>(v); },
         .show = [](const PipelineConfig& p,
                    const SinkConfig&) { return code(formatSize(p.delivery.flush_bytes)); },
+    },
+    {
+        .path = "buffer",
+        .type = SettingType::Mapping,
+        .description = "The change log between the source and the sinks: the source appends every "
+                       "transaction to it and confirms the position once it is durable there; each "
+                       "sink reads it from its own place, so a slow or stopped destination never "
+                       "holds the source back.",
+    },
+    {
+        .path = "buffer.kind",
+        .type = SettingType::Enum,
+        .allowed = kBufferKinds,
+        .description = "`local`: segment files with per-record checksums under `<state_dir>/log`.",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.pipeline.buffer.kind = take<std::string>(v); },
+        .show = [](const PipelineConfig& p, const SinkConfig&) { return code(p.buffer.kind); },
+    },
+    {
+        .path = "buffer.max_bytes",
+        .type = SettingType::Size,
+        .min = kMiB,
+        .max = 1024 * kGiB,
+        .description = "The change log's largest size. At it, reading from the source pauses (the "
+                       "status says so, naming the sink that holds it back) until the slowest sink "
+                       "has consumed a segment; segments every sink consumed are deleted.",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.pipeline.buffer.max_bytes = take<uint64_t>(v); },
+        .show = [](const PipelineConfig& p, const SinkConfig&) { return code(formatSize(p.buffer.max_bytes)); },
     },
     {
         .path = "heartbeat",

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -15,6 +16,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "changelog/local_log.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "config/settings.h"
@@ -22,12 +24,13 @@
 #include "http/server.h"
 #include "pg/replication.h"
 #include "pipeline/capture.h"
+#include "pipeline/log_appender.h"
 #include "pipeline/retry.h"
 #include "pipeline/session.h"
+#include "pipeline/sink_set.h"
 #include "pipeline/source_monitor.h"
 #include "pipeline/source_setup.h"
 #include "pipeline/status.h"
-#include "sinks/sink.h"
 #include "state/offset_store.h"
 
 namespace tidemark::pipeline {
@@ -152,15 +155,74 @@ http::Handler routes(const StatusBoard& board, std::shared_ptr<ChecksRunner> che
   };
 }
 
+// A transaction larger than this goes to the change log in parts (LogAppender).
+constexpr uint64_t kSpillBytes = 4ull << 20;
+
+std::unique_ptr<changelog::LocalLog> openChangeLog(const config::PipelineConfig& cfg, const Logger& log) {
+  changelog::LocalLog::Options options;
+  options.dir = cfg.state_dir / "log";
+  // Segments small enough that a log at buffer.max_bytes can give some back.
+  options.segment_bytes = std::clamp<uint64_t>(cfg.buffer.max_bytes / 8, 256 << 10, 64 << 20);
+  auto changes = std::make_unique<changelog::LocalLog>(options);
+  if (changes->recovery().cut_bytes > 0) {
+    log.warn("change log: cut back a torn tail of {} bytes in {} (left by a crash while writing); the "
+             "source sends it again",
+             changes->recovery().cut_bytes, changes->recovery().segment);
+  }
+  return changes;
+}
+
+// A log that holds records while the store holds no position was left by another run whose
+// state store is gone: its records cannot be tied to a position.
+void checkLogAgainstStore(const changelog::LocalLog& changes, const std::optional<state::StoredPosition>& stored) {
+  if (stored || changes.endOffset() == 0) return;
+  throw Error(ErrorClass::Fatal,
+              fmt::format("the change log holds {} records, but the state store holds no position: the "
+                          "store was removed or replaced",
+                          changes.endOffset()),
+              "if state.db was moved, move it back; otherwise move the state directory aside (and the "
+              "sink output with it) and run again, which starts a new slot");
+}
+
+// Where the source resumes: after the last transaction the log holds, which may be past the
+// stored position (a crash between the log's commit and the store's save). When the log lost
+// committed records (cut or damaged behind tidemark's back), from the last one it still holds,
+// if the slot can still send what follows; the start-up check against the slot decides.
+Lsn resumePosition(const state::StoredPosition& stored, const changelog::LocalLog& changes, const Logger& log) {
+  const std::optional<Lsn> in_log = logPosition(changes);
+  if (changes.endOffset() < stored.log_end) {
+    if (!in_log) {
+      throw Error(ErrorClass::PositionLost,
+                  fmt::format("the change log ends at offset {} and holds no whole transaction, but held {} "
+                              "records when position {} was saved: it was removed or cut",
+                              changes.endOffset(), stored.log_end, stored.lsn.str()),
+                  "restore the state directory from a backup; otherwise move it aside (and the sink "
+                  "output with it) and run again, which starts a new slot (reload the tables to fill the gap)");
+    }
+    log.warn("the change log ends at offset {}, but held {} records when {} was saved: records were cut "
+             "from it; reading again from {}, after the last whole transaction it holds",
+             changes.endOffset(), stored.log_end, stored.lsn.str(), in_log->str());
+    return *in_log;
+  }
+  return in_log ? std::max(*in_log, stored.lsn) : stored.lsn;
+}
+
 }  // namespace
 
 void run(const config::PipelineConfig& cfg, const RunOptions& options, const std::atomic<bool>& stop) {
   Logger log("pipeline", {{"pipeline", cfg.name}, {"slot", cfg.source.slot}});
   std::unique_ptr<state::OffsetStore> store = state::openSqliteStore(cfg.state_dir);
-  std::vector<std::unique_ptr<sinks::Sink>> sinks;
-  for (const auto& s : cfg.sinks) sinks.push_back(sinks::makeSink(s));
-  Delivery delivery(std::move(sinks), *store);
+  std::unique_ptr<changelog::LocalLog> log_owner = openChangeLog(cfg, log);
+  changelog::LocalLog& changes = *log_owner;
+  std::optional<state::StoredPosition> first_stored = store->load();
+  // The sinks start before the source: what the log holds flows to them even while the
+  // source cannot be reached.
+  SinkSet sinks(cfg, changes, *store, log);
+  sinks.start(first_stored, options.reset_sinks);
+  checkLogAgainstStore(changes, first_stored);
+  LogAppender delivery(changes, *store, {kSpillBytes, cfg.buffer.max_bytes}, &sinks);
   StatusBoard status(cfg, [&store](const std::string& json) { store->saveStatus(json); }, log);
+  status.setDelivery(&sinks, &changes);
   std::unique_ptr<http::Server> endpoint;
   if (cfg.http.listen != "off") {
     try {
@@ -175,7 +237,6 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
     }
   }
   std::unique_ptr<SourceMonitor> monitor;
-  bool recovered = false;
   // Set from a stall until the stream flows again: the retries in between are part of it.
   std::string stall;
   RetryPolicy retry(cfg.retry, std::random_device{}());
@@ -188,7 +249,10 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
     std::optional<Session> session;
     try {
       std::optional<state::StoredPosition> stored = store->load();
-      if (stored) durable = std::max(durable, stored->lsn);
+      if (stored) {
+        durable = std::max(durable, stored->lsn);
+        stored->lsn = resumePosition(*stored, changes, log);
+      }
       pg::Connection catalog = pg::Connection::open(pg::sourceOptions(cfg.source));
       pg::ReplicationStream stream = pg::ReplicationStream::open(pg::sourceOptions(cfg.source));
       pg::SystemInfo system = stream.identifySystem();
@@ -208,19 +272,17 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
       position.timeline = system.timeline;
       position.slot = cfg.source.slot;
       position.lsn = start.lsn;
-      if (!recovered) {
-        delivery.recover(stored, options.reset_sinks);
-        recovered = true;
-      }
       if (!stored) {
-        // Record the starting point before streaming, so that from now on every file the
-        // sinks write is covered by a stored checkpoint.
+        // Record the starting point before streaming, so that from now on everything in the
+        // log is covered by a stored position.
         delivery.makeDurable(position);
       }
       store->saveCapture(capture.tables());
 
       if (options.until_lsn && start.lsn >= *options.until_lsn) {
         log.info("already at {}, at or beyond --until-lsn {}", start.lsn.str(), options.until_lsn->str());
+        if (!sinks.drain(changes.endOffset(), stop)) log.info("stopped before every sink caught up");
+        sinks.stop();
         status.setState(PipelineState::Stopped, "reached --until-lsn");
         return;
       }
@@ -246,6 +308,12 @@ void run(const config::PipelineConfig& cfg, const RunOptions& options, const std
         why = session->stream(stop);
       }
       status.report(session->status());
+      if (why == StopReason::UntilLsn) {
+        // Everything up to --until-lsn is in the log; the run ends once every sink has it.
+        status.setState(PipelineState::Running, "reached --until-lsn; the sinks catch up");
+        if (!sinks.drain(changes.endOffset(), stop)) log.info("stopped before every sink caught up");
+      }
+      sinks.stop();
       status.setState(PipelineState::Stopped,
                  why == StopReason::UntilLsn ? "reached --until-lsn" : "stopped by a signal");
       return;

@@ -1,6 +1,7 @@
 #include "pipeline/session.h"
 
 #include <algorithm>
+#include <thread>
 #include <variant>
 
 #include <fmt/format.h>
@@ -27,67 +28,15 @@ constexpr std::chrono::milliseconds kReadWait{100};
 constexpr std::chrono::milliseconds kReportEvery{2000};
 constexpr std::chrono::milliseconds kReportSoonEvery{250};
 constexpr std::chrono::milliseconds kStallCheckEvery{500};
+// How often a full change log is looked at again, and how long reading waits meanwhile.
+constexpr std::chrono::milliseconds kPauseCheckEvery{200};
+constexpr std::chrono::milliseconds kPauseWait{50};
 // The prefix of Layer 2 heartbeat messages (heartbeat.mode: message).
 constexpr std::string_view kHeartbeatPrefix = "tidemark_heartbeat";
 
 }  // namespace
 
-Delivery::Delivery(std::vector<std::unique_ptr<sinks::Sink>> sinks, state::OffsetStore& store)
-    : sinks_(std::move(sinks)), store_(store) {}
-
-void Delivery::recover(const std::optional<state::StoredPosition>& stored, const std::vector<std::string>& reset) {
-  for (const auto& name : reset) {
-    if (std::none_of(sinks_.begin(), sinks_.end(), [&](const auto& s) { return s->name() == name; })) {
-      throw Error(ErrorClass::Config, fmt::format("--reset-sink {}: no sink of that name", name),
-                  "name a sink of the configuration (sinks[].name)");
-    }
-  }
-  for (auto& s : sinks_) {
-    std::optional<std::string> cp;
-    sinks::RecoverMode mode = sinks::RecoverMode::FirstRun;
-    if (std::find(reset.begin(), reset.end(), s->name()) != reset.end()) {
-      mode = sinks::RecoverMode::Reset;
-    } else if (stored) {
-      auto it = stored->sinks.find(s->name());
-      // A sink added since the last run has no checkpoint: keep what its files hold.
-      mode = it == stored->sinks.end() ? sinks::RecoverMode::Added : sinks::RecoverMode::Resume;
-      if (it != stored->sinks.end()) cp = it->second;
-    }
-    s->recover(cp, mode);
-    saved_[s->name()] = s->checkpoint();
-  }
-}
-
-void Delivery::rollbackToSaved() {
-  for (auto& s : sinks_) s->rollbackTo(saved_.at(s->name()));
-}
-
-void Delivery::write(const events::Event& e) {
-  for (auto& s : sinks_) s->write(e);
-}
-
-void Delivery::markTransactionEnd() {
-  for (auto& s : sinks_) s->markTransactionEnd();
-}
-
-void Delivery::rollbackToMark() {
-  for (auto& s : sinks_) s->rollbackToMark();
-}
-
-uint64_t Delivery::pendingBytes() const {
-  uint64_t n = 0;
-  for (const auto& s : sinks_) n += s->pendingBytes();
-  return n;
-}
-
-void Delivery::makeDurable(state::StoredPosition position) {
-  for (auto& s : sinks_) s->flush();
-  for (const auto& s : sinks_) position.sinks[s->name()] = s->checkpoint();
-  store_.save(position);
-  saved_ = position.sinks;
-}
-
-Session::Session(const config::PipelineConfig& cfg, const RunOptions& options, Delivery& delivery,
+Session::Session(const config::PipelineConfig& cfg, const RunOptions& options, LogAppender& delivery,
                  pg::ReplicationSource& source, events::Catalog catalog, events::Classifier classify,
                  const std::string& db, state::StoredPosition position, const Logger& log,
                  SourceMonitor* monitor, StatusReport report)
@@ -116,6 +65,7 @@ SessionStatus Session::status() const {
   st.bytes_delivered = bytes_delivered_;
   st.pending_bytes = delivery_.pendingBytes();
   st.changes_skipped = changes_skipped_;
+  if (paused_by_) st.paused_by = paused_by_->sink;
   for (const auto& [relid, skipped] : skipped_) st.skipped_tables[skipped.first] += skipped.second;
   st.freshness = freshness_;
   return st;
@@ -137,6 +87,10 @@ StopReason Session::stream(const std::atomic<bool>& stop) {
     checkStall();
     checkCapture();
     maybeReport(false);
+    if (paused()) {
+      std::this_thread::sleep_for(kPauseWait);
+      continue;
+    }
     pg::Frame frame = source_.read(kReadWait);
     if (auto* d = std::get_if<pg::XLogData>(&frame)) {
       onData(*d);
@@ -154,10 +108,10 @@ void Session::salvage() {
     in_transaction_ = false;
     makeDurable();
   } catch (const Error& e) {
-    // The sinks could not take what was written (a full disk): nothing of it stays. The
+    // The log could not take what was written (a full disk): nothing of it stays. The
     // position was not saved past what is durable, so the source sends it all again.
-    log_.warn("could not make the transactions already written durable ({}); every sink goes back "
-              "to what was saved with {}",
+    log_.warn("could not make the transactions already written durable ({}); the change log goes "
+              "back to what was saved with {}",
               e.what(), durable_.str());
     in_transaction_ = false;
     delivery_.rollbackToSaved();
@@ -274,7 +228,7 @@ void Session::onCommit(const pgoutput::CommitMessage& m) {
   if (!in_transaction_) throw Error(ErrorClass::Fatal, "Commit without Begin");
   in_transaction_ = false;
   builder_.endTransaction(m.end_lsn);
-  delivery_.markTransactionEnd();
+  delivery_.markTransactionEnd(m.end_lsn);
   setPending(m.end_lsn);
   if (tx_has_changes_) {
     // A commit of captured data proves the stream live as a heartbeat would, and its commit
@@ -357,7 +311,7 @@ void Session::onMessage(const pgoutput::LogicalDecodingMessage& m, Lsn lsn) {
   if (lsn < durable_) return;
   deliver(builder_.message(m, lsn, false));
   if (!in_transaction_) {
-    delivery_.markTransactionEnd();
+    delivery_.markTransactionEnd(std::max(Lsn{lsn.value() + 1}, std::max(pending_, durable_)));
     setPending(Lsn{lsn.value() + 1});
   }
 }
@@ -403,6 +357,34 @@ void Session::makeDurable(bool force) {
   }
 }
 
+bool Session::paused() {
+  auto now = Clock::now();
+  if (now < next_pause_check_) return paused_by_.has_value();
+  next_pause_check_ = now + kPauseCheckEvery;
+  // What is whole goes to disk first: it may be all the log lacks to free a segment.
+  if (!in_transaction_ && pending_ > durable_) {
+    makeDurable();
+    sendStatus();
+  }
+  Retention holder;
+  const bool full = delivery_.full(holder);
+  if (full && !paused_by_) {
+    log_.warn("the change log is at buffer.max_bytes ({} bytes): reading from the source pauses until "
+              "sink \"{}\" consumes more (it is at offset {})",
+              cfg_.buffer.max_bytes, holder.sink, holder.offset);
+    report_soon_ = true;
+  } else if (!full && paused_by_) {
+    log_.info("the change log has room again: reading from the source resumes");
+    report_soon_ = true;
+  }
+  if (full) {
+    paused_by_ = holder;
+  } else {
+    paused_by_.reset();
+  }
+  return full;
+}
+
 void Session::maybeHeartbeatEvent() {
   if (!cfg_.heartbeat.events || in_transaction_) return;
   auto now = Clock::now();
@@ -410,7 +392,7 @@ void Session::maybeHeartbeatEvent() {
   next_heartbeat_event_ = now + cfg_.heartbeat.interval;
   // Layer 1: the event, then a commit of the position with it, keepalive progress included.
   deliver(builder_.heartbeat(unixMicrosNow() / 1000));
-  delivery_.markTransactionEnd();
+  delivery_.markTransactionEnd(std::max(pending_, durable_));
   makeDurable(true);
   sendStatus();
 }

@@ -1,7 +1,6 @@
-// The parts of a running pipeline, apart from connecting: Delivery (the sinks, the state
-// store, and the position they reach together) and Session (one replication stream's worth
-// of decoding, event building and the durability protocol). pipeline.cc wires them to real
-// connections; tests drive them with their own ReplicationSource, sinks and store.
+// One replication stream's worth of work: decoding, event building, and the durability
+// protocol against the change log (LogAppender). pipeline.cc wires it to real connections;
+// tests drive it with their own ReplicationSource.
 #pragma once
 
 #include <atomic>
@@ -22,43 +21,13 @@
 #include "events/relations.h"
 #include "pg/replication.h"
 #include "pgoutput/decoder.h"
+#include "pipeline/log_appender.h"
 #include "pipeline/pipeline.h"
 #include "pipeline/source_monitor.h"
 #include "pipeline/status.h"
-#include "sinks/sink.h"
 #include "state/offset_store.h"
 
 namespace tidemark::pipeline {
-
-/// Every sink and the state store, kept in step: makeDurable() flushes every sink, then saves
-/// the position with their checkpoints in one store transaction.
-class Delivery {
- public:
-  Delivery(std::vector<std::unique_ptr<sinks::Sink>> sinks, state::OffsetStore& store);
-
-  /// Gives each sink its stored checkpoint: none on a first run (the sink must be empty), none
-  /// for a sink added since (it keeps what it holds). Sinks named in `reset` keep their output
-  /// as it is, whatever their checkpoint says (run --reset-sink). Throws Error when a sink's
-  /// output is not what was made durable.
-  void recover(const std::optional<state::StoredPosition>& stored, const std::vector<std::string>& reset = {});
-
-  void write(const events::Event& e);
-  void markTransactionEnd();
-  void rollbackToMark();
-  /// Every sink back to the checkpoint last saved with the position, after a write, a flush
-  /// or the save failed.
-  void rollbackToSaved();
-  uint64_t pendingBytes() const;
-
-  /// Flushes every sink, then saves `position` with their checkpoints. After it returns,
-  /// `position.lsn` may be confirmed to the server.
-  void makeDurable(state::StoredPosition position);
-
- private:
-  std::vector<std::unique_ptr<sinks::Sink>> sinks_;
-  state::OffsetStore& store_;
-  std::map<std::string, std::string> saved_;  // each sink's checkpoint as last saved (or recovered)
-};
 
 enum class StopReason { Requested, UntilLsn };
 
@@ -74,7 +43,7 @@ class StallError : public Error {
 };
 
 /// One stream's worth of work. Invariant, at every status update it sends:
-///   flush position sent <= position saved in the store <= what the sinks hold durably.
+///   flush position sent <= position saved in the store <= what the change log holds durably.
 class Session {
  public:
   /// Called every two seconds and when the session stops, with what the status shows.
@@ -85,7 +54,7 @@ class Session {
   /// relations are captured, and as which table (CaptureSet). `monitor` (may be null) tells
   /// what heartbeats were written, for stall detection, learns of captured changes, and
   /// reports captured tables the source no longer sends.
-  Session(const config::PipelineConfig& cfg, const RunOptions& options, Delivery& delivery,
+  Session(const config::PipelineConfig& cfg, const RunOptions& options, LogAppender& delivery,
           pg::ReplicationSource& source, events::Catalog catalog, events::Classifier classify,
           const std::string& db, state::StoredPosition position, const Logger& log,
           SourceMonitor* monitor = nullptr, StatusReport report = {});
@@ -96,9 +65,9 @@ class Session {
   StopReason stream(const std::atomic<bool>& stop);
 
   /// After an error: makes the whole transactions already written durable (without
-  /// confirming them; the next connection starts from there). When that fails too (the sinks
-  /// or the store were what failed: a full disk), every sink goes back to the checkpoint last
-  /// saved instead, and the next connection starts from the durable position. Throws only
+  /// confirming them; the next connection starts from there). When that fails too (the log
+  /// or the store were what failed: a full disk), what was written since the last commit is
+  /// dropped instead, and the next connection starts from the durable position. Throws only
   /// when even that fails.
   void salvage();
 
@@ -138,6 +107,8 @@ class Session {
   void setPending(Lsn lsn);
   void maybeFlush();
   void makeDurable(bool force = false);
+  /// Whether the change log is at buffer.max_bytes: then reading waits (status says why).
+  bool paused();
   void maybeSendStatus();
   void sendStatus();
   StopReason finish(StopReason why);
@@ -146,7 +117,7 @@ class Session {
 
   const config::PipelineConfig& cfg_;
   const RunOptions& options_;
-  Delivery& delivery_;
+  LogAppender& delivery_;
   pg::ReplicationSource& source_;
   pgoutput::Decoder decoder_;
   events::RelationCache relations_;
@@ -178,6 +149,8 @@ class Session {
   bool tx_has_changes_ = false;    // the open transaction changed a captured table
   std::optional<int64_t> tx_observed_written_us_;  // heartbeat or commit time seen in it
   std::optional<std::pair<Lsn, int64_t>> undelivered_;  // observation awaiting durability
+  std::optional<Retention> paused_by_;  // while the log is full
+  Clock::time_point next_pause_check_;
   uint64_t events_delivered_ = 0;
   uint64_t bytes_delivered_ = 0;
   uint64_t changes_skipped_ = 0;

@@ -50,6 +50,7 @@ void SinkWorker::loop(std::stop_token stop) {
       if (!reader_) reader_ = log_.reader(durable_.cursor);
       feed(stop);
       maybeFlush();
+      noteCaughtUp();
       if (!stop.stop_requested()) log_.waitBeyond(reader_->position(), kIdleWait);
     } catch (const Error& e) {
       recover(e, stop);
@@ -69,6 +70,11 @@ void SinkWorker::loop(std::stop_token stop) {
   }
 }
 
+void SinkWorker::noteCaughtUp() {
+  std::lock_guard lock(mutex_);
+  if (durable_.cursor >= log_.endOffset()) status_.caught_up_at_us = unixMicrosNow();
+}
+
 void SinkWorker::feed(std::stop_token stop) {
   // The status learns the read cursor at transaction ends and when caught up, not per record.
   auto noteRead = [this] {
@@ -83,6 +89,9 @@ void SinkWorker::feed(std::stop_token stop) {
       boundary_ = r->offset + 1;
       noteRead();
       maybeFlush();
+    } else if (changelog::isTransactionAbort(r->record)) {
+      // The first part of a large transaction, abandoned: the source sends it again whole.
+      sink_.rollbackToMark();
     } else {
       sink_.write(events::Event{r->record.topic, r->record.key.value_or(std::string_view()),
                                 r->record.value.value_or(std::string_view("null"))});
@@ -123,11 +132,15 @@ void SinkWorker::flushNow() {
 }
 
 void SinkWorker::recover(const Error& e, std::stop_token stop) {
-  const auto wait = retry_.failed(durable_.cursor, Clock::now());
+  // What will not pass by waiting (output changed behind tidemark's back, a bad
+  // configuration) stops the sink at once.
+  const auto wait = e.retriable() ? retry_.failed(durable_.cursor, Clock::now()) : std::nullopt;
   {
     std::lock_guard lock(mutex_);
     status_.error = e.what();
     status_.attempt = retry_.attempt();
+    status_.retry_since_us = retry_.sinceUnixMicros();
+    status_.gives_up_at_us = retry_.givesUpAtUnixMicros();
     if (!wait) {
       status_.state = "failed";
       failure_ = e;
@@ -136,12 +149,17 @@ void SinkWorker::recover(const Error& e, std::stop_token stop) {
     }
   }
   if (!wait) {
-    logger_.error("giving up after retry.window: {}", e.describe());
+    if (e.retriable()) {
+      logger_.error("giving up after retry.window: {}", e.describe());
+    } else {
+      logger_.error("{}", e.describe());
+    }
     durable_changed_.notify_all();
     return;
   }
-  logger_.warn("{}; retrying in {} ms from offset {} (attempt {})", e.what(), wait->count(), durable_.cursor,
-               retry_.attempt());
+  logger_.warn("{}; the sink goes back to what it last made durable (change-log offset {}) and retries in "
+               "{} ms (attempt {})",
+               e.what(), durable_.cursor, wait->count(), retry_.attempt());
   std::mutex sleep_mutex;
   std::unique_lock sleep_lock(sleep_mutex);
   std::condition_variable_any().wait_for(sleep_lock, stop, *wait, [] { return false; });

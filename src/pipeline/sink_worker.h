@@ -25,16 +25,13 @@
 #include "common/log.h"
 #include "config/config.h"
 #include "pipeline/retry.h"
+#include "pipeline/source_monitor.h"
 #include "sinks/sink.h"
+#include "state/offset_store.h"
 
 namespace tidemark::pipeline {
 
-/// Where a sink stands: every log record below `cursor` is durable in it, as `checkpoint`
-/// (Sink::checkpoint) describes.
-struct SinkProgress {
-  uint64_t cursor = 0;
-  std::string checkpoint;
-};
+using state::SinkProgress;
 
 class SinkWorker {
  public:
@@ -51,6 +48,11 @@ class SinkWorker {
     std::string state;            // "running", "retrying" or "failed"
     std::string error;            // the last error, while retrying or failed
     int attempt = 0;
+    int64_t retry_since_us = 0;   // while retrying: when the retry window started
+    int64_t gives_up_at_us = 0;   // and when it ends (Unix microseconds)
+    /// When the sink last held everything the log held (Unix microseconds; 0: not yet). While
+    /// it is behind, what it lacks was appended after that moment.
+    int64_t caught_up_at_us = 0;
   };
 
   /// Starts feeding `sink`, already recovered to `start`, from `start.cursor`. `save` stores a
@@ -81,6 +83,7 @@ class SinkWorker {
   /// nothing more for now.
   void maybeFlush();
   void flushNow();
+  void noteCaughtUp();
   void recover(const Error& e, std::stop_token stop);
 
   sinks::Sink& sink_;

@@ -15,6 +15,7 @@ std::string_view stateName(PipelineState state) {
   switch (state) {
     case PipelineState::Starting: return "starting";
     case PipelineState::Running: return "running";
+    case PipelineState::Paused: return "paused";
     case PipelineState::Retrying: return "retrying";
     case PipelineState::Stalled: return "stalled";
     case PipelineState::Stopped: return "stopped";
@@ -101,6 +102,39 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
   hb["sinks"] = sinks;
   j["heartbeat"] = hb;
 
+  // Each sink's own place in the change log.
+  json sink_docs = json::object();
+  for (const SinkStatus& s : in.sinks) {
+    const SinkWorker::Status& w = s.worker;
+    const uint64_t behind = s.log_end - std::min(s.log_end, w.durable_cursor);
+    json one;
+    one["kind"] = s.kind;
+    one["state"] = w.state;
+    one["position"] = w.durable_cursor;
+    one["read"] = w.read_cursor;
+    one["lag_records"] = behind;
+    one["lag_seconds"] = behind == 0 || w.caught_up_at_us == 0
+                             ? (behind == 0 ? json(0) : json(nullptr))
+                             : json(std::max<int64_t>(0, in.now_us - w.caught_up_at_us) / 1000000);
+    one["last_error"] = w.error.empty() ? json(nullptr) : json(w.error);
+    one["attempt"] = w.attempt;
+    one["gives_up_at"] = w.state == "retrying" ? json(isoTime(w.gives_up_at_us)) : json(nullptr);
+    sink_docs[s.name] = one;
+  }
+  j["sinks"] = sink_docs;
+  if (in.log) {
+    const LogFigures& l = *in.log;
+    j["log"] = {{"kind", cfg.buffer.kind},
+                {"size_bytes", l.size_bytes},
+                {"max_bytes", l.max_bytes},
+                {"start_offset", l.start_offset},
+                {"end_offset", l.end_offset},
+                {"oldest_unconsumed_offset", l.oldest_unconsumed},
+                {"held_by", l.held_by.empty() ? json(nullptr) : json(l.held_by)}};
+  } else {
+    j["log"] = nullptr;
+  }
+
   json slot;
   slot["name"] = cfg.source.slot;
   const std::optional<SlotFigures>& sf = in.monitor.slot;
@@ -182,7 +216,7 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
   MetricsWriter m(cfg.name);
   const Freshness& f = in.session.freshness;
   m.family("tidemark_state", "gauge", "1 for the pipeline's current state, 0 for the others.");
-  for (PipelineState st : {PipelineState::Starting, PipelineState::Running, PipelineState::Retrying,
+  for (PipelineState st : {PipelineState::Starting, PipelineState::Running, PipelineState::Paused, PipelineState::Retrying,
                            PipelineState::Stalled, PipelineState::Stopped, PipelineState::Failed}) {
     m.sample("tidemark_state", st == in.state ? 1 : 0, fmt::format("state=\"{}\"", stateName(st)));
   }
@@ -237,6 +271,27 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
                fmt::format("sink=\"{}\"", labelValue(sink.name)));
     }
   }
+  m.family("tidemark_sink_position", "gauge", "The change-log offset below which everything is durable in the sink.");
+  for (const SinkStatus& s : in.sinks) {
+    m.sample("tidemark_sink_position", static_cast<double>(s.worker.durable_cursor),
+             fmt::format("sink=\"{}\"", labelValue(s.name)));
+  }
+  m.family("tidemark_sink_lag_records", "gauge", "Change-log records not yet durable in the sink.");
+  for (const SinkStatus& s : in.sinks) {
+    m.sample("tidemark_sink_lag_records",
+             static_cast<double>(s.log_end - std::min(s.log_end, s.worker.durable_cursor)),
+             fmt::format("sink=\"{}\"", labelValue(s.name)));
+  }
+  m.family("tidemark_sink_up", "gauge", "1 while the sink delivers, 0 while it retries or has given up.");
+  for (const SinkStatus& s : in.sinks) {
+    m.sample("tidemark_sink_up", s.worker.state == "running" ? 1 : 0, fmt::format("sink=\"{}\"", labelValue(s.name)));
+  }
+  m.family("tidemark_log_size_bytes", "gauge", "Bytes the change log holds on disk.");
+  if (in.log) m.sample("tidemark_log_size_bytes", static_cast<double>(in.log->size_bytes));
+  m.family("tidemark_log_max_bytes", "gauge", "buffer.max_bytes: at this size reading from the source pauses.");
+  if (in.log) m.sample("tidemark_log_max_bytes", static_cast<double>(in.log->max_bytes));
+  m.family("tidemark_log_end_offset", "gauge", "The offset the next record appended to the change log gets.");
+  if (in.log) m.sample("tidemark_log_end_offset", static_cast<double>(in.log->end_offset));
   m.family("tidemark_backlog_bytes", "gauge", "The server's WAL position minus what tidemark has received.");
   m.optional("tidemark_backlog_bytes", in.progress.backlog_bytes);
   return m.take();
@@ -248,6 +303,12 @@ StatusBoard::StatusBoard(const config::PipelineConfig& cfg, Save save, const Log
 void StatusBoard::setMonitor(const SourceMonitor* monitor) {
   std::lock_guard lock(mutex_);
   monitor_ = monitor;
+}
+
+void StatusBoard::setDelivery(const SinkSet* sinks, const changelog::LocalLog* log) {
+  std::lock_guard lock(mutex_);
+  sinks_ = sinks;
+  log_figures_ = log;
 }
 
 void StatusBoard::setState(PipelineState state, std::string reason) {
@@ -308,6 +369,30 @@ StatusInput StatusBoard::input() const {
   StatusInput in = in_;
   if (in.state != PipelineState::Stopped && in.state != PipelineState::Failed) in.pid = ::getpid();
   in.now_us = unixMicrosNow();
+  if (sinks_ != nullptr) in.sinks = sinks_->status();
+  if (log_figures_ != nullptr && sinks_ != nullptr) {
+    const Retention r = sinks_->retention();
+    in.log = LogFigures{log_figures_->sizeBytes(), cfg_.buffer.max_bytes, log_figures_->startOffset(),
+                        log_figures_->endOffset(), r.offset, r.sink};
+  }
+  // While the source side runs, a sink in trouble or a full log is what the state says.
+  if (in.state == PipelineState::Running) {
+    for (const SinkStatus& s : in.sinks) {
+      if (s.worker.state == "running") continue;
+      in.state = PipelineState::Retrying;
+      in.reason = fmt::format("sink \"{}\" {}: {}", s.name, s.worker.state == "failed" ? "gave up" : "is retrying",
+                              s.worker.error);
+      if (s.worker.state == "retrying") {
+        in.retry = RetryStatus{s.worker.error, s.worker.attempt, s.worker.retry_since_us, s.worker.gives_up_at_us};
+      }
+      break;
+    }
+  }
+  if (in.state == PipelineState::Running && in.session.paused_by) {
+    in.state = PipelineState::Paused;
+    in.reason = fmt::format("the change log is at buffer.max_bytes; sink \"{}\" holds it back",
+                            *in.session.paused_by);
+  }
   return in;
 }
 

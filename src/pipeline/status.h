@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <deque>
 #include <mutex>
@@ -16,11 +17,13 @@
 #include "common/log.h"
 #include "common/lsn.h"
 #include "config/config.h"
+#include "changelog/local_log.h"
+#include "pipeline/sink_set.h"
 #include "pipeline/source_monitor.h"
 
 namespace tidemark::pipeline {
 
-enum class PipelineState { Starting, Running, Retrying, Stalled, Stopped, Failed };
+enum class PipelineState { Starting, Running, Paused, Retrying, Stalled, Stopped, Failed };
 
 std::string_view stateName(PipelineState state);
 
@@ -38,9 +41,11 @@ struct SessionStatus {
   Lsn received;
   Lsn durable;
   Lsn acknowledged;
-  uint64_t events_delivered = 0;
-  uint64_t bytes_delivered = 0;  // event values written to the sinks
-  uint64_t pending_bytes = 0;    // written to the sinks, not yet durable
+  uint64_t events_delivered = 0;  // appended to the change log
+  uint64_t bytes_delivered = 0;   // event values appended to the change log
+  uint64_t pending_bytes = 0;     // appended to the change log, not yet durable
+  /// Reading from the source waits: the change log is at buffer.max_bytes, held by this sink.
+  std::optional<std::string> paused_by;
   /// Changes of published relations that are not captured, skipped on purpose, and of which.
   uint64_t changes_skipped = 0;
   std::map<std::string, uint64_t> skipped_tables;
@@ -63,12 +68,24 @@ struct RetryStatus {
   int64_t gives_up_at_us = 0;  // when it ends
 };
 
+/// The change log between the source and the sinks.
+struct LogFigures {
+  uint64_t size_bytes = 0;
+  uint64_t max_bytes = 0;
+  uint64_t start_offset = 0;
+  uint64_t end_offset = 0;
+  uint64_t oldest_unconsumed = 0;  // the slowest sink's cursor
+  std::string held_by;             // that sink
+};
+
 struct StatusInput {
   PipelineState state = PipelineState::Starting;
   std::string reason;
   std::optional<RetryStatus> retry;  // while retrying (or stalled and reconnecting)
   std::optional<int> pid;
   SessionStatus session;
+  std::optional<LogFigures> log;
+  std::vector<SinkStatus> sinks;
   MonitorSnapshot monitor;
   Progress progress;
   uint64_t retries = 0;
@@ -91,6 +108,8 @@ class StatusBoard {
   StatusBoard(const config::PipelineConfig& cfg, Save save, const Logger& log);
 
   void setMonitor(const SourceMonitor* monitor);
+  /// The sinks and the change log, read live for every document.
+  void setDelivery(const SinkSet* sinks, const changelog::LocalLog* log);
   /// Sets the state; any state but retrying or stalled ends the retry figures.
   void setState(PipelineState state, std::string reason = {});
   /// Retrying after `retry.last_error` (state `state`: retrying, or stalled).
@@ -113,6 +132,8 @@ class StatusBoard {
   Logger log_;
   mutable std::mutex mutex_;
   const SourceMonitor* monitor_ = nullptr;
+  const SinkSet* sinks_ = nullptr;
+  const changelog::LocalLog* log_figures_ = nullptr;
   StatusInput in_;
   std::string json_;
   struct Sample {

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <utility>
 
 #include <fmt/format.h>
@@ -83,6 +84,29 @@ Error storeError(sqlite3* db, const std::string& path, std::string message) {
   return Error(ErrorClass::Fatal, std::move(message));
 }
 
+constexpr const char* kSelectPosition =
+    "SELECT system_identifier, timeline, slot, lsn, log_end FROM position WHERE id = 1";
+constexpr const char* kSelectSinks = "SELECT sink, cursor, checkpoint FROM sink_checkpoint";
+
+std::string columnText(sqlite3_stmt* s, int col) {
+  const unsigned char* t = sqlite3_column_text(s, col);
+  return t ? reinterpret_cast<const char*>(t) : "";
+}
+
+StoredPosition positionRow(sqlite3_stmt* s) {
+  StoredPosition p;
+  p.system_identifier = columnText(s, 0);
+  p.timeline = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
+  p.slot = columnText(s, 2);
+  p.lsn = Lsn{static_cast<uint64_t>(sqlite3_column_int64(s, 3))};
+  p.log_end = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
+  return p;
+}
+
+void addSinkRow(StoredPosition& p, sqlite3_stmt* s) {
+  p.sinks[columnText(s, 0)] = SinkProgress{static_cast<uint64_t>(sqlite3_column_int64(s, 1)), columnText(s, 2)};
+}
+
 class SqliteStore final : public OffsetStore {
  public:
   explicit SqliteStore(const std::filesystem::path& dir) : path_((dir / "state.db").string()) {
@@ -124,6 +148,9 @@ class SqliteStore final : public OffsetStore {
          " lsn INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
     exec("CREATE TABLE IF NOT EXISTS sink_checkpoint ("
          " sink TEXT PRIMARY KEY, checkpoint TEXT NOT NULL)");
+    // Columns a store from before the change log lacks.
+    addColumnIfMissing("position", "log_end");
+    addColumnIfMissing("sink_checkpoint", "cursor");
     exec("CREATE TABLE IF NOT EXISTS status ("
          " id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)");
     exec(kCapturedTableDdl);
@@ -136,22 +163,20 @@ class SqliteStore final : public OffsetStore {
   }
 
   std::optional<StoredPosition> load() override {
-    Stmt s = prepare("SELECT system_identifier, timeline, slot, lsn FROM position WHERE id = 1");
+    std::lock_guard lock(mutex_);
+    Stmt s = prepare(kSelectPosition);
     int rc = sqlite3_step(s.get());
     if (rc == SQLITE_DONE) return std::nullopt;
     check(rc, SQLITE_ROW, "reading the position");
-    StoredPosition p;
-    p.system_identifier = text(s.get(), 0);
-    p.timeline = static_cast<uint32_t>(sqlite3_column_int64(s.get(), 1));
-    p.slot = text(s.get(), 2);
-    p.lsn = Lsn{static_cast<uint64_t>(sqlite3_column_int64(s.get(), 3))};
-    Stmt c = prepare("SELECT sink, checkpoint FROM sink_checkpoint");
-    while ((rc = sqlite3_step(c.get())) == SQLITE_ROW) p.sinks[text(c.get(), 0)] = text(c.get(), 1);
+    StoredPosition p = positionRow(s.get());
+    Stmt c = prepare(kSelectSinks);
+    while ((rc = sqlite3_step(c.get())) == SQLITE_ROW) addSinkRow(p, c.get());
     check(rc, SQLITE_DONE, "reading sink checkpoints");
     return p;
   }
 
   void saveStatus(const std::string& json) override {
+    std::lock_guard lock(mutex_);
     Stmt s = prepare(
         "INSERT INTO status (id, json) VALUES (1, ?1) "
         "ON CONFLICT (id) DO UPDATE SET json = excluded.json");
@@ -173,6 +198,7 @@ class SqliteStore final : public OffsetStore {
   }
 
   std::vector<CapturedTable> loadCapture() override {
+    std::lock_guard lock(mutex_);
     Stmt s = prepare(kSelectCaptured);
     std::vector<CapturedTable> out;
     int rc;
@@ -182,6 +208,7 @@ class SqliteStore final : public OffsetStore {
   }
 
   void saveCapture(const std::vector<CapturedTable>& tables) override {
+    std::lock_guard lock(mutex_);
     checkStillThere();
     exec("BEGIN IMMEDIATE");
     try {
@@ -201,27 +228,23 @@ class SqliteStore final : public OffsetStore {
   }
 
   void save(const StoredPosition& p) override {
+    std::lock_guard lock(mutex_);
     checkStillThere();
     exec("BEGIN IMMEDIATE");
     try {
       Stmt s = prepare(
-          "INSERT INTO position (id, system_identifier, timeline, slot, lsn, updated_at) "
-          "VALUES (1, ?1, ?2, ?3, ?4, strftime('%s','now')) ON CONFLICT (id) DO UPDATE SET "
+          "INSERT INTO position (id, system_identifier, timeline, slot, lsn, log_end, updated_at) "
+          "VALUES (1, ?1, ?2, ?3, ?4, ?5, strftime('%s','now')) ON CONFLICT (id) DO UPDATE SET "
           "system_identifier = excluded.system_identifier, timeline = excluded.timeline, "
-          "slot = excluded.slot, lsn = excluded.lsn, updated_at = excluded.updated_at");
+          "slot = excluded.slot, lsn = excluded.lsn, log_end = excluded.log_end, "
+          "updated_at = excluded.updated_at");
       sqlite3_bind_text(s.get(), 1, p.system_identifier.c_str(), -1, SQLITE_TRANSIENT);
       sqlite3_bind_int64(s.get(), 2, p.timeline);
       sqlite3_bind_text(s.get(), 3, p.slot.c_str(), -1, SQLITE_TRANSIENT);
       sqlite3_bind_int64(s.get(), 4, static_cast<sqlite3_int64>(p.lsn.value()));
+      sqlite3_bind_int64(s.get(), 5, static_cast<sqlite3_int64>(p.log_end));
       check(sqlite3_step(s.get()), SQLITE_DONE, "saving the position");
-      for (const auto& [sink, checkpoint] : p.sinks) {
-        Stmt c = prepare(
-            "INSERT INTO sink_checkpoint (sink, checkpoint) VALUES (?1, ?2) "
-            "ON CONFLICT (sink) DO UPDATE SET checkpoint = excluded.checkpoint");
-        sqlite3_bind_text(c.get(), 1, sink.c_str(), -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(c.get(), 2, checkpoint.c_str(), -1, SQLITE_TRANSIENT);
-        check(sqlite3_step(c.get()), SQLITE_DONE, "saving a sink checkpoint");
-      }
+      for (const auto& [sink, progress] : p.sinks) upsertSink(sink, progress);
       exec("COMMIT");
     } catch (...) {
       sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -229,7 +252,30 @@ class SqliteStore final : public OffsetStore {
     }
   }
 
+  void saveSink(const std::string& sink, const SinkProgress& progress) override {
+    std::lock_guard lock(mutex_);
+    checkStillThere();
+    // One statement: atomic and, with synchronous=FULL, durable when it returns.
+    upsertSink(sink, progress);
+  }
+
  private:
+  void upsertSink(const std::string& sink, const SinkProgress& progress) {
+    Stmt c = prepare(
+        "INSERT INTO sink_checkpoint (sink, cursor, checkpoint) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (sink) DO UPDATE SET cursor = excluded.cursor, checkpoint = excluded.checkpoint");
+    sqlite3_bind_text(c.get(), 1, sink.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(c.get(), 2, static_cast<sqlite3_int64>(progress.cursor));
+    sqlite3_bind_text(c.get(), 3, progress.checkpoint.c_str(), -1, SQLITE_TRANSIENT);
+    check(sqlite3_step(c.get()), SQLITE_DONE, "saving a sink's progress");
+  }
+
+  void addColumnIfMissing(const char* table, const char* column) {
+    Stmt s = prepare(fmt::format("SELECT 1 FROM pragma_table_info('{}') WHERE name = '{}'", table, column).c_str());
+    if (sqlite3_step(s.get()) == SQLITE_ROW) return;
+    exec(fmt::format("ALTER TABLE {} ADD COLUMN {} INTEGER NOT NULL DEFAULT 0", table, column).c_str());
+  }
+
   void exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -257,12 +303,8 @@ class SqliteStore final : public OffsetStore {
     if (::stat(path_.c_str(), &st) != 0) return {0, 0};
     return {st.st_dev, st.st_ino};
   }
-  static std::string text(sqlite3_stmt* s, int col) {
-    const unsigned char* t = sqlite3_column_text(s, col);
-    return t ? reinterpret_cast<const char*>(t) : "";
-  }
-
   std::string path_;
+  std::mutex mutex_;  // one statement or transaction at a time on the one connection
   int lock_fd_ = -1;
   std::unique_ptr<sqlite3, DbCloser> db_;
   std::pair<dev_t, ino_t> identity_{0, 0};
@@ -343,11 +385,7 @@ std::optional<StoredPosition> readPosition(const std::filesystem::path& state_di
     if (sqlite3_prepare_v2(db.get(), sql, -1, &stmt, nullptr) != SQLITE_OK) return Stmt();
     return Stmt(stmt);
   };
-  auto text = [](sqlite3_stmt* s, int col) -> std::string {
-    const unsigned char* t = sqlite3_column_text(s, col);
-    return t ? reinterpret_cast<const char*>(t) : "";
-  };
-  Stmt s = prepare("SELECT system_identifier, timeline, slot, lsn FROM position WHERE id = 1");
+  Stmt s = prepare(kSelectPosition);
   if (!s) return std::nullopt;
   int rc = sqlite3_step(s.get());
   if (rc == SQLITE_DONE) return std::nullopt;
@@ -355,13 +393,9 @@ std::optional<StoredPosition> readPosition(const std::filesystem::path& state_di
     throw Error(ErrorClass::Fatal, fmt::format("state store {}: reading the position failed: {}",
                                                db_path, sqlite3_errmsg(db.get())));
   }
-  StoredPosition p;
-  p.system_identifier = text(s.get(), 0);
-  p.timeline = static_cast<uint32_t>(sqlite3_column_int64(s.get(), 1));
-  p.slot = text(s.get(), 2);
-  p.lsn = Lsn{static_cast<uint64_t>(sqlite3_column_int64(s.get(), 3))};
-  if (Stmt c = prepare("SELECT sink, checkpoint FROM sink_checkpoint")) {
-    while (sqlite3_step(c.get()) == SQLITE_ROW) p.sinks[text(c.get(), 0)] = text(c.get(), 1);
+  StoredPosition p = positionRow(s.get());
+  if (Stmt c = prepare(kSelectSinks)) {
+    while (sqlite3_step(c.get()) == SQLITE_ROW) addSinkRow(p, c.get());
   }
   return p;
 }

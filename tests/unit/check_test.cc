@@ -264,15 +264,19 @@ TEST(CheckStateTest, ReadPositionReadsWhatTheStoreSavedWithoutTakingItsLock) {
   p.timeline = 1;
   p.slot = "s";
   p.lsn = Lsn{0x16B3748};
-  p.sinks["files"] = "{\"x\":1}";
+  p.log_end = 42;
+  p.sinks["files"] = {7, "{\"x\":1}"};
   store->save(p);
+  store->saveSink("other", {9, "{}"});
   // The store stays open (locked), as under a running pipeline.
   auto read = state::readPosition(dir.path());
   ASSERT_TRUE(read.has_value());
   EXPECT_EQ(read->system_identifier, "7301");
   EXPECT_EQ(read->slot, "s");
   EXPECT_EQ(read->lsn, Lsn{0x16B3748});
-  EXPECT_EQ(read->sinks.at("files"), "{\"x\":1}");
+  EXPECT_EQ(read->log_end, 42u);
+  EXPECT_EQ(read->sinks.at("files"), (state::SinkProgress{7, "{\"x\":1}"}));
+  EXPECT_EQ(read->sinks.at("other"), (state::SinkProgress{9, "{}"}));
 }
 
 }  // namespace

@@ -306,17 +306,17 @@ TEST(SqliteStore, SavesAndLoadsPositionWithCheckpointsAtomically) {
     p.timeline = 1;
     p.slot = "s";
     p.lsn = Lsn(0x1234);
-    p.sinks["files"] = R"({"t":10})";
+    p.sinks["files"] = {3, R"({"t":10})"};
     store->save(p);
     p.lsn = Lsn(0x5678);
-    p.sinks["files"] = R"({"t":20})";
+    p.sinks["files"] = {5, R"({"t":20})"};
     store->save(p);
   }
   auto store = state::openSqliteStore(tmp.path() / "state");
   auto loaded = store->load();
   ASSERT_TRUE(loaded);
   EXPECT_EQ(loaded->lsn, Lsn(0x5678));
-  EXPECT_EQ(loaded->sinks.at("files"), R"({"t":20})");
+  EXPECT_EQ(loaded->sinks.at("files"), (state::SinkProgress{5, R"({"t":20})"}));
   EXPECT_EQ(loaded->system_identifier, "7300000000000000001");
 }
 
@@ -368,7 +368,7 @@ TEST(SqliteStore, AFullDiskMayPassAndADamagedFileSaysWhatToDo) {
     FileSizeLimit limit(1);  // no file may grow
     try {
       for (int i = 0; i < 200; ++i) {  // enough to need new pages
-        p.sinks["s" + std::to_string(i)] = std::string(1000, 'x');
+        p.sinks["s" + std::to_string(i)] = {0, std::string(1000, 'x')};
         store->save(p);
       }
     } catch (const tidemark::Error& e) {

@@ -12,68 +12,58 @@
 #include "pipeline/capture.h"
 #include "pipeline/session.h"
 #include "support/bytes.h"
+#include "support/temp_dir.h"
 
 namespace tidemark::pipeline {
 namespace {
 
 using test::Bytes;
 
-struct FakeSink;
+// The events the log holds durably, as a sink would keep them: a transaction's events once its
+// end is read, none of one that was aborted.
+std::vector<std::string> committedEvents(const changelog::LocalLog& log) {
+  std::vector<std::string> out, open;
+  auto reader = log.reader(log.startOffset());
+  while (const changelog::StoredRecord* r = reader->next()) {
+    if (changelog::isTransactionEnd(r->record)) {
+      out.insert(out.end(), open.begin(), open.end());
+      open.clear();
+    } else if (changelog::isTransactionAbort(r->record)) {
+      open.clear();
+    } else {
+      open.emplace_back(r->record.value.value_or(""));
+    }
+  }
+  return out;
+}
 
-// Checks, at every save, that the sink flushed everything up to its last mark first: a
-// position saved ahead of the sink's data would survive a crash that the data does not.
+// Checks, at every save, that the log committed everything appended before it: a position
+// saved ahead of the log's data would survive a crash that the data does not.
 struct FakeStore final : state::OffsetStore {
   std::optional<state::StoredPosition> load() override { return saved; }
-  void save(const state::StoredPosition& p) override;
+  void save(const state::StoredPosition& p) override {
+    if (log != nullptr) {
+      EXPECT_EQ(log->pendingBytes(), 0u) << "saved " << p.lsn.str() << " before the log committed";
+      EXPECT_EQ(p.log_end, log->endOffset());
+    }
+    saved = p;
+    ++saves;
+  }
+  void saveSink(const std::string&, const state::SinkProgress&) override {}
   void saveStatus(const std::string& json) override { status = json; }
   std::vector<state::CapturedTable> loadCapture() override { return capture; }
   void saveCapture(const std::vector<state::CapturedTable>& tables) override { capture = tables; }
   std::optional<state::StoredPosition> saved;
   std::vector<state::CapturedTable> capture;
   std::string status;
-  const FakeSink* sink = nullptr;
+  const changelog::LocalLog* log = nullptr;
   int saves = 0;
 };
 
-// Records events; "durable" holds what was written up to the last mark when flush() ran.
-struct FakeSink final : sinks::Sink {
-  const std::string& name() const override { return name_; }
-  void recover(const std::optional<std::string>&, sinks::RecoverMode) override {}
-  void write(const events::Event& e) override { written.emplace_back(e.value); }
-  void markTransactionEnd() override { marked = written.size(); }
-  void rollbackToMark() override {
-    written.resize(marked);
-    ++rollbacks;
-  }
-  void flush() override { durable = std::vector<std::string>(written.begin(), written.begin() + static_cast<long>(marked)); }
-  void rollbackTo(const std::string& checkpoint) override {
-    durable.resize(std::stoul(checkpoint));
-    written = durable;
-    marked = written.size();
-    ++rollbacks;
-  }
-  std::string checkpoint() const override { return std::to_string(durable.size()); }
-  uint64_t pendingBytes() const override { return 0; }
-
-  std::string name_ = "fake";
-  std::vector<std::string> written;
-  size_t marked = 0;
-  std::vector<std::string> durable;
-  int rollbacks = 0;
-};
-
-void FakeStore::save(const state::StoredPosition& p) {
-  if (sink != nullptr) {
-    EXPECT_EQ(sink->durable.size(), sink->marked) << "saved " << p.lsn.str() << " before the sink flushed";
-  }
-  saved = p;
-  ++saves;
-}
-
 class FakeSource final : public pg::ReplicationSource {
  public:
-  FakeSource(FakeStore& store, FakeSink& sink, std::atomic<bool>& stop)
-      : store_(store), sink_(sink), stop_(stop) {}
+  FakeSource(FakeStore& store, const changelog::LocalLog& log, std::atomic<bool>& stop)
+      : store_(store), log_(log), stop_(stop) {}
 
   // Frames, in order. Commits record how many events the sink must hold once their end LSN
   // is confirmed.
@@ -106,7 +96,7 @@ class FakeSource final : public pg::ReplicationSource {
     EXPECT_LE(flush, saved) << "confirmed " << flush.str() << " but the store holds " << saved.str();
     for (const auto& [end, events] : events_through_) {
       if (end <= flush) {
-        EXPECT_GE(sink_.durable.size(), events)
+        EXPECT_GE(committedEvents(log_).size(), events)
             << "confirmed " << flush.str() << " past a commit whose events are not durable";
       }
     }
@@ -128,7 +118,7 @@ class FakeSource final : public pg::ReplicationSource {
     bool is_keepalive;
   };
   FakeStore& store_;
-  FakeSink& sink_;
+  const changelog::LocalLog& log_;
   std::atomic<bool>& stop_;
   std::deque<Queued> frames_;
   Queued current_;
@@ -162,13 +152,8 @@ class SessionTest : public ::testing::Test {
     cfg.source.tables = {{"public", "orders"}};
     cfg.delivery.flush_interval = std::chrono::milliseconds(0);
     cfg.heartbeat.events = false;
-    auto owned = std::make_unique<FakeSink>();
-    sink = owned.get();
-    std::vector<std::unique_ptr<sinks::Sink>> sinks;
-    sinks.push_back(std::move(owned));
-    delivery = std::make_unique<Delivery>(std::move(sinks), store);
-    store.sink = sink;
-    source = std::make_unique<FakeSource>(store, *sink, stop);
+    openLog();
+    source = std::make_unique<FakeSource>(store, *log, stop);
     start.system_identifier = "1";
     start.slot = "s";
     start.lsn = Lsn(0x100);
@@ -184,6 +169,17 @@ class SessionTest : public ::testing::Test {
     source->expectEventsThrough(Lsn(0x200), 1);
   }
 
+  // The log and its appender, as a new process would open them (after a crash: whatever the
+  // directory holds).
+  void openLog(uint64_t spill_bytes = 4 << 20) {
+    delivery.reset();
+    log.reset();
+    log = std::make_unique<changelog::LocalLog>(changelog::LocalLog::Options{tmp.path() / "log"});
+    store.log = log.get();
+    delivery = std::make_unique<LogAppender>(*log, store, LogAppender::Options{spill_bytes, 1ull << 30}, nullptr);
+  }
+  std::vector<std::string> events() const { return committedEvents(*log); }
+
   Session session() {
     events::Catalog catalog;
     catalog.type = [](TypeOid) { return std::optional<events::CatalogType>(); };
@@ -196,9 +192,10 @@ class SessionTest : public ::testing::Test {
   // The captured tables by name only, as no catalog resolved them.
   CaptureSet capture{cfg, {{"public", "orders", RelationId{}}}};
   RunOptions options;
+  test::TempDir tmp{"tidemark-session"};
   FakeStore store;
-  FakeSink* sink = nullptr;
-  std::unique_ptr<Delivery> delivery;
+  std::unique_ptr<changelog::LocalLog> log;
+  std::unique_ptr<LogAppender> delivery;
   std::unique_ptr<FakeSource> source;
   std::atomic<bool> stop{false};
   state::StoredPosition start;
@@ -216,7 +213,7 @@ TEST_F(SessionTest, ConfirmsACommitOnlyAfterItsEventsAreFlushedAndSaved) {
   ASSERT_FALSE(source->statuses.empty());
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
   EXPECT_EQ(store.saved->lsn, Lsn(0x200));
-  EXPECT_EQ(sink->durable.size(), 2u);
+  EXPECT_EQ(events().size(), 2u);
   EXPECT_EQ(source->finishes, 1);
 }
 
@@ -264,9 +261,8 @@ TEST_F(SessionTest, CleanStopInsideATransactionDropsItsPartialOutput) {
   source->data(Lsn(0x230), insert("3"));
   Session s = session();
   s.stream(stop);
-  EXPECT_EQ(sink->written.size(), 1u);
-  EXPECT_EQ(sink->durable.size(), 1u);
-  EXPECT_GE(sink->rollbacks, 1);
+  EXPECT_EQ(events().size(), 1u);
+  EXPECT_EQ(log->endOffset(), 2u) << "the open transaction's events were committed";
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
 }
 
@@ -281,7 +277,7 @@ TEST_F(SessionTest, MalformedMessageStopsWithoutConfirmingIt) {
   for (const auto& st : source->statuses) EXPECT_LE(st.flush, Lsn(0x200));
   s.salvage();
   EXPECT_EQ(store.saved->lsn, Lsn(0x200));
-  EXPECT_EQ(sink->durable.size(), 1u);
+  EXPECT_EQ(events().size(), 1u);
 }
 
 TEST_F(SessionTest, UntilLsnStopsBeforeATransactionCommittedAfterIt) {
@@ -293,7 +289,7 @@ TEST_F(SessionTest, UntilLsnStopsBeforeATransactionCommittedAfterIt) {
   source->stopWhenDrainedAfter(1000000);  // only --until-lsn may end this run
   Session s = session();
   EXPECT_EQ(s.stream(stop), StopReason::UntilLsn);
-  EXPECT_EQ(sink->durable.size(), 1u);
+  EXPECT_EQ(events().size(), 1u);
   EXPECT_EQ(store.saved->lsn, Lsn(0x200));
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
 }
@@ -320,7 +316,7 @@ TEST_F(SessionTest, HeartbeatRowsOfThisPipelineAreMeasuredNotDelivered) {
   source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
   Session s = session();
   s.stream(stop);
-  EXPECT_TRUE(sink->written.empty());
+  EXPECT_TRUE(events().empty());
   SessionStatus st = s.status();
   ASSERT_TRUE(st.freshness.heartbeat_written_us);
   EXPECT_EQ(*st.freshness.heartbeat_written_us, 1795240800500000LL);
@@ -337,8 +333,8 @@ TEST_F(SessionTest, HeartbeatRowsAreDeliveredWhenAskedTo) {
   source->data(Lsn(0x1F0), commit(0x1F0, 0x200));
   Session s = session();
   s.stream(stop);
-  ASSERT_EQ(sink->written.size(), 1u);
-  EXPECT_NE(sink->written[0].find("\"table\":\"tidemark_heartbeat\""), std::string::npos);
+  ASSERT_EQ(events().size(), 1u);
+  EXPECT_NE(events()[0].find("\"table\":\"tidemark_heartbeat\""), std::string::npos);
 }
 
 TEST_F(SessionTest, CapturedCommitsMeasureFreshnessByTheirCommitTime) {
@@ -360,8 +356,8 @@ TEST_F(SessionTest, LayerOneHeartbeatEventIsWrittenAndCommittedWithThePosition) 
   source->keepalive(Lsn(0x500));
   Session s = session();
   s.stream(stop);
-  ASSERT_FALSE(sink->durable.empty());
-  EXPECT_EQ(sink->durable.front().rfind("{\"ts_ms\":", 0), 0u) << sink->durable.front();
+  ASSERT_FALSE(events().empty());
+  EXPECT_EQ(events().front().rfind("{\"ts_ms\":", 0), 0u) << events().front();
   EXPECT_EQ(store.saved->lsn, Lsn(0x500));
 }
 
@@ -383,8 +379,50 @@ TEST_F(SessionTest, SkipsATransactionThatCommittedBeforeTheStartPosition) {
   source->data(Lsn(0x50), commit(0x50, 0x60));
   Session s = session();
   s.stream(stop);
-  EXPECT_TRUE(sink->written.empty());
+  EXPECT_TRUE(events().empty());
   EXPECT_EQ(store.saved->lsn, Lsn(0x100));
+}
+
+TEST_F(SessionTest, ALargeTransactionAbandonedHalfWayIsAbortedInTheLog) {
+  openLog(/*spill_bytes=*/64);  // every event goes to disk at once
+  firstTransaction();
+  source->data(Lsn(0x210), begin(0x9F0, 8));
+  source->data(Lsn(0x220), insert("2"));
+  source->data(Lsn(0x230), insert("3"));
+  Session s = session();
+  s.stream(stop);  // stopped with the second transaction open: its first part is on disk
+  EXPECT_GT(log->endOffset(), 3u) << "the large transaction was not committed in parts";
+  EXPECT_EQ(events().size(), 1u);
+  EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
+}
+
+TEST_F(SessionTest, APartOfATransactionLeftByACrashIsAbortedAtTheNextStart) {
+  openLog(/*spill_bytes=*/64);
+  firstTransaction();
+  source->data(Lsn(0x210), begin(0x9F0, 8));
+  source->data(Lsn(0x220), insert("2"));
+  {
+    Session s = session();
+    source->stopWhenDrainedAfter(1000000);
+    source->data(Lsn(0x230), Bytes().ch('X'));  // an unknown message: the session fails here
+    EXPECT_THROW(s.stream(stop), Error);
+    // No salvage: the process died. The first part of transaction 8 is on disk.
+  }
+  ASSERT_TRUE(log->inTransaction());
+  openLog();
+  EXPECT_FALSE(log->inTransaction());
+  EXPECT_EQ(events().size(), 1u);
+  // The source sends transaction 8 again, whole.
+  start.lsn = Lsn(0x200);
+  source = std::make_unique<FakeSource>(store, *log, stop);
+  source->data(Lsn(0x110), relation());
+  source->data(Lsn(0x210), begin(0x9F0, 8));
+  source->data(Lsn(0x220), insert("2"));
+  source->data(Lsn(0x9F0), commit(0x9F0, 0xA00));
+  Session again = session();
+  again.stream(stop);
+  ASSERT_EQ(events().size(), 2u);
+  EXPECT_NE(events()[1].find("\"op\":\"c\""), std::string::npos) << events()[1];
 }
 
 }  // namespace

@@ -121,19 +121,22 @@ TEST_F(SinkFaultTest, FullDiskWhileFlushingGoesBackToTheSavedCheckpoint) {
   run->signal(SIGTERM);
   RunResult r = finish(*run);
   ASSERT_EQ(r.exitCode, 0) << r.description;
-  EXPECT_TRUE(contains(r.err, "every sink goes back to what was saved"));
+  EXPECT_TRUE(contains(r.err, "the sink goes back to what it last made durable"));
   EXPECT_TRUE(eachRowOnce(600));
 }
 
+// The sink's disk stays full: the sink gives up after retry.window and, as it was the only one,
+// so does the run. The source was never held back: the slot moved past the transaction the
+// sink could not take, which waits in the change log and reaches the sink once there is room.
 TEST_F(SinkFaultTest, FullDiskLeftFullGivesUpAfterTheRetryWindowAndResumesExactlyOnce) {
   sql("CREATE TABLE c (id int PRIMARY KEY, v text)");
   SmallDisk disk(outDir());
   const auto config = writeConfig(TidemarkConfig({"public.c"}).withTopLevel("retry:\n  window: 10s\n  max_backoff: 2s"));
   ASSERT_NO_FATAL_FAILURE(initPipeline(config));
-  const std::string confirmed = slotConfirmedFlushLsn().value_or("");
   disk.fillLeaving(600 * 1024);
   std::unique_ptr<Process> run = startRun(config);
   bigTransaction();
+  const uint64_t bigEnd = parseLsn(currentLsn());
   StatusResult st;
   ASSERT_TRUE(statusEventually(
       config, [](const StatusResult& s) { return s.json && (*s.json)["state"] == "retrying"; }, 60s, &st))
@@ -142,7 +145,8 @@ TEST_F(SinkFaultTest, FullDiskLeftFullGivesUpAfterTheRetryWindowAndResumesExactl
   EXPECT_EQ(r.exitCode, 2) << r.description;
   EXPECT_TRUE(contains(r.err, "gave up after retrying for 10s (retry.window)"));
   EXPECT_TRUE(contains(r.err, "No space left on device"));
-  EXPECT_EQ(slotConfirmedFlushLsn().value_or(""), confirmed) << "the slot moved past events that are not in the sink";
+  EXPECT_GE(parseLsn(slotConfirmedFlushLsn().value_or("0/0")), bigEnd)
+      << "the slot waited for the sink: its transaction is durable in the change log";
   st = status(config);
   ASSERT_TRUE(st.json) << st.description;
   EXPECT_EQ((*st.json)["state"], "failed");

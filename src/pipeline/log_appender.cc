@@ -1,0 +1,90 @@
+#include "pipeline/log_appender.h"
+
+#include <fmt/format.h>
+
+#include "common/error.h"
+
+namespace tidemark::pipeline {
+
+LogAppender::LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Options options,
+                         const LogConsumers* consumers)
+    : log_(log), store_(store), options_(options), consumers_(consumers) {
+  // A crash in the middle of a large transaction left its first part: drop it for the sinks.
+  if (log_.inTransaction()) {
+    log_.append(changelog::transactionAbort());
+    log_.commit();
+  }
+  mark_ = log_.mark();
+}
+
+void LogAppender::write(const events::Event& e) {
+  changelog::RecordView r;
+  r.topic = e.topic;
+  if (!e.key.empty()) r.key = e.key;
+  r.value = e.value;
+  log_.append(r);
+  if (log_.pendingBytes() >= options_.spill_bytes) {
+    // A large transaction: its first part goes to disk now, not at its end.
+    log_.commit();
+    spilled_ = true;
+    mark_ = log_.mark();
+  }
+}
+
+void LogAppender::markTransactionEnd(Lsn position) {
+  log_.append(changelog::transactionEnd(position.str()));
+  spilled_ = false;
+  mark_ = log_.mark();
+}
+
+void LogAppender::rollbackToMark() {
+  log_.rollbackTo(mark_);
+  if (spilled_) {
+    log_.append(changelog::transactionAbort());
+    spilled_ = false;
+  }
+  mark_ = log_.mark();
+}
+
+void LogAppender::rollbackToSaved() {
+  log_.rollback();
+  if (log_.inTransaction()) log_.append(changelog::transactionAbort());
+  spilled_ = false;
+  mark_ = log_.mark();
+}
+
+void LogAppender::makeDurable(state::StoredPosition position) {
+  log_.commit();
+  mark_ = log_.mark();
+  position.log_end = log_.endOffset();
+  position.sinks.clear();  // each sink saves its own progress
+  store_.save(position);
+  trim();
+}
+
+void LogAppender::trim() {
+  if (consumers_ != nullptr) log_.removeBefore(consumers_->retention().offset);
+}
+
+bool LogAppender::full(Retention& holder) {
+  if (consumers_ != nullptr) consumers_->check();
+  trim();
+  if (log_.sizeBytes() < options_.max_bytes) return false;
+  if (consumers_ != nullptr) holder = consumers_->retention();
+  return true;
+}
+
+std::optional<Lsn> logPosition(const changelog::LocalLog& log) {
+  if (!log.lastPosition()) return std::nullopt;
+  auto lsn = Lsn::parse(*log.lastPosition());
+  if (!lsn) {
+    throw Error(ErrorClass::Fatal,
+                fmt::format("change log: the last transaction end holds position \"{}\", which is not an LSN",
+                            *log.lastPosition()),
+                "the change log under state_dir was changed behind tidemark's back, or belongs to "
+                "another source; move state_dir aside and run again");
+  }
+  return lsn;
+}
+
+}  // namespace tidemark::pipeline

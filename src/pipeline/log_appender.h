@@ -1,0 +1,89 @@
+// The source's side of the change log. The session appends each transaction's events and
+// then its end (with the source position after it); makeDurable() commits the log (one
+// fdatasync for every transaction since the last: group commit) and then saves the position,
+// so that
+//
+//   position confirmed to the source <= position saved <= what the log holds durably.
+//
+// A transaction larger than spill_bytes is committed to the log in parts before its end
+// arrives, so memory stays flat; if it is abandoned half-way (a lost connection, a clean stop),
+// a transactionAbort record tells the sinks to drop its first part, and the source sends it
+// again whole. The same happens at the first start after a crash that left a part in the log.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "changelog/local_log.h"
+#include "common/lsn.h"
+#include "events/envelope.h"
+#include "state/offset_store.h"
+
+namespace tidemark::pipeline {
+
+/// The slowest sink: the log keeps every record from `offset` on for it.
+struct Retention {
+  uint64_t offset = 0;
+  std::string sink;  // who holds it back ("" when no sink is running)
+};
+
+/// Who reads the log (the sinks), as the appender needs to know them.
+class LogConsumers {
+ public:
+  virtual ~LogConsumers() = default;
+  /// From where the log must keep its records.
+  virtual Retention retention() const = 0;
+  /// Throws Error when no consumer can go on (every sink gave up): capturing more would only
+  /// fill the log.
+  virtual void check() const = 0;
+};
+
+class LogAppender {
+ public:
+  struct Options {
+    uint64_t spill_bytes = 4ull << 20;
+    uint64_t max_bytes = 4ull << 30;  // buffer.max_bytes
+  };
+
+  /// `consumers` (may be null) say from where the sinks still need the log.
+  LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Options options,
+              const LogConsumers* consumers);
+
+  void write(const events::Event& e);
+  /// The events written since the last end form a whole transaction, after which the source
+  /// resumes at `position`.
+  void markTransactionEnd(Lsn position);
+  /// Drops what was written since the last end (a transaction abandoned half-way).
+  void rollbackToMark();
+  /// Drops everything written since the last commit, after a commit or a save failed.
+  void rollbackToSaved();
+  /// Bytes written and not yet committed.
+  uint64_t pendingBytes() const { return log_.pendingBytes(); }
+
+  /// Commits the log, then saves `position` (with the log's end). After it returns,
+  /// `position.lsn` may be confirmed to the server.
+  void makeDurable(state::StoredPosition position);
+
+  /// Deletes the segments every sink has consumed; then whether the log is at
+  /// buffer.max_bytes (reading from the source must wait), and for whom. Throws Error when
+  /// every sink gave up (LogConsumers::check).
+  bool full(Retention& holder);
+
+  /// The committed log's size in bytes.
+  uint64_t sizeBytes() const { return log_.sizeBytes(); }
+
+ private:
+  void trim();
+
+  changelog::LocalLog& log_;
+  state::OffsetStore& store_;
+  Options options_;
+  const LogConsumers* consumers_;
+  changelog::LocalLog::Mark mark_;  // after the last transaction end written
+  bool spilled_ = false;            // the open transaction's first part is committed
+};
+
+/// The position a transaction end in the log holds (its readable form, Lsn::str()).
+std::optional<Lsn> logPosition(const changelog::LocalLog& log);
+
+}  // namespace tidemark::pipeline
