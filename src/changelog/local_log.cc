@@ -554,7 +554,14 @@ const StoredRecord* LogReader::next() {
     // The bytes last known committed are read: look at the segment's size again. A commit
     // changes it and the end under one lock, so it is at least as new as the end read above.
     auto segment = log_.segmentFor(segment_base_);
-    if (!segment || segment->base != segment_base_) damaged("the segment was removed while being read");
+    if (!segment || segment->base != segment_base_) {
+      // Deleted once every reader was past it (removeBefore): this one read it to its end,
+      // and goes on in the next.
+      auto next = log_.segmentFor(offset_);
+      if (!next || next->base != offset_) damaged("the segment was removed while being read");
+      openSegment(next->base, next->path, next->size);
+      continue;
+    }
     if (segment->size > segment_size_) {
       segment_size_ = segment->size;
       continue;

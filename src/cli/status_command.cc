@@ -115,8 +115,23 @@ void printText(const Json& s) {
   std::cout << fmt::format("  positions   received {}, durable {}, acknowledged {}\n",
                            orDash(pos["received_lsn"]), orDash(pos["durable_lsn"]),
                            orDash(pos["acknowledged_lsn"]));
-  std::cout << fmt::format("  events      {} delivered by this run; status saved {}\n",
+  std::cout << fmt::format("  events      {} captured into the change log by this run; status saved {}\n",
                            orDash(s["events"]["delivered"]), orDash(s["updated_at"]));
+  if (s.contains("log") && s["log"].is_object()) {
+    const Json& log = s["log"];
+    std::cout << fmt::format("  change log  {} of {} bytes, offsets {} to {}, oldest unconsumed {} (held by {})\n",
+                             orDash(log["size_bytes"]), orDash(log["max_bytes"]), orDash(log["start_offset"]),
+                             orDash(log["end_offset"]), orDash(log["oldest_unconsumed_offset"]),
+                             orDash(log["held_by"]));
+  }
+  if (s.contains("sinks") && s["sinks"].is_object()) {
+    for (const auto& [name, sink] : s["sinks"].items()) {
+      std::cout << fmt::format("  sink {:<6} {} at offset {}, {} records behind, lag {} s{}\n", name,
+                               orDash(sink["state"]), orDash(sink["position"]), orDash(sink["lag_records"]),
+                               orDash(sink["lag_seconds"]),
+                               sink["last_error"].is_null() ? "" : fmt::format(" ({})", orDash(sink["last_error"])));
+    }
+  }
 }
 
 }  // namespace
@@ -131,7 +146,8 @@ int statusCommand(const config::PipelineConfig& cfg, bool json) {
   Json s = Json::parse(*record.json);
   std::string state = s.value("state", "");
   if (!record.running) {
-    if (state == "starting" || state == "running" || state == "retrying" || state == "stalled") {
+    if (state == "starting" || state == "running" || state == "paused" || state == "retrying" ||
+        state == "stalled") {
       s["state"] = "stopped";
       s["reason"] = fmt::format("no tidemark process is running this pipeline (its last status was "
                                 "{}, saved {})",

@@ -408,9 +408,11 @@ constexpr Setting kSettings[] = {
         .type = SettingType::Size,
         .min = kMiB,
         .max = 1024 * kGiB,
-        .description = "The change log's largest size. At it, reading from the source pauses (the "
-                       "status says so, naming the sink that holds it back) until the slowest sink "
-                       "has consumed a segment; segments every sink consumed are deleted.",
+        .description = "The change log's largest size. At it, reading from the source pauses at the "
+                       "next transaction boundary (the status says so, naming the sink that holds it "
+                       "back) until the slowest sink has consumed a segment; segments every sink "
+                       "consumed are deleted. A single transaction larger than this is still read "
+                       "whole.",
         .store = [](SettingTarget& t, SettingValue&& v) { t.pipeline.buffer.max_bytes = take<uint64_t>(v); },
         .show = [](const PipelineConfig& p, const SinkConfig&) { return code(formatSize(p.buffer.max_bytes)); },
     },

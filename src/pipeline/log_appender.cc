@@ -32,6 +32,9 @@ void LogAppender::write(const events::Event& e) {
 }
 
 void LogAppender::markTransactionEnd(Lsn position) {
+  // A transaction with nothing for the sinks (only uncaptured tables, a heartbeat row) leaves
+  // no trace in the log: the saved position covers it.
+  if (!spilled_ && log_.mark().next_offset == mark_.next_offset) return;
   log_.append(changelog::transactionEnd(position.str()));
   spilled_ = false;
   mark_ = log_.mark();
@@ -69,7 +72,7 @@ void LogAppender::trim() {
 bool LogAppender::full(Retention& holder) {
   if (consumers_ != nullptr) consumers_->check();
   trim();
-  if (log_.sizeBytes() < options_.max_bytes) return false;
+  if (!atCap()) return false;
   if (consumers_ != nullptr) holder = consumers_->retention();
   return true;
 }

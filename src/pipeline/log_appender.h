@@ -51,12 +51,14 @@ class LogAppender {
 
   void write(const events::Event& e);
   /// The events written since the last end form a whole transaction, after which the source
-  /// resumes at `position`.
+  /// resumes at `position`. Writes nothing when there were none.
   void markTransactionEnd(Lsn position);
   /// Drops what was written since the last end (a transaction abandoned half-way).
   void rollbackToMark();
   /// Drops everything written since the last commit, after a commit or a save failed.
   void rollbackToSaved();
+  /// The offset the next record written gets.
+  uint64_t appendedEnd() const { return log_.mark().next_offset; }
   /// Bytes written and not yet committed.
   uint64_t pendingBytes() const { return log_.pendingBytes(); }
 
@@ -69,6 +71,8 @@ class LogAppender {
   /// every sink gave up (LogConsumers::check).
   bool full(Retention& holder);
 
+  /// Whether the log and what waits to be committed to it reach buffer.max_bytes.
+  bool atCap() const { return log_.sizeBytes() + log_.pendingBytes() >= options_.max_bytes; }
   /// The committed log's size in bytes.
   uint64_t sizeBytes() const { return log_.sizeBytes(); }
 

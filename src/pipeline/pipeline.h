@@ -1,17 +1,16 @@
-// A running pipeline: source -> pgoutput decoder -> Debezium envelopes -> sinks, with the
-// position protocol that keeps guarantee 1 (ack <= durable):
+// A running pipeline: source -> pgoutput decoder -> Debezium envelopes -> change log -> sinks,
+// with the position protocol that keeps guarantee 1 (ack <= durable):
 //
-//   1. events of a transaction are written to every sink; at its Commit every sink marks a
-//      transaction boundary and the commit's end LSN becomes the pending position;
-//   2. when a flush is due (delivery.flush_interval / flush_bytes), every sink flushes
-//      (fsync), then the pending position and the sinks' checkpoints are saved in the state
-//      store in one transaction;
+//   1. events of a transaction are appended to the change log; at its Commit a transaction end
+//      with the commit's end LSN follows, which becomes the pending position;
+//   2. when a flush is due (delivery.flush_interval / flush_bytes) the log is committed
+//      (fdatasync), then the pending position is saved in the state store;
 //   3. only then is the position sent to the server as flushed (standby status update).
 //
-// Keepalives move the pending position while no transaction is open, so the slot advances
-// when the captured tables are idle but other tables are not.
-//
-// One thread does all of this; stop() may be called from a signal handler's flag.
+// Each sink reads the log on a thread of its own from its own cursor, and saves the cursor
+// with its checkpoint once its output is durable. Keepalives move the pending position while
+// no transaction is open, so the slot advances when the captured tables are idle but other
+// tables are not.
 #pragma once
 
 #include <atomic>

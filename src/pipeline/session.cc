@@ -236,7 +236,7 @@ void Session::onCommit(const pgoutput::CommitMessage& m) {
     observe(m.commit_time + pgoutput::kPgEpochOffsetMicros, false);
     if (monitor_ != nullptr) monitor_->noteCapturedChange();
   }
-  if (tx_observed_written_us_) undelivered_ = {m.end_lsn, *tx_observed_written_us_};
+  if (tx_observed_written_us_) undelivered_ = Observation{m.end_lsn, *tx_observed_written_us_, delivery_.appendedEnd()};
   if (options_.until_lsn && m.end_lsn >= *options_.until_lsn) reached_until_ = true;
   maybeFlush();
 }
@@ -350,19 +350,28 @@ void Session::makeDurable(bool force) {
   delivery_.makeDurable(p);
   durable_ = p.lsn;
   durable_pub_.store(durable_.value(), std::memory_order_release);
-  if (undelivered_ && undelivered_->first <= durable_) {
-    freshness_.delivered_written_us = undelivered_->second;
+  if (undelivered_ && undelivered_->end <= durable_) {
+    freshness_.delivered_written_us = undelivered_->written_us;
+    freshness_.delivered_offset = undelivered_->log_offset;
     freshness_.delivered_at_us = unixMicrosNow();
     undelivered_.reset();
   }
 }
 
 bool Session::paused() {
+  // A transaction is read to its end even past the cap: the sinks can free nothing of it
+  // before they have all of it.
+  if (in_transaction_) return false;
   auto now = Clock::now();
-  if (now < next_pause_check_) return paused_by_.has_value();
+  if (now < next_pause_check_) {
+    // Between checks, reading stops the moment the log (and what waits to be committed to
+    // it) reaches the cap.
+    if (paused_by_) return true;
+    if (!delivery_.atCap()) return false;
+  }
   next_pause_check_ = now + kPauseCheckEvery;
   // What is whole goes to disk first: it may be all the log lacks to free a segment.
-  if (!in_transaction_ && pending_ > durable_) {
+  if (pending_ > durable_) {
     makeDurable();
     sendStatus();
   }

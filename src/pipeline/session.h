@@ -148,7 +148,12 @@ class Session {
   bool reached_until_ = false;
   bool tx_has_changes_ = false;    // the open transaction changed a captured table
   std::optional<int64_t> tx_observed_written_us_;  // heartbeat or commit time seen in it
-  std::optional<std::pair<Lsn, int64_t>> undelivered_;  // observation awaiting durability
+  struct Observation {
+    Lsn end;              // of its transaction
+    int64_t written_us;   // the source time it carried
+    uint64_t log_offset;  // just past its transaction in the change log
+  };
+  std::optional<Observation> undelivered_;  // awaiting durability
   std::optional<Retention> paused_by_;  // while the log is full
   Clock::time_point next_pause_check_;
   uint64_t events_delivered_ = 0;

@@ -13,6 +13,9 @@ using std::chrono::milliseconds;
 
 // How long the worker waits for new records before it looks at its flush bounds again.
 constexpr milliseconds kIdleWait{100};
+// Saves kept for the status's delivery times: a few seconds' worth at the shortest flush
+// interval, long enough for the status thread, which looks every two seconds.
+constexpr size_t kSavesKept = 64;
 
 }  // namespace
 
@@ -121,6 +124,8 @@ void SinkWorker::flushNow() {
     std::lock_guard lock(mutex_);
     durable_ = std::move(progress);
     status_.durable_cursor = durable_.cursor;
+    status_.saves.emplace_back(durable_.cursor, unixMicrosNow());
+    if (status_.saves.size() > kSavesKept) status_.saves.pop_front();
     if (status_.state != "running") {
       logger_.info("delivering again from offset {}", durable_.cursor);
       status_.state = "running";

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -53,6 +54,9 @@ class SinkWorker {
     /// When the sink last held everything the log held (Unix microseconds; 0: not yet). While
     /// it is behind, what it lacks was appended after that moment.
     int64_t caught_up_at_us = 0;
+    /// The latest saves: (cursor, Unix microseconds), oldest first; when a record became
+    /// durable in the sink is the time of the first save whose cursor is past it.
+    std::deque<std::pair<uint64_t, int64_t>> saves;
   };
 
   /// Starts feeding `sink`, already recovered to `start`, from `start.cursor`. `save` stores a

@@ -60,6 +60,26 @@ Json timeOrNull(const std::optional<int64_t>& us) {
   return us ? Json(isoTime(*us)) : Json(nullptr);
 }
 
+// When the latest observed heartbeat or commit became durable in each sink: the time of the
+// sink's first save past its transaction, none while the sink is behind it.
+std::vector<std::pair<std::string, std::optional<int64_t>>> deliveredAt(const StatusInput& in) {
+  const Freshness& f = in.session.freshness;
+  std::vector<std::pair<std::string, std::optional<int64_t>>> out;
+  for (const SinkStatus& s : in.sinks) {
+    std::optional<int64_t> at;
+    if (f.delivered_offset && f.delivered_at_us) {
+      for (const auto& [cursor, saved_at] : s.worker.saves) {
+        if (cursor >= *f.delivered_offset) {
+          at = std::max(saved_at, *f.delivered_at_us);
+          break;
+        }
+      }
+    }
+    out.emplace_back(s.name, at);
+  }
+  return out;
+}
+
 Json lsnOrNull(const std::optional<Lsn>& lsn) { return lsn ? Json(lsn->str()) : Json(nullptr); }
 
 template <class T>
@@ -91,13 +111,11 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
                          : json(nullptr);
   hb["problem"] = in.monitor.problem.empty() ? json(nullptr) : json(in.monitor.problem);
   json sinks = json::object();
-  for (const auto& s : cfg.sinks) {
+  for (const auto& [name, at] : deliveredAt(in)) {
     json one;
-    one["delivered_at"] = timeOrNull(f.delivered_at_us);
-    one["delivered_lag_ms"] = f.delivered_at_us && f.delivered_written_us
-                                  ? json((*f.delivered_at_us - *f.delivered_written_us) / 1000)
-                                  : json(nullptr);
-    sinks[s.name] = one;
+    one["delivered_at"] = timeOrNull(at);
+    one["delivered_lag_ms"] = at && f.delivered_written_us ? json((*at - *f.delivered_written_us) / 1000) : json(nullptr);
+    sinks[name] = one;
   }
   hb["sinks"] = sinks;
   j["heartbeat"] = hb;
@@ -264,12 +282,10 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
                                                        : std::nullopt,
              1e-6);
   m.family("tidemark_sink_delivered_lag_seconds", "gauge", "From the source time of the latest heartbeat or commit to its being durable in the sink.");
-  if (f.delivered_at_us && f.delivered_written_us) {
-    for (const auto& sink : cfg.sinks) {
-      m.sample("tidemark_sink_delivered_lag_seconds",
-               static_cast<double>(*f.delivered_at_us - *f.delivered_written_us) * 1e-6,
-               fmt::format("sink=\"{}\"", labelValue(sink.name)));
-    }
+  for (const auto& [name, at] : deliveredAt(in)) {
+    if (!at || !f.delivered_written_us) continue;
+    m.sample("tidemark_sink_delivered_lag_seconds", static_cast<double>(*at - *f.delivered_written_us) * 1e-6,
+             fmt::format("sink=\"{}\"", labelValue(name)));
   }
   m.family("tidemark_sink_position", "gauge", "The change-log offset below which everything is durable in the sink.");
   for (const SinkStatus& s : in.sinks) {

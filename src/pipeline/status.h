@@ -33,8 +33,9 @@ struct Freshness {
   std::optional<int64_t> observed_written_us;  // latest heartbeat or captured commit seen
   std::optional<int64_t> observed_at_us;       // when it was seen
   std::optional<int64_t> heartbeat_written_us; // latest Layer 2 heartbeat seen
-  std::optional<int64_t> delivered_written_us; // latest one durable in the sinks
-  std::optional<int64_t> delivered_at_us;      // when it became durable
+  std::optional<int64_t> delivered_written_us; // latest one durable in the change log
+  std::optional<int64_t> delivered_at_us;      // when it became durable there
+  std::optional<uint64_t> delivered_offset;    // the log offset just past its transaction
 };
 
 struct SessionStatus {

@@ -209,6 +209,47 @@ TEST(LocalLogTest, SegmentsEveryReaderIsPastAreRemoved) {
   EXPECT_EQ(readAll(log, log.startOffset()), (std::vector<std::string>{"8:t:8:more"}));
 }
 
+// A reader at the end of a segment that retention deletes (it read all of it) goes on in the
+// next one instead of calling the log damaged.
+TEST(LocalLogTest, AReaderAtTheEndOfARemovedSegmentGoesOnInTheNext) {
+  test::TempDir tmp;
+  LocalLog log({tmp.path() / "log", 64});
+  log.append(event("t", "0", std::string(100, 'v')));
+  log.commit();  // the first segment is full: the next commit goes to a new one
+  auto reader = log.reader(0);
+  ASSERT_NE(reader->next(), nullptr);
+  EXPECT_EQ(reader->next(), nullptr);
+  log.append(event("t", "1", "value"));
+  log.commit();
+  ASSERT_GT(log.removeBefore(1), 0u);
+  const StoredRecord* r = reader->next();
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->offset, 1u);
+}
+
+TEST(LocalLogTest, ATransactionCommittedInPartIsOpenAfterReopeningUntilAborted) {
+  test::TempDir tmp;
+  {
+    LocalLog log({tmp.path() / "log"});
+    log.append(event("t", "1", "whole"));
+    log.append(transactionEnd("0/10"));
+    log.append(event("t", "2", "first part"));
+    EXPECT_TRUE(log.inTransaction());
+    log.commit();
+  }
+  LocalLog log({tmp.path() / "log"});
+  EXPECT_TRUE(log.inTransaction());
+  EXPECT_EQ(log.lastPosition(), "0/10");
+  log.append(transactionAbort());
+  EXPECT_FALSE(log.inTransaction());
+  log.rollback();
+  EXPECT_TRUE(log.inTransaction()) << "rolled back to what is committed";
+  log.append(transactionAbort());
+  log.commit();
+  LocalLog again({tmp.path() / "log"});
+  EXPECT_FALSE(again.inTransaction());
+}
+
 TEST(LocalLogTest, AReaderOnAnotherThreadSeesEachCommitInOrder) {
   test::TempDir tmp;
   LocalLog log({tmp.path() / "log", 4096});

@@ -25,7 +25,7 @@ config::PipelineConfig pipelineConfig() {
   return cfg;
 }
 
-StatusInput sampleInput() {
+StatusInput sampleInput(const std::string& sink_name = "files") {
   StatusInput in;
   in.state = PipelineState::Running;
   in.pid = 42;
@@ -38,6 +38,19 @@ StatusInput sampleInput() {
   in.session.freshness.observed_at_us = in.now_us - 1'490'000;
   in.session.freshness.delivered_written_us = in.now_us - 1'500'000;
   in.session.freshness.delivered_at_us = in.now_us - 1'400'000;
+  in.session.freshness.delivered_offset = 40;
+  SinkStatus sink;
+  sink.name = sink_name;
+  sink.kind = "jsonl";
+  sink.log_end = 50;
+  sink.worker.state = "running";
+  sink.worker.durable_cursor = 45;
+  sink.worker.read_cursor = 50;
+  sink.worker.caught_up_at_us = in.now_us - 3'000'000;
+  // Saved past offset 40 at now - 1.4 s: delivered 100 ms after it was written.
+  sink.worker.saves = {{30, in.now_us - 2'000'000}, {45, in.now_us - 1'400'000}};
+  in.sinks.push_back(sink);
+  in.log = LogFigures{8192, 1 << 20, 0, 50, 45, sink_name};
   SlotFigures slot;
   slot.confirmed_flush_lsn = Lsn(0x1000);
   slot.restart_lsn = Lsn(0x800);
@@ -61,6 +74,20 @@ TEST(StatusDocument, HasTheKeysScriptsRelyOn) {
   EXPECT_EQ(j["positions"]["durable_lsn"], "0/2000");
   EXPECT_EQ(j["positions"]["acknowledged_lsn"], "0/1000");
   EXPECT_TRUE(j["reason"].is_null());
+  EXPECT_EQ(j["sinks"]["files"]["state"], "running");
+  EXPECT_EQ(j["sinks"]["files"]["position"], 45);
+  EXPECT_EQ(j["sinks"]["files"]["lag_records"], 5);
+  EXPECT_EQ(j["sinks"]["files"]["lag_seconds"], 3);
+  EXPECT_EQ(j["log"]["size_bytes"], 8192);
+  EXPECT_EQ(j["log"]["oldest_unconsumed_offset"], 45);
+  EXPECT_EQ(j["log"]["held_by"], "files");
+}
+
+TEST(StatusDocument, ASinkBehindTheLatestHeartbeatHasNotDeliveredIt) {
+  StatusInput in = sampleInput();
+  in.sinks[0].worker.saves = {{30, in.now_us - 2'000'000}};
+  auto j = nlohmann::json::parse(renderStatus(pipelineConfig(), in));
+  EXPECT_TRUE(j["heartbeat"]["sinks"]["files"]["delivered_at"].is_null()) << j.dump();
 }
 
 TEST(StatusDocument, UnknownFiguresAreNull) {
@@ -128,7 +155,7 @@ TEST(Metrics, StayValidWithoutSlotFiguresOrFreshness) {
 TEST(Metrics, LabelValuesAreEscaped) {
   config::PipelineConfig cfg = pipelineConfig();
   cfg.sinks[0].name = "we\"ird";
-  std::string text = renderMetrics(cfg, sampleInput());
+  std::string text = renderMetrics(cfg, sampleInput(cfg.sinks[0].name));
   EXPECT_NE(text.find("sink=\"we\\\"ird\""), std::string::npos);
   expectValidExposition(text);
 }

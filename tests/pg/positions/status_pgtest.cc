@@ -1,23 +1,19 @@
 // `tidemark status -c FILE --json` (docs/STATUS.md): the contract while a run goes on in
 // another process and after it stopped, the freshness figures of an idle pipeline, a stalled
-// stream (its walsender frozen with SIGSTOP) that is detected and recovered, and a connection
-// that survives a sink that blocks for longer than the server's wal_sender_timeout.
+// stream (its walsender frozen with SIGSTOP) that is detected and recovered. (A blocked sink:
+// tests/pg/changelog.)
 #include <gtest/gtest.h>
 
 #include <signal.h>
 
 #include <algorithm>
 #include <chrono>
-#include <limits>
-#include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "support/background_writer.h"
 #include "support/log_records.h"
 #include "support/pipeline_fixture.h"
 #include "support/poll.h"
@@ -271,97 +267,6 @@ TEST_F(StatusTest, StalledStreamIsReportedAndRecovers) {
   p->signal(SIGTERM);
   RunResult r = finish(*p, seconds(60));
   EXPECT_EQ(r.exitCode, 0) << r.description;
-}
-
-// A destination that blocks for a minute under heavy writes holds back neither the slot nor
-// the connection: the source goes on into the change log, the slot's confirmed position keeps
-// moving, and afterwards the sink catches up with exactly the source's rows, in commit order.
-TEST_F(StatusTest, ASinkBlockedForAMinuteHoldsBackNeitherTheSlotNorTheConnection) {
-  sql("CREATE TABLE orders (id bigint PRIMARY KEY, note text)");
-  setSystem("wal_sender_timeout", "'5s'");
-  auto config = writeConfig(TidemarkConfig({"public.orders"})
-                                .withSourceExtra("status_interval: 1s")
-                                .withHeartbeat("interval: 1s")
-                                .withSinks("- name: out\n  kind: stdout"));
-  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
-  const size_t logStart = pg().logSize();
-
-  ProcessOptions options;
-  options.stdoutPipe = true;
-  Process p({tidemarkBinary(), "run", "-c", config.string()}, options);
-  ASSERT_EVENTUALLY(slotActive() || !p.running(), seconds(60)) << p.describe();
-  const auto walsender = walsenderPid();
-  ASSERT_TRUE(walsender.has_value());
-  // Far more than a pipe holds (64 KiB): the sink blocks on its first flush.
-  constexpr int64_t kFirst = 20000;
-  sql("INSERT INTO orders SELECT g, repeat(md5(g::text), 4) FROM generate_series(1, " + std::to_string(kFirst) +
-      ") g");
-  const uint64_t blockedAt = parseLsn(currentLsn());
-  ASSERT_EVENTUALLY(p.stdoutPipeBuffered() >= 32 * 1024 || !p.running(), seconds(30))
-      << "the sink did not fill its pipe: " << p.stdoutPipeBuffered() << " bytes\n"
-      << p.describe();
-
-  // Heavy writes for a minute while nobody reads: 100 rows a transaction, one after another.
-  constexpr int64_t kBatch = 100;
-  BackgroundWriter more(pg().dsn(db()), [](int64_t batch) {
-    const int64_t from = kFirst + 1 + batch * kBatch;
-    return "INSERT INTO orders SELECT g, 'later' FROM generate_series(" + std::to_string(from) + ", " +
-           std::to_string(from + kBatch - 1) + ") g";
-  });
-  const auto blockedUntil = std::chrono::steady_clock::now() + seconds(60);
-  uint64_t confirmedMidway = 0;
-  StatusResult st;
-  while (std::chrono::steady_clock::now() < blockedUntil && p.running()) {
-    std::this_thread::sleep_for(seconds(5));
-    if (confirmedMidway == 0 && std::chrono::steady_clock::now() > blockedUntil - seconds(30)) {
-      confirmedMidway = parseLsn(slotConfirmedFlushLsn().value_or("0/0"));
-      st = status(config);
-    }
-  }
-  ASSERT_TRUE(p.running()) << p.describe();
-  EXPECT_GE(p.stdoutPipeBuffered(), 32u * 1024) << "the pipe was read meanwhile?";
-  const uint64_t confirmedAtEnd = parseLsn(slotConfirmedFlushLsn().value_or("0/0"));
-  more.stop();
-  EXPECT_EQ(more.error(), "");
-  const int64_t rows = kFirst + more.committed() * kBatch;
-  EXPECT_GT(more.committed(), 100) << "the load was not heavy";
-  // The slot moved past everything the sink has not taken, and kept moving.
-  EXPECT_GT(confirmedMidway, blockedAt) << "the slot waited for the blocked sink";
-  EXPECT_GT(confirmedAtEnd, confirmedMidway) << "the slot stopped moving while the sink was blocked";
-  EXPECT_EQ(walsenderPid(), walsender) << "the walsender changed: the connection was replaced";
-  ASSERT_TRUE(st.json) << st.description;
-  EXPECT_GT(jsonAt(*st.json, "sinks.out.lag_records").value_or(0).get<int64_t>(), 0) << st.json->dump();
-  EXPECT_EQ(jsonAt(*st.json, "log.held_by").value_or(nullptr), "out") << st.json->dump();
-
-  // Unblocked, the sink catches up with every row, once each, in commit order.
-  p.drainStdout();
-  auto ids = [&] {
-    std::vector<int64_t> out;
-    std::istringstream in(p.stdoutText());
-    std::string line;
-    while (std::getline(in, line)) {
-      json doc = json::parse(line, nullptr, false);
-      if (doc.is_object() && doc.contains("after") && doc["after"].is_object()) {
-        out.push_back(doc["after"]["id"].get<int64_t>());
-      }
-    }
-    return out;
-  };
-  ASSERT_EVENTUALLY(static_cast<int64_t>(ids().size()) >= rows || !p.running(), seconds(120)) << p.describe();
-  p.signal(SIGTERM);
-  RunResult r = finish(p, seconds(60));
-  EXPECT_EQ(r.exitCode, 0) << r.description;
-  const std::vector<int64_t> got = ids();
-  ASSERT_EQ(static_cast<int64_t>(got.size()), rows);
-  for (int64_t i = 0; i < rows; ++i) {
-    if (got[static_cast<size_t>(i)] != i + 1) {
-      ADD_FAILURE() << "event " << i << " is row " << got[static_cast<size_t>(i)] << ", not " << i + 1;
-      break;
-    }
-  }
-  const std::string log = pg().logSince(logStart);
-  EXPECT_EQ(log.find("terminating walsender process due to replication timeout"), std::string::npos)
-      << log.substr(0, 4000);
 }
 
 }  // namespace
