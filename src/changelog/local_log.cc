@@ -240,6 +240,15 @@ bool isTransactionAbort(const RecordView& record) {
   return record.topic.empty() && headerValue(record, kControlHeader) == kTransactionAbort;
 }
 
+RecordView tableSchema(std::string_view topic, std::string_view version, std::string_view json) {
+  return RecordView{{}, topic, json,
+                    {{kControlHeader, kTableSchema}, {kTopicHeader, topic}, {kSchemaVersionHeader, version}}};
+}
+
+bool isTableSchema(const RecordView& record) {
+  return record.topic.empty() && headerValue(record, kControlHeader) == kTableSchema;
+}
+
 void LocalLog::Tail::note(const RecordView& record) {
   if (isTransactionEnd(record)) {
     position = std::string(headerValue(record, kPositionHeader).value_or(""));

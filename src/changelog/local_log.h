@@ -64,6 +64,11 @@ inline constexpr std::string_view kTransactionEnd = "transaction_end";
 inline constexpr std::string_view kPositionHeader = "tidemark.position";
 
 inline constexpr std::string_view kTransactionAbort = "transaction_abort";
+inline constexpr std::string_view kTableSchema = "table_schema";
+/// On a table-schema record: the topic it describes. On an event: the version of its topic's
+/// schema record (both records of the same log).
+inline constexpr std::string_view kTopicHeader = "tidemark.topic";
+inline constexpr std::string_view kSchemaVersionHeader = "tidemark.schema_version";
 
 /// The end of a transaction whose source position after it is `position`.
 RecordView transactionEnd(std::string_view position);
@@ -74,6 +79,12 @@ bool isTransactionEnd(const RecordView& record);
 /// source sends it again whole after this record.
 RecordView transactionAbort();
 bool isTransactionAbort(const RecordView& record);
+/// A table's schema (columns, source types, key; JSON in the value) under `version`, ahead of
+/// the first event of `topic` that refers to it (header kSchemaVersionHeader).
+RecordView tableSchema(std::string_view topic, std::string_view version, std::string_view json);
+bool isTableSchema(const RecordView& record);
+/// Whether `record` is one of the pipeline's own (an empty topic) rather than an event.
+inline bool isControl(const RecordView& record) { return record.topic.empty(); }
 
 class LogReader;
 

@@ -1,6 +1,7 @@
 #include "events/relations.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 
@@ -90,8 +91,11 @@ const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
   const bool key_from_catalog =
       m.replica_identity == 'f' || (m.replica_identity == 'd' && !stream_has_key);
   std::vector<size_t> catalog_key;
+  // A captured table's declared types and NOT NULLs, for its schema record.
+  std::vector<CatalogAttribute> attributes;
+  if (rel.captured || (rendered && key_from_catalog)) attributes = catalog_.attributes(m.relid);
   if (rendered && key_from_catalog) {
-    auto positions = keyPositions(m.columns, catalog_.attributes(m.relid));
+    auto positions = keyPositions(m.columns, attributes);
     if (!positions) {
       throw Error(ErrorClass::Fatal,
                   fmt::format("cannot tell which columns of {}.{} formed its key (primary key or "
@@ -116,6 +120,14 @@ const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
     }
     JsonWriter::appendQuoted(col.quoted_name, col.name);
     col.type_oid = c.type;
+    col.typmod = c.typmod;
+    for (const CatalogAttribute& a : attributes) {
+      // The catalog as it is now: only a column of the same name and type is this one.
+      if (!a.dropped && a.name == col.name && a.type == c.type) {
+        col.source_type = a.type_name;
+        col.optional = !a.not_null;
+      }
+    }
     if (rendered) {
       try {
         col.type = withTypmod(typeInfo(c.type), c.typmod);
@@ -133,8 +145,36 @@ const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
     rel.has_key = rel.has_key || col.part_of_key;
     rel.columns.push_back(std::move(col));
   }
+  if (rel.captured) rel.table_schema = std::make_shared<const TableSchema>(tableSchema(rel));
   auto [it, inserted] = relations_.insert_or_assign(m.relid, std::move(rel));
   return it->second;
+}
+
+TableSchema tableSchema(const Relation& rel) {
+  // The content first, without the version; the version is its hash.
+  nlohmann::ordered_json columns = nlohmann::ordered_json::array();
+  nlohmann::ordered_json key = nlohmann::ordered_json::array();
+  for (const Column& c : rel.columns) {
+    columns.push_back({{"name", c.name},
+                       {"type", c.source_type.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.source_type)},
+                       {"type_oid", c.type_oid},
+                       {"typmod", c.typmod},
+                       {"optional", c.optional},
+                       {"key", c.part_of_key}});
+    if (c.part_of_key) key.push_back(c.name);
+  }
+  const std::string content = nlohmann::ordered_json{{"columns", columns}, {"key", key}}.dump();
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
+  for (unsigned char ch : rel.schema + '.' + rel.table + '\n' + content) {
+    h = (h ^ ch) * 0x100000001b3ULL;
+  }
+  TableSchema t;
+  t.topic = rel.topic;
+  t.version = fmt::format("{:016x}", h);
+  nlohmann::ordered_json doc{{"schema", rel.schema}, {"table", rel.table},  {"topic", rel.topic},
+                             {"version", t.version}, {"columns", columns}, {"key", key}};
+  t.json = doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return t;
 }
 
 const Relation* RelationCache::find(RelationId relid) const {

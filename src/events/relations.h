@@ -28,6 +28,11 @@ struct Column {
   std::string name;
   std::string quoted_name;  // the JSON key with quotes, "name", ready to append
   TypeOid type_oid = 0;
+  int32_t typmod = -1;
+  /// The type as the source declares it (format_type: "numeric(12,2)", "character
+  /// varying(64)"); empty when the catalog no longer knows the column.
+  std::string source_type;
+  bool optional = true;  // may be NULL (no NOT NULL constraint known)
   std::shared_ptr<const TypeInfo> type;  // null for relations that are not delivered
   bool part_of_key = false;
 };
@@ -56,6 +61,16 @@ struct RelationTarget {
 using Classifier =
     std::function<RelationTarget(RelationId relid, std::string_view schema, std::string_view table)>;
 
+/// A captured table's columns, source types and key, as a record of the change log carries
+/// them ahead of the table's first event (changelog::tableSchema): what typed destinations
+/// create and write tables from. `version` names this content (a hash): a table whose columns
+/// change gets a new one, and the same columns always the same one.
+struct TableSchema {
+  std::string topic;
+  std::string version;
+  std::string json;  // {"schema","table","topic","version","columns":[...],"key":[...]}
+};
+
 struct Relation {
   RelationId relid;
   std::string stream_schema;  // the names in the Relation message
@@ -69,6 +84,7 @@ struct Relation {
   bool has_key = false;
   bool captured = false;
   bool heartbeat = false;
+  std::shared_ptr<const TableSchema> table_schema;  // captured relations only
 };
 
 /// Facts about a non-built-in type, as the catalog tells them.
@@ -91,6 +107,8 @@ struct CatalogAttribute {
   /// Part of the key events carry: the primary key, or for a table without one its first
   /// unique index by name without expression columns (the key Debezium uses).
   bool in_key = false;
+  std::string type_name;  // format_type(atttypid, atttypmod)
+  bool not_null = false;
 };
 
 /// Lookups in the source's catalog, for what pgoutput does not say. Both throw on failure.
@@ -110,6 +128,9 @@ struct Catalog {
 /// nothing when neither way matches (the columns changed too much since the change was made).
 std::optional<std::vector<size_t>> keyPositions(
     const std::vector<pgoutput::RelationColumn>& columns, const std::vector<CatalogAttribute>& attributes);
+
+/// The schema record of a captured relation.
+TableSchema tableSchema(const Relation& rel);
 
 class RelationCache {
  public:

@@ -17,11 +17,24 @@ LogAppender::LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Op
   mark_ = log_.mark();
 }
 
-void LogAppender::write(const events::Event& e) {
+void LogAppender::write(const events::Event& e, const events::TableSchema* schema) {
   changelog::RecordView r;
   r.topic = e.topic;
   if (!e.key.empty()) r.key = e.key;
   r.value = e.value;
+  if (schema != nullptr) {
+    auto open = open_written_.find(schema->topic);
+    const std::string* held = open != open_written_.end() ? &open->second : nullptr;
+    if (held == nullptr) {
+      auto it = written_.find(schema->topic);
+      if (it != written_.end()) held = &it->second;
+    }
+    if (held == nullptr || *held != schema->version) {
+      log_.append(changelog::tableSchema(schema->topic, schema->version, schema->json));
+      open_written_[schema->topic] = schema->version;
+    }
+    r.headers.push_back({changelog::kSchemaVersionHeader, schema->version});
+  }
   log_.append(r);
   if (log_.pendingBytes() >= options_.spill_bytes) {
     // A large transaction: its first part goes to disk now, not at its end.
@@ -38,9 +51,12 @@ void LogAppender::markTransactionEnd(Lsn position) {
   log_.append(changelog::transactionEnd(position.str()));
   spilled_ = false;
   mark_ = log_.mark();
+  for (auto& [topic, version] : open_written_) written_[topic] = std::move(version);
+  open_written_.clear();
 }
 
 void LogAppender::rollbackToMark() {
+  open_written_.clear();
   log_.rollbackTo(mark_);
   if (spilled_) {
     log_.append(changelog::transactionAbort());
@@ -50,6 +66,9 @@ void LogAppender::rollbackToMark() {
 }
 
 void LogAppender::rollbackToSaved() {
+  // Schema records of transactions dropped here are gone too: write them again when needed.
+  open_written_.clear();
+  written_.clear();
   log_.rollback();
   if (log_.inTransaction()) log_.append(changelog::transactionAbort());
   spilled_ = false;

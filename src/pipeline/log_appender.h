@@ -13,10 +13,12 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 #include "changelog/local_log.h"
 #include "common/lsn.h"
 #include "events/envelope.h"
+#include "events/relations.h"
 #include "state/offset_store.h"
 
 namespace tidemark::pipeline {
@@ -49,7 +51,9 @@ class LogAppender {
   LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Options options,
               const LogConsumers* consumers);
 
-  void write(const events::Event& e);
+  /// Appends an event; `schema` (may be null) is its table's, which goes into the log ahead of
+  /// the first event that refers to it.
+  void write(const events::Event& e, const events::TableSchema* schema = nullptr);
   /// The events written since the last end form a whole transaction, after which the source
   /// resumes at `position`. Writes nothing when there were none.
   void markTransactionEnd(Lsn position);
@@ -85,6 +89,10 @@ class LogAppender {
   const LogConsumers* consumers_;
   changelog::LocalLog::Mark mark_;  // after the last transaction end written
   bool spilled_ = false;            // the open transaction's first part is committed
+  // The schema version the log holds for each topic, up to the last transaction end
+  // (`written_`), and as the open transaction changed it (`open_written_`).
+  std::unordered_map<std::string, std::string> written_;
+  std::unordered_map<std::string, std::string> open_written_;
 };
 
 /// The position a transaction end in the log holds (its readable form, Lsn::str()).

@@ -126,8 +126,8 @@ void Session::setReceived(Lsn lsn) {
   last_progress_ = Clock::now();
 }
 
-void Session::deliver(const events::Event& e) {
-  delivery_.write(e);
+void Session::deliver(const events::Event& e, const events::Relation* rel) {
+  delivery_.write(e, rel != nullptr ? rel->table_schema.get() : nullptr);
   ++events_delivered_;
   bytes_delivered_ += e.value.size();
 }
@@ -149,21 +149,22 @@ void Session::onData(const pg::XLogData& d) {
                    if (rel.heartbeat) onHeartbeatRow(rel, *m.new_tuple);
                    if (!delivers(rel)) return;
                    deliver(builder_.change('c', rel, d.data_start, nullptr,
-                                           pgoutput::OldTupleKind::None, m.new_tuple));
+                                           pgoutput::OldTupleKind::None, m.new_tuple),
+                           &rel);
                  },
                  [&](const pgoutput::UpdateMessage& m) { onUpdate(m, d.data_start); },
                  [&](const pgoutput::DeleteMessage& m) {
                    if (skipping_) return;
                    const auto& rel = relation(m.relid);
                    if (!delivers(rel)) return;
-                   deliver(builder_.change('d', rel, d.data_start, m.old_tuple, m.old_kind, nullptr));
+                   deliver(builder_.change('d', rel, d.data_start, m.old_tuple, m.old_kind, nullptr), &rel);
                  },
                  [&](const pgoutput::TruncateMessage& m) {
                    if (skipping_) return;
                    for (RelationId id : m.relids) {
                      const auto& rel = relation(id);
                      if (!delivers(rel)) continue;
-                     deliver(builder_.truncate(rel, d.data_start));
+                     deliver(builder_.truncate(rel, d.data_start), &rel);
                    }
                  },
                  [&](const pgoutput::LogicalDecodingMessage& m) { onMessage(m, d.data_start); },
@@ -251,15 +252,15 @@ void Session::onUpdate(const pgoutput::UpdateMessage& m, Lsn lsn) {
     // As Debezium does: an update that changes the key is a delete of the old key and a
     // create of the new one, so consumers keyed by it see both. The create takes the values
     // the update left unchanged (TOASTed, not resent) from the old tuple, when it has them.
-    deliver(builder_.change('d', rel, lsn, m.old_tuple, m.old_kind, nullptr));
-    deliver(builder_.change('c', rel, lsn, nullptr, pgoutput::OldTupleKind::None, m.new_tuple,
-                            m.old_tuple));
+    deliver(builder_.change('d', rel, lsn, m.old_tuple, m.old_kind, nullptr), &rel);
+    deliver(builder_.change('c', rel, lsn, nullptr, pgoutput::OldTupleKind::None, m.new_tuple, m.old_tuple),
+            &rel);
     return;
   }
   // The server sends an old key for an update that keeps the key only when a key value is
   // TOASTed. As in Debezium, it is the before-image (its other columns null), and it fills in
   // the TOASTed value the new row does not resend.
-  deliver(builder_.change('u', rel, lsn, m.old_tuple, m.old_kind, m.new_tuple, m.old_tuple));
+  deliver(builder_.change('u', rel, lsn, m.old_tuple, m.old_kind, m.new_tuple, m.old_tuple), &rel);
 }
 
 void Session::onHeartbeatRow(const events::Relation& rel, const pgoutput::TupleData& tuple) {

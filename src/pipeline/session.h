@@ -101,7 +101,8 @@ class Session {
   /// skipped on purpose, and logs how a captured relation was matched, if unusually.
   bool delivers(const events::Relation& rel);
   void maybeReport(bool force);
-  void deliver(const events::Event& e);
+  /// Appends `e` to the log; `rel`, when given, is the captured table it is a change of.
+  void deliver(const events::Event& e, const events::Relation* rel = nullptr);
   void setReceived(Lsn lsn);
   const events::Relation& relation(RelationId id);
   void setPending(Lsn lsn);

@@ -95,6 +95,8 @@ void SinkWorker::feed(std::stop_token stop) {
     } else if (changelog::isTransactionAbort(r->record)) {
       // The first part of a large transaction, abandoned: the source sends it again whole.
       sink_.rollbackToMark();
+    } else if (changelog::isControl(r->record)) {
+      // Table schemas: for typed destinations; these sinks write events only.
     } else {
       sink_.write(events::Event{r->record.topic, r->record.key.value_or(std::string_view()),
                                 r->record.value.value_or(std::string_view("null"))});

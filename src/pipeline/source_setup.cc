@@ -341,7 +341,7 @@ events::Catalog makeCatalog(pg::Connection& conn) {
         // first unique index by name that has no expression columns. A partial or invalid
         // index is no key: it does not keep every row apart.
         "SELECT a.attnum, a.attname, a.atttypid, a.attisdropped, a.attgenerated <> '', "
-        "a.attnum = ANY (k.indkey) "
+        "a.attnum = ANY (k.indkey), format_type(a.atttypid, a.atttypmod), a.attnotnull "
         "FROM pg_attribute a LEFT JOIN LATERAL ("
         "  SELECT i.indkey::int2[] AS indkey FROM pg_index i "
         "  JOIN pg_class ic ON ic.oid = i.indexrelid "
@@ -360,6 +360,8 @@ events::Catalog makeCatalog(pg::Connection& conn) {
       a.dropped = pg::value(r.get(), i, 3) == "t";
       a.generated = pg::value(r.get(), i, 4) == "t";
       a.in_key = pg::value(r.get(), i, 5) == "t";
+      a.type_name = pg::value(r.get(), i, 6).value_or("");
+      a.not_null = pg::value(r.get(), i, 7) == "t";
       attributes.push_back(std::move(a));
     }
     return attributes;

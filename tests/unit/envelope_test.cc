@@ -22,9 +22,9 @@ Catalog fakeCatalog() {
   Catalog c;
   c.type = [](TypeOid) { return std::optional<CatalogType>(); };
   c.attributes = [](RelationId) {
-    return std::vector<CatalogAttribute>{{1, "id", 20, false, false, true},
-                                         {2, "note", 25, false, false, false},
-                                         {3, "amount", 1700, false, false, false}};
+    return std::vector<CatalogAttribute>{{1, "id", 20, false, false, true, "", false},
+                                         {2, "note", 25, false, false, false, "", false},
+                                         {3, "amount", 1700, false, false, false, "", false}};
   };
   return c;
 }
@@ -186,9 +186,9 @@ TEST(EnvelopeBuilder, KeyChangeUnderFullIdentityKeepsUnchangedToastedValuesInThe
 TEST(EnvelopeBuilder, FullIdentityWithoutAPrimaryKeyHasNoKey) {
   Catalog catalog = fakeCatalog();
   catalog.attributes = [](RelationId) {
-    return std::vector<CatalogAttribute>{{1, "id", 20, false, false, false},
-                                         {2, "note", 25, false, false, false},
-                                         {3, "amount", 1700, false, false, false}};
+    return std::vector<CatalogAttribute>{{1, "id", 20, false, false, false, "", false},
+                                         {2, "note", 25, false, false, false, "", false},
+                                         {3, "amount", 1700, false, false, false, "", false}};
   };
   RelationCache rels = cache(catalog);
   const Relation& rel = rels.update(ordersRelation('f', true));
@@ -203,21 +203,21 @@ TEST(PrimaryKeyPositions, ByNameThenByPositionWhenAKeyColumnWasRenamed) {
   // The message as the change was decoded: (id, v).
   std::vector<Col> message = {{true, "id", 23, -1}, {true, "v", 23, -1}};
   // Today: id renamed to ident, a column added since.
-  std::vector<CatalogAttribute> renamed = {{1, "ident", 23, false, false, true},
-                                           {2, "v", 23, false, false, false},
-                                           {3, "added", 25, false, false, false}};
+  std::vector<CatalogAttribute> renamed = {{1, "ident", 23, false, false, true, "", false},
+                                           {2, "v", 23, false, false, false, "", false},
+                                           {3, "added", 25, false, false, false, "", false}};
   EXPECT_EQ(keyPositions(message, renamed), (std::vector<size_t>{0}));
   // Today: the key is v, and a column before it was dropped since (by name still).
-  std::vector<CatalogAttribute> dropped = {{1, "........pg.dropped.1........", 0, true, false, false},
-                                           {2, "v", 23, false, false, true}};
+  std::vector<CatalogAttribute> dropped = {{1, "........pg.dropped.1........", 0, true, false, false, "", false},
+                                           {2, "v", 23, false, false, true, "", false}};
   EXPECT_EQ(keyPositions(message, dropped), (std::vector<size_t>{1}));
   // A renamed key column and a column dropped since: the two cannot be told apart.
-  std::vector<CatalogAttribute> both = {{1, "........pg.dropped.1........", 0, true, false, false},
-                                        {2, "w", 23, false, false, true}};
+  std::vector<CatalogAttribute> both = {{1, "........pg.dropped.1........", 0, true, false, false, "", false},
+                                        {2, "w", 23, false, false, true, "", false}};
   std::vector<Col> three = {{true, "id", 23, -1}, {true, "v", 23, -1}, {true, "x", 25, -1}};
   EXPECT_EQ(keyPositions(three, both), std::nullopt);
   // No primary key.
-  EXPECT_EQ(keyPositions(message, {{1, "id", 23, false, false, false}}), (std::vector<size_t>{}));
+  EXPECT_EQ(keyPositions(message, {{1, "id", 23, false, false, false, "", false}}), (std::vector<size_t>{}));
 }
 
 TEST(EnvelopeBuilder, BytesThatAreNotUtf8AreAnErrorNamingTableColumnAndKey) {

@@ -8,6 +8,8 @@
 #include <map>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "common/byte_reader.h"
 #include "pipeline/capture.h"
 #include "pipeline/session.h"
@@ -30,6 +32,8 @@ std::vector<std::string> committedEvents(const changelog::LocalLog& log) {
       open.clear();
     } else if (changelog::isTransactionAbort(r->record)) {
       open.clear();
+    } else if (changelog::isControl(r->record)) {
+      continue;  // a table's schema
     } else {
       open.emplace_back(r->record.value.value_or(""));
     }
@@ -262,7 +266,7 @@ TEST_F(SessionTest, CleanStopInsideATransactionDropsItsPartialOutput) {
   Session s = session();
   s.stream(stop);
   EXPECT_EQ(events().size(), 1u);
-  EXPECT_EQ(log->endOffset(), 2u) << "the open transaction's events were committed";
+  EXPECT_EQ(log->endOffset(), 3u) << "the open transaction's events were committed";
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
 }
 
@@ -383,6 +387,47 @@ TEST_F(SessionTest, SkipsATransactionThatCommittedBeforeTheStartPosition) {
   EXPECT_EQ(store.saved->lsn, Lsn(0x100));
 }
 
+// Each captured table's schema goes into the log ahead of its first event, again when its
+// columns change, and each event names the version it follows.
+TEST_F(SessionTest, TheLogHoldsATablesSchemaAheadOfTheEventsThatReferToIt) {
+  firstTransaction();
+  source->data(Lsn(0x210), begin(0x2F0, 8));
+  source->data(Lsn(0x220), insert("2"));
+  source->data(Lsn(0x2F0), commit(0x2F0, 0x300));
+  Bytes wider;  // the table gains a column
+  wider.ch('R').u32(16384).cstr("public").cstr("orders").ch('d').u16(3);
+  wider.u8(1).cstr("id").u32(23).u32(0xFFFFFFFF);
+  wider.u8(0).cstr("note").u32(25).u32(0xFFFFFFFF);
+  wider.u8(0).cstr("added").u32(20).u32(0xFFFFFFFF);
+  source->data(Lsn(0x310), wider);
+  source->data(Lsn(0x310), begin(0x3F0, 9));
+  source->data(Lsn(0x320), std::move(Bytes().ch('I').u32(16384).ch('N').u16(3).text("3").text("n").text("7")));
+  source->data(Lsn(0x3F0), commit(0x3F0, 0x400));
+  Session s = session();
+  s.stream(stop);
+  std::vector<std::string> versions;  // in log order: "schema:<v>" and "event:<v>"
+  std::vector<nlohmann::json> schemas;
+  auto reader = log->reader(0);
+  while (const changelog::StoredRecord* r = reader->next()) {
+    if (changelog::isTableSchema(r->record)) {
+      versions.push_back("schema:" + std::string(*changelog::headerValue(r->record, changelog::kSchemaVersionHeader)));
+      schemas.push_back(nlohmann::json::parse(*r->record.value));
+      EXPECT_EQ(changelog::headerValue(r->record, changelog::kTopicHeader), "t.public.orders");
+    } else if (!changelog::isControl(r->record)) {
+      versions.push_back("event:" + std::string(changelog::headerValue(r->record, changelog::kSchemaVersionHeader).value_or("")));
+    }
+  }
+  ASSERT_EQ(schemas.size(), 2u);
+  const std::string v1 = schemas[0]["version"], v2 = schemas[1]["version"];
+  EXPECT_NE(v1, v2);
+  EXPECT_EQ(versions, (std::vector<std::string>{"schema:" + v1, "event:" + v1, "event:" + v1, "schema:" + v2, "event:" + v2}));
+  EXPECT_EQ(schemas[0]["key"], nlohmann::json::array({"id"}));
+  EXPECT_EQ(schemas[1]["columns"].size(), 3u);
+  EXPECT_EQ(schemas[1]["columns"][2]["name"], "added");
+  EXPECT_EQ(schemas[1]["columns"][2]["type_oid"], 20);
+  EXPECT_EQ(schemas[1]["table"], "orders");
+}
+
 TEST_F(SessionTest, ALargeTransactionAbandonedHalfWayIsAbortedInTheLog) {
   openLog(/*spill_bytes=*/64);  // every event goes to disk at once
   firstTransaction();
@@ -391,7 +436,7 @@ TEST_F(SessionTest, ALargeTransactionAbandonedHalfWayIsAbortedInTheLog) {
   source->data(Lsn(0x230), insert("3"));
   Session s = session();
   s.stream(stop);  // stopped with the second transaction open: its first part is on disk
-  EXPECT_GT(log->endOffset(), 3u) << "the large transaction was not committed in parts";
+  EXPECT_GT(log->endOffset(), 4u) << "the large transaction was not committed in parts";
   EXPECT_EQ(events().size(), 1u);
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
 }

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "changelog/local_log.h"
 #include "support/assertions.h"
 #include "support/background_writer.h"
 #include "support/pipeline_fixture.h"
@@ -193,6 +194,43 @@ TEST_F(ChangeLogTest, ASinkAddedLaterStartsFromTheOldestRetainedRecord) {
   ASSERT_TRUE(st.json) << st.description;
   EXPECT_EQ(jsonAt(*st.json, "sinks.a.position"), jsonAt(*st.json, "sinks.b.position")) << st.json->dump();
   EXPECT_EQ(jsonAt(*st.json, "sinks.b.lag_records").value_or(-1), 0) << st.json->dump();
+}
+
+// The schema records typed destinations create tables from: the source's declared types,
+// NOT NULLs and key, a new version once a column is added, and every event naming its version.
+TEST_F(ChangeLogTest, TheLogHoldsEachTablesSchemaWithItsSourceTypes) {
+  sql("CREATE TABLE s (id bigint PRIMARY KEY, amount numeric(12,2) NOT NULL, note varchar(40))");
+  auto config = writeConfig(TidemarkConfig({"public.s"}));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  sql("INSERT INTO s VALUES (1, 1.50, 'a')");
+  sql("ALTER TABLE s ADD COLUMN at timestamptz");
+  sql("INSERT INTO s VALUES (2, 2.50, 'b', now())");
+  ASSERT_EQ(runUntil(config, currentLsn()).exitCode, 0);
+
+  changelog::LocalLog log({stateDir() / "log"});
+  std::vector<json> schemas;
+  std::vector<std::string> eventVersions;
+  auto reader = log.reader(log.startOffset());
+  while (const changelog::StoredRecord* r = reader->next()) {
+    if (changelog::isTableSchema(r->record)) {
+      schemas.push_back(json::parse(*r->record.value));
+    } else if (!changelog::isControl(r->record) && r->record.topic == "t1.public.s") {
+      eventVersions.emplace_back(changelog::headerValue(r->record, changelog::kSchemaVersionHeader).value_or(""));
+    }
+  }
+  ASSERT_EQ(schemas.size(), 2u);
+  const json& first = schemas[0];
+  EXPECT_EQ(first["topic"], "t1.public.s");
+  EXPECT_EQ(first["key"], json::array({"id"}));
+  ASSERT_EQ(first["columns"].size(), 3u);
+  EXPECT_EQ(first["columns"][0]["type"], "bigint");
+  EXPECT_EQ(first["columns"][0]["optional"], false);
+  EXPECT_EQ(first["columns"][1]["type"], "numeric(12,2)");
+  EXPECT_EQ(first["columns"][1]["optional"], false);
+  EXPECT_EQ(first["columns"][2]["type"], "character varying(40)");
+  EXPECT_EQ(first["columns"][2]["optional"], true);
+  EXPECT_EQ(schemas[1]["columns"][3]["type"], "timestamp with time zone");
+  EXPECT_EQ(eventVersions, (std::vector<std::string>{first["version"], schemas[1]["version"]}));
 }
 
 // buffer.max_bytes with a blocked sink: reading pauses at the cap (the status names the sink),
