@@ -12,7 +12,7 @@ const std::string_view kStatusPage = R"HTML(<!doctype html>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d2430; background: #f6f7f9; }
   h1 { font-size: 1.3rem; margin: 0 0 .8rem; }
   .state { display: inline-block; padding: .1rem .6rem; border-radius: 1rem; color: #fff; font-weight: 600; }
-  .running { background: #2b8a3e; } .stopped { background: #6c757d; } .retrying { background: #e67700; }
+  .running { background: #2b8a3e; } .stopped { background: #6c757d; } .retrying, .paused { background: #e67700; }
   .stalled, .failed, .unknown { background: #c92a2a; }
   .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(15rem, 1fr)); gap: .8rem; margin: 1rem 0; }
   .card { background: #fff; border-radius: .5rem; padding: .7rem .9rem; box-shadow: 0 1px 2px #0002; }
@@ -99,8 +99,13 @@ async function refresh() {
     const p = s.progress || {};
     text("rate", (p.events_per_second != null ? p.events_per_second + " events/s" : "") +
                  (p.backlog_bytes ? ", " + bytes(p.backlog_bytes) + " behind" + (p.eta_seconds != null ? ", ~" + p.eta_seconds + " s to go" : "") : ""));
-    $("sinks").innerHTML = Object.entries(hb.sinks || {}).map(([n, v]) =>
-      "<div><b>" + esc(n) + "</b>: delivered lag " + ms(v.delivered_lag_ms) + "</div>").join("") || "–";
+    $("sinks").innerHTML = Object.entries(s.sinks || {}).map(([n, v]) => {
+      const d = (hb.sinks || {})[n] || {};
+      return "<div><b>" + esc(n) + "</b> " + esc(v.state) + ", " + esc(v.lag_records) + " records behind" +
+        (v.lag_seconds ? " (" + esc(v.lag_seconds) + " s)" : "") + ", delivered lag " + ms(d.delivered_lag_ms) +
+        (v.last_error ? "<div class='muted'>" + esc(v.last_error) + "</div>" : "") + "</div>";
+    }).join("") + (s.log ? "<div class='muted'>change log " + bytes(s.log.size_bytes) + " of " + bytes(s.log.max_bytes) +
+      (s.log.held_by ? ", held by " + esc(s.log.held_by) : "") + "</div>" : "") || "–";
     const sl = s.slot || {};
     $("slot").innerHTML = "<div><b>" + esc(sl.name) + "</b> " + esc(sl.wal_status ?? "") + (sl.active ? ", active" : "") +
       "</div><div class='muted'>confirmed " + esc(sl.confirmed_flush_lsn ?? "–") + ", restart " + esc(sl.restart_lsn ?? "–") + "</div>";

@@ -209,161 +209,209 @@ Lsn resumePosition(const state::StoredPosition& stored, const changelog::LocalLo
 
 }  // namespace
 
-void run(const config::PipelineConfig& cfg, const RunOptions& options, const std::atomic<bool>& stop) {
-  Logger log("pipeline", {{"pipeline", cfg.name}, {"slot", cfg.source.slot}});
-  std::unique_ptr<state::OffsetStore> store = state::openSqliteStore(cfg.state_dir);
-  std::unique_ptr<changelog::LocalLog> log_owner = openChangeLog(cfg, log);
-  changelog::LocalLog& changes = *log_owner;
-  std::optional<state::StoredPosition> first_stored = store->load();
-  // The sinks start before the source: what the log holds flows to them even while the
-  // source cannot be reached.
-  SinkSet sinks(cfg, changes, *store, log);
-  sinks.start(first_stored, options.reset_sinks);
-  checkLogAgainstStore(changes, first_stored);
-  LogAppender delivery(changes, *store, {kSpillBytes, cfg.buffer.max_bytes}, &sinks);
-  StatusBoard status(cfg, [&store](const std::string& json) { store->saveStatus(json); }, log);
-  status.setDelivery(&sinks, &changes);
-  std::unique_ptr<http::Server> endpoint;
-  if (cfg.http.listen != "off") {
+namespace {
+
+// One run: the state store, the change log and the sinks, which live as long as the run, and
+// the source, which is connected (and reconnected after a retriable error) inside it.
+class Runner {
+ public:
+  Runner(const config::PipelineConfig& cfg, const RunOptions& options, const std::atomic<bool>& stop)
+      : cfg_(cfg),
+        options_(options),
+        stop_(stop),
+        log_("pipeline", {{"pipeline", cfg.name}, {"slot", cfg.source.slot}}),
+        store_(state::openSqliteStore(cfg.state_dir)),
+        changes_(openChangeLog(cfg, log_)),
+        sinks_(cfg, *changes_, *store_, log_),
+        status_(cfg, [this](const std::string& json) { store_->saveStatus(json); }, log_),
+        retry_(cfg.retry, std::random_device{}()) {
+    std::optional<state::StoredPosition> stored = store_->load();
+    // The sinks start before the source: what the log holds flows to them even while the
+    // source cannot be reached.
+    sinks_.start(stored, options.reset_sinks);
+    checkLogAgainstStore(*changes_, stored);
+    appender_.emplace(*changes_, *store_, LogAppender::Options{kSpillBytes, cfg.buffer.max_bytes}, &sinks_);
+    status_.setDelivery(&sinks_, changes_.get());
+    startEndpoint();
+  }
+
+  void run() {
+    for (;;) {
+      // Declared outside the try so that the catch can make its whole transactions durable.
+      // Only salvage() is called there, which touches the log and the store, not the
+      // connections that streamOnce() owned.
+      std::optional<Session> session;
+      try {
+        streamOnce(session);
+        return;
+      } catch (const Error& e) {
+        if (!afterError(e, session)) return;
+      }
+    }
+  }
+
+ private:
+  void startEndpoint() {
+    if (cfg_.http.listen == "off") return;
     try {
-      auto checks = options.checks ? std::make_shared<ChecksRunner>(options.checks) : nullptr;
-      endpoint = std::make_unique<http::Server>(cfg.http.listen, cfg.http.token, routes(status, checks),
-                                                log.with("http", cfg.http.listen));
-      log.info("status page and metrics on http://{}:{}/", config::splitListen(cfg.http.listen)->host,
-               endpoint->port());
+      auto checks = options_.checks ? std::make_shared<ChecksRunner>(options_.checks) : nullptr;
+      endpoint_ = std::make_unique<http::Server>(cfg_.http.listen, cfg_.http.token, routes(status_, checks),
+                                                 log_.with("http", cfg_.http.listen));
+      log_.info("status page and metrics on http://{}:{}/", config::splitListen(cfg_.http.listen)->host,
+                endpoint_->port());
     } catch (const Error& e) {
       // The endpoint is for people and monitoring; the data must flow without it.
-      log.warn("{}; running without the HTTP endpoint", e.describe());
+      log_.warn("{}; running without the HTTP endpoint", e.describe());
     }
   }
-  std::unique_ptr<SourceMonitor> monitor;
-  // Set from a stall until the stream flows again: the retries in between are part of it.
-  std::string stall;
-  RetryPolicy retry(cfg.retry, std::random_device{}());
-  Lsn durable;  // the furthest position made durable, for the retry window
 
-  for (;;) {
-    // Declared outside the try so that the catch can make its whole transactions durable.
-    // Only salvage() is called there, which touches the sinks and the store, not the
-    // connections that the try block owned.
-    std::optional<Session> session;
-    try {
-      std::optional<state::StoredPosition> stored = store->load();
-      if (stored) {
-        durable = std::max(durable, stored->lsn);
-        stored->lsn = resumePosition(*stored, changes, log);
-      }
-      pg::Connection catalog = pg::Connection::open(pg::sourceOptions(cfg.source));
-      pg::ReplicationStream stream = pg::ReplicationStream::open(pg::sourceOptions(cfg.source));
-      pg::SystemInfo system = stream.identifySystem();
-      HeartbeatTable heartbeat = ensureHeartbeatTable(catalog, cfg, log);
-      ensurePublication(catalog, cfg, heartbeat, log);
-      // A stored position is checked first: another cluster, or a slot lost, says so before
-      // any table does. On a first run the tables come first, so that a table that cannot be
-      // captured stops tidemark before a new slot starts holding WAL.
-      std::optional<StartPoint> resolved;
-      if (stored) resolved = resolveStart(catalog, stream, system, cfg.source, stored, log);
-      CaptureSet capture = resolveCapture(catalog, cfg, store->loadCapture(), options.accept_recreated, log);
-      if (!resolved) resolved = resolveStart(catalog, stream, system, cfg.source, stored, log);
-      const StartPoint start = *resolved;
+  // Connects, checks where to start, and streams until a stop or --until-lsn; throws Error.
+  void streamOnce(std::optional<Session>& session) {
+    std::optional<state::StoredPosition> stored = store_->load();
+    if (stored) {
+      durable_ = std::max(durable_, stored->lsn);
+      stored->lsn = resumePosition(*stored, *changes_, log_);
+    }
+    pg::Connection catalog = pg::Connection::open(pg::sourceOptions(cfg_.source));
+    pg::ReplicationStream stream = pg::ReplicationStream::open(pg::sourceOptions(cfg_.source));
+    pg::SystemInfo system = stream.identifySystem();
+    HeartbeatTable heartbeat = ensureHeartbeatTable(catalog, cfg_, log_);
+    ensurePublication(catalog, cfg_, heartbeat, log_);
+    // A stored position is checked first: another cluster, or a slot lost, says so before
+    // any table does. On a first run the tables come first, so that a table that cannot be
+    // captured stops tidemark before a new slot starts holding WAL.
+    std::optional<StartPoint> resolved;
+    if (stored) resolved = resolveStart(catalog, stream, system, cfg_.source, stored, log_);
+    CaptureSet capture = resolveCapture(catalog, cfg_, store_->loadCapture(), options_.accept_recreated, log_);
+    if (!resolved) resolved = resolveStart(catalog, stream, system, cfg_.source, stored, log_);
+    const StartPoint start = *resolved;
 
-      state::StoredPosition position;
-      position.system_identifier = system.system_identifier;
-      position.timeline = system.timeline;
-      position.slot = cfg.source.slot;
-      position.lsn = start.lsn;
-      if (!stored) {
-        // Record the starting point before streaming, so that from now on everything in the
-        // log is covered by a stored position.
-        delivery.makeDurable(position);
-      }
-      store->saveCapture(capture.tables());
-
-      if (options.until_lsn && start.lsn >= *options.until_lsn) {
-        log.info("already at {}, at or beyond --until-lsn {}", start.lsn.str(), options.until_lsn->str());
-        if (!sinks.drain(changes.endOffset(), stop)) log.info("stopped before every sink caught up");
-        sinks.stop();
-        status.setState(PipelineState::Stopped, "reached --until-lsn");
-        return;
-      }
-      if (!monitor) {
-        bool visible = (cfg.heartbeat.mode == "table" && heartbeat.published) ||
-                       cfg.heartbeat.mode == "message";
-        monitor = std::make_unique<SourceMonitor>(cfg, visible, heartbeat.problem, log);
-        status.setMonitor(monitor.get());
-      }
-      monitor->watchCapture(capture.tables());
-      stream.start(cfg.source.slot, start.lsn, cfg.source.publication);
-      log.info("streaming from {} (publication \"{}\")", start.lsn.str(), cfg.source.publication);
-      session.emplace(cfg, options, delivery, stream, makeCatalog(catalog),
-                      capture.classifier([&catalog](RelationId relid) { return partitionAncestors(catalog, relid); }),
-                      system.dbname, position, log, monitor.get(),
-                      [&status](const SessionStatus& s) { status.report(s); });
-      status.setState(PipelineState::Running);
-      if (!stall.empty()) log.info("the stream flows again after the stall");
-      stall.clear();
-      StopReason why;
-      {
-        StatusFeeder feeder(stream, *session, cfg.source.status_interval, log);
-        why = session->stream(stop);
-      }
-      status.report(session->status());
-      if (why == StopReason::UntilLsn) {
-        // Everything up to --until-lsn is in the log; the run ends once every sink has it.
-        status.setState(PipelineState::Running, "reached --until-lsn; the sinks catch up");
-        if (!sinks.drain(changes.endOffset(), stop)) log.info("stopped before every sink caught up");
-      }
-      sinks.stop();
-      status.setState(PipelineState::Stopped,
-                 why == StopReason::UntilLsn ? "reached --until-lsn" : "stopped by a signal");
+    state::StoredPosition position;
+    position.system_identifier = system.system_identifier;
+    position.timeline = system.timeline;
+    position.slot = cfg_.source.slot;
+    position.lsn = start.lsn;
+    // Record the starting point before streaming, so that from now on everything in the log
+    // is covered by a stored position.
+    if (!stored) appender_->makeDurable(position);
+    store_->saveCapture(capture.tables());
+    if (options_.until_lsn && start.lsn >= *options_.until_lsn) {
+      log_.info("already at {}, at or beyond --until-lsn {}", start.lsn.str(), options_.until_lsn->str());
+      finish(StopReason::UntilLsn);
       return;
-    } catch (const Error& e) {
-      const bool stalled = dynamic_cast<const StallError*>(&e) != nullptr;
-      if (session) {
-        try {
-          session->salvage();
-          status.report(session->status());
-          durable = std::max(durable, session->durable());
-        } catch (const Error& inner) {
-          log.error("{}", e.describe());
-          log.error("then could not make the sinks whole: {}", inner.what());
-          status.setState(PipelineState::Failed, inner.what());
-          throw;
-        }
-      }
-      if (!e.retriable()) {
-        status.setState(PipelineState::Failed, e.what());
+    }
+    watchSource(heartbeat, capture);
+    stream.start(cfg_.source.slot, start.lsn, cfg_.source.publication);
+    log_.info("streaming from {} (publication \"{}\")", start.lsn.str(), cfg_.source.publication);
+    session.emplace(cfg_, options_, *appender_, stream, makeCatalog(catalog),
+                    capture.classifier([&catalog](RelationId relid) { return partitionAncestors(catalog, relid); }),
+                    system.dbname, position, log_, monitor_.get(),
+                    [this](const SessionStatus& s) { status_.report(s); });
+    status_.setState(PipelineState::Running);
+    if (!stall_.empty()) log_.info("the stream flows again after the stall");
+    stall_.clear();
+    StopReason why;
+    {
+      StatusFeeder feeder(stream, *session, cfg_.source.status_interval, log_);
+      why = session->stream(stop_);
+    }
+    status_.report(session->status());
+    finish(why);
+  }
+
+  // The source monitor, started with the first connection, and the tables it checks.
+  void watchSource(const HeartbeatTable& heartbeat, const CaptureSet& capture) {
+    if (!monitor_) {
+      const bool visible =
+          (cfg_.heartbeat.mode == "table" && heartbeat.published) || cfg_.heartbeat.mode == "message";
+      monitor_ = std::make_unique<SourceMonitor>(cfg_, visible, heartbeat.problem, log_);
+      status_.setMonitor(monitor_.get());
+    }
+    monitor_->watchCapture(capture.tables());
+  }
+
+  // The source has stopped; at --until-lsn the run ends once every sink has all the log holds.
+  void finish(StopReason why) {
+    if (why == StopReason::UntilLsn) {
+      status_.setState(PipelineState::Running, "reached --until-lsn; the sinks catch up");
+      if (!sinks_.drain(changes_->endOffset(), stop_)) log_.info("stopped before every sink caught up");
+    }
+    sinks_.stop();
+    status_.setState(PipelineState::Stopped,
+                     why == StopReason::UntilLsn ? "reached --until-lsn" : "stopped by a signal");
+  }
+
+  // After an error: makes what is whole durable, then throws when the error is not retriable
+  // or retry.window is over; otherwise waits before the next attempt. False when a stop was
+  // requested meanwhile.
+  bool afterError(const Error& e, std::optional<Session>& session) {
+    const bool stalled = dynamic_cast<const StallError*>(&e) != nullptr;
+    if (session) {
+      try {
+        session->salvage();
+        status_.report(session->status());
+        durable_ = std::max(durable_, session->durable());
+      } catch (const Error& inner) {
+        log_.error("{}", e.describe());
+        log_.error("then could not make the change log whole: {}", inner.what());
+        status_.setState(PipelineState::Failed, inner.what());
         throw;
       }
-      std::optional<milliseconds> wait = retry.failed(durable, Clock::now());
-      if (!wait) {
-        std::string why = fmt::format("gave up after retrying for {} (retry.window) without getting past {}: {}",
-                                      config::formatDuration(cfg.retry.window), durable.str(), e.what());
-        status.setState(PipelineState::Failed, why);
-        throw Error(ErrorClass::Fatal, why, e.hint());
-      }
-      status.countRetry();
-      RetryStatus figures{e.what(), retry.attempt(), retry.sinceUnixMicros(), retry.givesUpAtUnixMicros()};
-      const std::string plan = fmt::format("attempt {}, retrying in {} ms; retrying since {}, gives up at {}",
-                                           retry.attempt(), wait->count(), isoTime(figures.since_us),
-                                           isoTime(figures.gives_up_at_us));
-      if (stalled) {
-        log.error("{}", e.describe());
-        stall = e.what();
-        status.setRetrying(PipelineState::Stalled, stall, figures);
-      } else if (!stall.empty()) {
-        log.warn("{} ({} after a stall)", e.describe(), plan);
-        status.setRetrying(PipelineState::Stalled, fmt::format("{}; reconnecting: {}", stall, e.what()), figures);
-      } else {
-        log.warn("{} ({})", e.describe(), plan);
-        status.setRetrying(PipelineState::Retrying, e.what(), figures);
-      }
-      if (!sleepUnlessStopped(*wait, stop)) {
-        status.setState(PipelineState::Stopped, "stopped by a signal while retrying");
-        return;
-      }
     }
+    if (!e.retriable()) {
+      status_.setState(PipelineState::Failed, e.what());
+      throw;
+    }
+    std::optional<milliseconds> wait = retry_.failed(durable_, Clock::now());
+    if (!wait) {
+      std::string why = fmt::format("gave up after retrying for {} (retry.window) without getting past {}: {}",
+                                    config::formatDuration(cfg_.retry.window), durable_.str(), e.what());
+      status_.setState(PipelineState::Failed, why);
+      throw Error(ErrorClass::Fatal, why, e.hint());
+    }
+    status_.countRetry();
+    RetryStatus figures{e.what(), retry_.attempt(), retry_.sinceUnixMicros(), retry_.givesUpAtUnixMicros()};
+    const std::string plan = fmt::format("attempt {}, retrying in {} ms; retrying since {}, gives up at {}",
+                                         retry_.attempt(), wait->count(), isoTime(figures.since_us),
+                                         isoTime(figures.gives_up_at_us));
+    if (stalled) {
+      log_.error("{}", e.describe());
+      stall_ = e.what();
+      status_.setRetrying(PipelineState::Stalled, stall_, figures);
+    } else if (!stall_.empty()) {
+      log_.warn("{} ({} after a stall)", e.describe(), plan);
+      status_.setRetrying(PipelineState::Stalled, fmt::format("{}; reconnecting: {}", stall_, e.what()), figures);
+    } else {
+      log_.warn("{} ({})", e.describe(), plan);
+      status_.setRetrying(PipelineState::Retrying, e.what(), figures);
+    }
+    if (!sleepUnlessStopped(*wait, stop_)) {
+      status_.setState(PipelineState::Stopped, "stopped by a signal while retrying");
+      return false;
+    }
+    return true;
   }
+
+  const config::PipelineConfig& cfg_;
+  const RunOptions& options_;
+  const std::atomic<bool>& stop_;
+  Logger log_;
+  std::unique_ptr<state::OffsetStore> store_;
+  std::unique_ptr<changelog::LocalLog> changes_;
+  SinkSet sinks_;  // after the log and the store it reads and saves to
+  StatusBoard status_;
+  std::optional<LogAppender> appender_;
+  std::unique_ptr<http::Server> endpoint_;
+  std::unique_ptr<SourceMonitor> monitor_;
+  std::string stall_;  // set from a stall until the stream flows again
+  RetryPolicy retry_;
+  Lsn durable_;  // the furthest position made durable, for the retry window
+};
+
+}  // namespace
+
+void run(const config::PipelineConfig& cfg, const RunOptions& options, const std::atomic<bool>& stop) {
+  Runner(cfg, options, stop).run();
 }
 
 }  // namespace tidemark::pipeline

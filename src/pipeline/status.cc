@@ -238,15 +238,15 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
                            PipelineState::Stalled, PipelineState::Stopped, PipelineState::Failed}) {
     m.sample("tidemark_state", st == in.state ? 1 : 0, fmt::format("state=\"{}\"", stateName(st)));
   }
-  m.family("tidemark_events_total", "counter", "Events written to the sinks by this process.");
+  m.family("tidemark_events_total", "counter", "Events appended to the change log by this process.");
   m.sample("tidemark_events_total", static_cast<double>(in.session.events_delivered));
   m.family("tidemark_changes_skipped_total", "counter",
            "Changes of published tables that are not captured (not in source.tables), skipped by "
            "this process.");
   m.sample("tidemark_changes_skipped_total", static_cast<double>(in.session.changes_skipped));
-  m.family("tidemark_bytes_total", "counter", "Bytes of event values written to the sinks by this process.");
+  m.family("tidemark_bytes_total", "counter", "Bytes of event values appended to the change log by this process.");
   m.sample("tidemark_bytes_total", static_cast<double>(in.session.bytes_delivered));
-  m.family("tidemark_buffer_pending_bytes", "gauge", "Bytes written to the sinks and not yet durable.");
+  m.family("tidemark_buffer_pending_bytes", "gauge", "Bytes appended to the change log and not yet durable.");
   m.sample("tidemark_buffer_pending_bytes", static_cast<double>(in.session.pending_bytes));
   m.family("tidemark_retries_total", "counter", "Reconnects after retriable errors and stalls.");
   m.sample("tidemark_retries_total", static_cast<double>(in.retries));
@@ -257,7 +257,7 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
              static_cast<double>(std::max<int64_t>(0, in.retry->gives_up_at_us - in.now_us)) * 1e-6);
   }
   m.family("tidemark_position_lsn", "gauge",
-           "Positions as 64-bit LSN values: received from the server, durable in every sink, "
+           "Positions as 64-bit LSN values: received from the server, durable in the change log, "
            "acknowledged to the slot.");
   m.sample("tidemark_position_lsn", static_cast<double>(in.session.received.value()), "kind=\"received\"");
   m.sample("tidemark_position_lsn", static_cast<double>(in.session.durable.value()), "kind=\"durable\"");
