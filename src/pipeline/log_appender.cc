@@ -12,7 +12,7 @@ LogAppender::LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Op
   // A crash in the middle of a large transaction left its first part: drop it for the sinks.
   if (log_.inTransaction()) {
     log_.append(changelog::transactionAbort());
-    log_.commit();
+    commit();
   }
   mark_ = log_.mark();
 }
@@ -38,9 +38,26 @@ void LogAppender::write(const events::Event& e, const events::TableSchema* schem
   log_.append(r);
   if (log_.pendingBytes() >= options_.spill_bytes) {
     // A large transaction: its first part goes to disk now, not at its end.
-    log_.commit();
+    commit();
     spilled_ = true;
     mark_ = log_.mark();
+  }
+}
+
+void LogAppender::commit() {
+  if (dropped_) {
+    // A failed commit dropped what was appended before it; a commit now would write what came
+    // after, and a position saved with it would skip what was dropped.
+    throw Error(ErrorClass::Retriable,
+                "the change log dropped transactions it could not write; nothing more is saved until "
+                "they are read again from the source",
+                "");
+  }
+  try {
+    log_.commit();
+  } catch (...) {
+    dropped_ = true;
+    throw;
   }
 }
 
@@ -69,6 +86,7 @@ void LogAppender::rollbackToSaved() {
   // Schema records of transactions dropped here are gone too: write them again when needed.
   open_written_.clear();
   written_.clear();
+  dropped_ = false;
   log_.rollback();
   if (log_.inTransaction()) log_.append(changelog::transactionAbort());
   spilled_ = false;
@@ -76,7 +94,7 @@ void LogAppender::rollbackToSaved() {
 }
 
 void LogAppender::makeDurable(state::StoredPosition position) {
-  log_.commit();
+  commit();
   mark_ = log_.mark();
   position.log_end = log_.endOffset();
   position.sinks.clear();  // each sink saves its own progress

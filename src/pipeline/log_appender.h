@@ -59,7 +59,9 @@ class LogAppender {
   void markTransactionEnd(Lsn position);
   /// Drops what was written since the last end (a transaction abandoned half-way).
   void rollbackToMark();
-  /// Drops everything written since the last commit, after a commit or a save failed.
+  /// Drops everything written since the last commit, after a commit or a save failed. Until
+  /// it is called, after a failed commit every commit and makeDurable() throws: what the
+  /// failed commit dropped must be read again from the source, never skipped.
   void rollbackToSaved();
   /// The offset the next record written gets.
   uint64_t appendedEnd() const { return log_.mark().next_offset; }
@@ -82,6 +84,8 @@ class LogAppender {
 
  private:
   void trim();
+  /// Commits the log; remembers a failure (dropped_).
+  void commit();
 
   changelog::LocalLog& log_;
   state::OffsetStore& store_;
@@ -89,6 +93,7 @@ class LogAppender {
   const LogConsumers* consumers_;
   changelog::LocalLog::Mark mark_;  // after the last transaction end written
   bool spilled_ = false;            // the open transaction's first part is committed
+  bool dropped_ = false;            // a commit failed: what it held is gone (rollbackToSaved)
   // The schema version the log holds for each topic, up to the last transaction end
   // (`written_`), and as the open transaction changed it (`open_written_`).
   std::unordered_map<std::string, std::string> written_;

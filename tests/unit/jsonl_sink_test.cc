@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "sinks/jsonl_sink.h"
 #include "state/offset_store.h"
+#include "support/file_size_limit.h"
 #include "support/temp_dir.h"
 
 namespace tidemark::sinks {
@@ -24,29 +25,6 @@ std::string slurp(const std::filesystem::path& p) {
   ss << in.rdbuf();
   return ss.str();
 }
-
-// While it lives, no file of this process grows past `bytes`: writes beyond fail with EFBIG
-// (the signal that would end the process is ignored), as a full disk fails them with ENOSPC.
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t bytes) {
-    ::getrlimit(RLIMIT_FSIZE, &old_);
-    old_handler_ = ::signal(SIGXFSZ, SIG_IGN);
-    struct rlimit limit = old_;
-    limit.rlim_cur = bytes;
-    if (::setrlimit(RLIMIT_FSIZE, &limit) != 0) ADD_FAILURE() << "setrlimit RLIMIT_FSIZE failed";
-  }
-  ~FileSizeLimit() {
-    ::setrlimit(RLIMIT_FSIZE, &old_);
-    ::signal(SIGXFSZ, old_handler_);
-  }
-  FileSizeLimit(const FileSizeLimit&) = delete;
-  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
-
- private:
-  struct rlimit old_ {};
-  sighandler_t old_handler_;
-};
 
 config::SinkConfig sinkConfig(const std::filesystem::path& dir, bool with_key = false) {
   config::SinkConfig c;
@@ -275,7 +253,7 @@ TEST(JsonlSink, AWriteThatFailsPartWayIsRolledBackExactly) {
 
   bool failed = false;
   {
-    FileSizeLimit limit(100000);
+    test::FileSizeLimit limit(100000);
     try {
       const std::string big(300000, 'x');
       for (int i = 0; i < 5; ++i) sink.write(ev("t", "{\"big\":\"" + big + "\"}"));
@@ -365,7 +343,7 @@ TEST(SqliteStore, AFullDiskMayPassAndADamagedFileSaysWhatToDo) {
   store->save(p);
   std::optional<tidemark::Error> error;
   {
-    FileSizeLimit limit(1);  // no file may grow
+    test::FileSizeLimit limit(1);  // no file may grow
     try {
       for (int i = 0; i < 200; ++i) {  // enough to need new pages
         p.sinks["s" + std::to_string(i)] = {0, std::string(1000, 'x')};

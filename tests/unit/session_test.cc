@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <filesystem>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -14,6 +16,7 @@
 #include "pipeline/capture.h"
 #include "pipeline/session.h"
 #include "support/bytes.h"
+#include "support/file_size_limit.h"
 #include "support/temp_dir.h"
 
 namespace tidemark::pipeline {
@@ -76,6 +79,8 @@ class FakeSource final : public pg::ReplicationSource {
     frames_.push_back(Queued{wal_end, {}, pg::Keepalive{wal_end, 0, reply}, true});
   }
   void expectEventsThrough(Lsn end, size_t events) { events_through_[end] = events; }
+  /// Runs `fn` just before the frame queued `index`-th (0-based) is read.
+  void beforeFrame(size_t index, std::function<void()> fn) { hooks_[index] = std::move(fn); }
   /// Once the queue is drained, keep returning timeouts this many times, then request a stop.
   void stopWhenDrainedAfter(int timeouts) { timeouts_before_stop_ = timeouts; }
 
@@ -86,6 +91,8 @@ class FakeSource final : public pg::ReplicationSource {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
       return pg::Timeout{};
     }
+    if (auto hook = hooks_.find(read_); hook != hooks_.end()) hook->second();
+    ++read_;
     current_ = std::move(frames_.front());
     frames_.pop_front();
     if (current_.is_keepalive) return current_.keepalive;
@@ -127,6 +134,8 @@ class FakeSource final : public pg::ReplicationSource {
   std::deque<Queued> frames_;
   Queued current_;
   std::map<Lsn, size_t> events_through_;
+  std::map<size_t, std::function<void()>> hooks_;
+  size_t read_ = 0;
   int timeouts_before_stop_ = 3;
 };
 
@@ -183,6 +192,11 @@ class SessionTest : public ::testing::Test {
     delivery = std::make_unique<LogAppender>(*log, store, LogAppender::Options{spill_bytes, 1ull << 30}, nullptr);
   }
   std::vector<std::string> events() const { return committedEvents(*log); }
+  std::filesystem::path segmentPath() const {
+    std::filesystem::path last;
+    for (const auto& e : std::filesystem::directory_iterator(tmp.path() / "log")) last = std::max(last, e.path());
+    return last;
+  }
 
   Session session() {
     events::Catalog catalog;
@@ -426,6 +440,28 @@ TEST_F(SessionTest, TheLogHoldsATablesSchemaAheadOfTheEventsThatReferToIt) {
   EXPECT_EQ(schemas[1]["columns"][2]["name"], "added");
   EXPECT_EQ(schemas[1]["columns"][2]["type_oid"], 20);
   EXPECT_EQ(schemas[1]["table"], "orders");
+}
+
+// The log cannot take a commit (a full disk under state_dir): what it dropped must not be
+// covered by a saved position, or the source would never send it again.
+TEST_F(SessionTest, ACommitTheLogCouldNotWriteIsNeverSavedOrConfirmed) {
+  firstTransaction();  // frames 0-3
+  source->data(Lsn(0x210), begin(0x2F0, 8));
+  source->data(Lsn(0x220), insert("2"));
+  source->data(Lsn(0x2F0), commit(0x2F0, 0x300));
+  std::unique_ptr<test::FileSizeLimit> full;
+  source->beforeFrame(4, [&] {
+    // Transaction 7 is durable; from now on no file may grow.
+    full = std::make_unique<test::FileSizeLimit>(std::filesystem::file_size(segmentPath()));
+  });
+  Session s = session();
+  EXPECT_THROW(s.stream(stop), Error);
+  s.salvage();
+  full.reset();
+  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  for (const auto& st : source->statuses) EXPECT_LE(st.flush, Lsn(0x200));
+  EXPECT_EQ(events().size(), 1u);
+  EXPECT_EQ(s.durable(), Lsn(0x200));
 }
 
 TEST_F(SessionTest, ALargeTransactionAbandonedHalfWayIsAbortedInTheLog) {

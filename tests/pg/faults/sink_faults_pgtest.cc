@@ -157,6 +157,34 @@ TEST_F(SinkFaultTest, FullDiskLeftFullGivesUpAfterTheRetryWindowAndResumesExactl
   EXPECT_TRUE(eachRowOnce(2000));
 }
 
+// The change log's disk (the state directory) fills while a large transaction comes in: the
+// commit fails, nothing it held is confirmed, and once there is room again the source sends it
+// again and the sink gets every row once.
+TEST_F(SinkFaultTest, FullDiskUnderTheChangeLogFreedWhileRetryingLosesNothing) {
+  sql("CREATE TABLE c (id int PRIMARY KEY, v text)");
+  SmallDisk disk(stateDir());
+  const auto config = writeConfig(TidemarkConfig({"public.c"}));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  disk.fillLeaving(600 * 1024);
+  std::unique_ptr<Process> run;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, run));
+  const std::string confirmed = slotConfirmedFlushLsn().value_or("");
+  bigTransaction();
+
+  StatusResult st;
+  ASSERT_TRUE(statusEventually(
+      config, [](const StatusResult& s) { return s.json && (*s.json)["state"] == "retrying"; }, 60s, &st))
+      << describeStatus(st) << run->describe();
+  EXPECT_EQ(slotConfirmedFlushLsn().value_or(""), confirmed) << "confirmed what the change log could not hold";
+  disk.free();
+  ASSERT_EVENTUALLY(events("public.c").size() >= 2000, 90s) << run->describe();
+  run->signal(SIGTERM);
+  RunResult r = finish(*run);
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  EXPECT_TRUE(contains(r.err, "No space left on device")) << r.err;
+  EXPECT_TRUE(eachRowOnce(2000));
+}
+
 class TamperTest : public PgPipelineTest {
  protected:
   void SetUp() override {
