@@ -89,8 +89,9 @@ int main(int argc, char** argv) {
                   "capture the new table from now on (repeatable)");
   std::vector<std::string> reset_sinks;
   run->add_option("--reset-sink", reset_sinks,
-                  "A sink (sinks[].name) whose output no longer matches what tidemark made durable: "
-                  "accept it as it is and go on (repeatable)");
+                  "A sink (sinks[].name) whose output no longer matches what tidemark made durable, "
+                  "or whose place in the change log is gone: accept its output as it is and go on "
+                  "from its place, or the nearest the log holds (repeatable)");
 
   bool status_json = false;
   CLI::App* status = app.add_subcommand(
