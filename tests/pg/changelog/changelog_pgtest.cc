@@ -58,6 +58,19 @@ class ChangeLogTest : public PgPipelineTest {
     if (!v) return std::nullopt;
     return std::stoi(*v);
   }
+  /// The `after.id` of every change event a stdout sink printed, in order.
+  static std::vector<int64_t> idsInStdout(const Process& p) {
+    std::vector<int64_t> out;
+    std::istringstream in(p.stdoutText());
+    std::string line;
+    while (std::getline(in, line)) {
+      json doc = json::parse(line, nullptr, false);
+      if (doc.is_object() && doc.contains("after") && doc["after"].is_object()) {
+        out.push_back(doc["after"]["id"].get<int64_t>());
+      }
+    }
+    return out;
+  }
   /// 1, 2, ..., n.
   static std::vector<int64_t> upTo(int64_t n) {
     std::vector<int64_t> v(static_cast<size_t>(n));
@@ -142,18 +155,6 @@ TEST_F(ChangeLogTest, ASinkBlockedForAMinuteHoldsBackNeitherTheSlotNorTheConnect
 
   // Unblocked, the sink catches up with every row, once each, in commit order.
   p.drainStdout();
-  auto ids = [&] {
-    std::vector<int64_t> out;
-    std::istringstream in(p.stdoutText());
-    std::string line;
-    while (std::getline(in, line)) {
-      json doc = json::parse(line, nullptr, false);
-      if (doc.is_object() && doc.contains("after") && doc["after"].is_object()) {
-        out.push_back(doc["after"]["id"].get<int64_t>());
-      }
-    }
-    return out;
-  };
   ASSERT_TRUE(statusEventually(
       config, [](const StatusResult& s) { return s.json && jsonAt(*s.json, "sinks.out.lag_records") == 0; },
       seconds(180), &st, nullptr, seconds(1)))
@@ -161,14 +162,7 @@ TEST_F(ChangeLogTest, ASinkBlockedForAMinuteHoldsBackNeitherTheSlotNorTheConnect
   p.signal(SIGTERM);
   RunResult r = finish(p, seconds(60));
   EXPECT_EQ(r.exitCode, 0) << r.description;
-  const std::vector<int64_t> got = ids();
-  ASSERT_EQ(static_cast<int64_t>(got.size()), rows);
-  for (int64_t i = 0; i < rows; ++i) {
-    if (got[static_cast<size_t>(i)] != i + 1) {
-      ADD_FAILURE() << "event " << i << " is row " << got[static_cast<size_t>(i)] << ", not " << i + 1;
-      break;
-    }
-  }
+  EXPECT_TRUE(isOneToN(idsInStdout(p), rows));
   const std::string log = pg().logSince(logStart);
   EXPECT_EQ(log.find("terminating walsender process due to replication timeout"), std::string::npos)
       << log.substr(0, 4000);
@@ -266,18 +260,6 @@ TEST_F(ChangeLogTest, AtBufferMaxBytesReadingPausesUntilTheSinkDrains) {
   EXPECT_LT(parseLsn(slotConfirmedFlushLsn().value_or("0/0")), end) << "the slot went past what the log holds";
 
   p.drainStdout();
-  auto ids = [&] {
-    std::vector<int64_t> out;
-    std::istringstream in(p.stdoutText());
-    std::string line;
-    while (std::getline(in, line)) {
-      json doc = json::parse(line, nullptr, false);
-      if (doc.is_object() && doc.contains("after") && doc["after"].is_object()) {
-        out.push_back(doc["after"]["id"].get<int64_t>());
-      }
-    }
-    return out;
-  };
   ASSERT_TRUE(statusEventually(
       config, [](const StatusResult& s) { return s.json && jsonAt(*s.json, "sinks.out.lag_records") == 0; },
       seconds(120), &st, nullptr, milliseconds(500)))
@@ -288,7 +270,7 @@ TEST_F(ChangeLogTest, AtBufferMaxBytesReadingPausesUntilTheSinkDrains) {
   EXPECT_EQ(r.exitCode, 0) << r.description;
   EXPECT_TRUE(contains(r.err, "the change log is at buffer.max_bytes")) << r.err;
   EXPECT_TRUE(contains(r.err, "reading from the source resumes")) << r.err;
-  EXPECT_TRUE(isOneToN(ids(), kBatch * kBatches));
+  EXPECT_TRUE(isOneToN(idsInStdout(p), kBatch * kBatches));
 }
 
 // The log cut mid-record behind tidemark's back, after the sink consumed what was cut: the
