@@ -20,23 +20,6 @@ int64_t nowMicros() {
       .count();
 }
 
-// An integer in decimal: LSNs and offsets (unsigned), times (signed).
-template <typename Integer>
-void appendNumber(std::string& out, Integer v) {
-  char buf[24];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, end);
-}
-
-// The finer two of Debezium's three renderings of an instant: ,"ts_us":..,"ts_ns":.. (ts_ms
-// goes elsewhere in the source block).
-void appendTimes(std::string& out, int64_t micros) {
-  out += ",\"ts_us\":";
-  appendNumber(out, micros);
-  out += ",\"ts_ns\":";
-  appendNumber(out, micros * 1000);
-}
-
 // The value that stands for `c` in an event: an unchanged TOASTed value is the old tuple's,
 // when the server sent one that carries it.
 const pgoutput::TupleColumn& effective(const pgoutput::TupleColumn& c, const pgoutput::TupleColumn* fallback) {
@@ -63,29 +46,20 @@ const char* opName(char op) {
 }  // namespace
 
 EnvelopeBuilder::EnvelopeBuilder(std::string server_name, std::string db, Utf8Policy utf8)
-    : server_name_(std::move(server_name)), db_(std::move(db)), utf8_(utf8) {
+    : server_name_(std::move(server_name)), utf8_(utf8), source_(server_name_, db) {
   message_topic_ = config::sanitizeTopic(server_name_ + ".message");
   heartbeat_topic_ = config::sanitizeTopic("__debezium-heartbeat." + server_name_);
-  source_head_ = R"({"version":")" TIDEMARK_VERSION R"(","connector":"postgresql","name":)";
-  JsonWriter::appendQuoted(source_head_, server_name_);
-  source_head_ += ",\"ts_ms\":";
   key_.reserve(256);
   value_.reserve(4096);
 }
 
 void EnvelopeBuilder::beginTransaction(Xid xid, pgoutput::PgTimestamp commit_time) {
-  xid_ = xid;
-  commit_us_ = commit_time + pgoutput::kPgEpochOffsetMicros;
-  origin_.clear();
-  origin_lsn_ = Lsn();
+  source_.beginTransaction(xid, commit_time + pgoutput::kPgEpochOffsetMicros);
 }
 
-void EnvelopeBuilder::setOrigin(std::string_view name, Lsn origin_lsn) {
-  origin_ = name;
-  origin_lsn_ = origin_lsn;
-}
+void EnvelopeBuilder::setOrigin(std::string_view name, Lsn origin_lsn) { source_.setOrigin(name, origin_lsn); }
 
-void EnvelopeBuilder::endTransaction(Lsn commit_end_lsn) { last_commit_lsn_ = commit_end_lsn; }
+void EnvelopeBuilder::endTransaction(Lsn commit_end_lsn) { source_.endTransaction(commit_end_lsn); }
 
 bool EnvelopeBuilder::keyChanged(const Relation& rel, const pgoutput::TupleData& old_tuple,
                                  const pgoutput::TupleData& new_tuple) {
@@ -172,45 +146,8 @@ void EnvelopeBuilder::writeKey(const Relation& rel, const pgoutput::TupleData& t
 
 void EnvelopeBuilder::writeSource(std::string_view schema, std::string_view table, Lsn lsn,
                                   bool in_transaction) {
-  const int64_t micros = in_transaction ? commit_us_ : nowMicros();
   value_ += "\"source\":";
-  value_ += source_head_;
-  appendNumber(value_, micros / 1000);
-  value_ += R"(,"snapshot":"false","db":)";
-  JsonWriter::appendQuoted(value_, db_);
-  // Debezium's sequence: the last commit's LSN and this event's LSN, as strings.
-  value_ += R"(,"sequence":"[)";
-  if (last_commit_lsn_.valid()) {
-    value_ += "\\\"";
-    appendNumber(value_, last_commit_lsn_.value());
-    value_ += "\\\"";
-  } else {
-    value_ += "null";
-  }
-  value_ += ",\\\"";
-  appendNumber(value_, lsn.value());
-  value_ += R"(\"]")";
-  appendTimes(value_, micros);
-  value_ += ",\"schema\":";
-  JsonWriter::appendQuoted(value_, schema);
-  value_ += ",\"table\":";
-  JsonWriter::appendQuoted(value_, table);
-  value_ += ",\"txId\":";
-  if (in_transaction) appendNumber(value_, xid_.value);
-  else value_ += "null";
-  value_ += ",\"lsn\":";
-  appendNumber(value_, lsn.value());
-  // xmin: Debezium reads the slot's xmin only with xmin.fetch.interval.ms set (default off).
-  value_ += R"(,"xmin":null,"origin":)";
-  if (in_transaction && !origin_.empty()) {
-    JsonWriter::appendQuoted(value_, origin_);
-    value_ += ",\"origin_lsn\":";
-    if (origin_lsn_.valid()) appendNumber(value_, origin_lsn_.value());
-    else value_ += "null";
-  } else {
-    value_ += R"(null,"origin_lsn":null)";
-  }
-  value_ += '}';
+  source_.append(value_, schema, table, lsn, in_transaction, source_.eventMicros(in_transaction, nowMicros()));
 }
 
 void EnvelopeBuilder::writeTail(char op) {
@@ -218,7 +155,7 @@ void EnvelopeBuilder::writeTail(char op) {
   value_ += op;
   value_ += "\",\"ts_ms\":";
   const int64_t now = nowMicros();
-  appendNumber(value_, now / 1000);
+  appendInteger(value_, now / 1000);
   appendTimes(value_, now);
 }
 
@@ -286,7 +223,7 @@ Event EnvelopeBuilder::heartbeat(int64_t now_ms) {
   key_ += '}';
   value_.clear();
   value_ += "{\"ts_ms\":";
-  appendNumber(value_, now_ms);
+  appendInteger(value_, now_ms);
   value_ += '}';
   return Event{heartbeat_topic_, key_, value_};
 }
@@ -294,13 +231,13 @@ Event EnvelopeBuilder::heartbeat(int64_t now_ms) {
 Event EnvelopeBuilder::message(const pgoutput::LogicalDecodingMessage& m, Lsn lsn,
                                bool in_transaction) {
   // Outside a transaction the message is its own commit (Debezium's last commit LSN).
-  if (!in_transaction) last_commit_lsn_ = lsn;
+  if (!in_transaction) source_.endTransaction(lsn);
   value_.clear();
   value_ += '{';
   writeSource("", "", lsn, in_transaction);
   // Debezium writes only ts_ms here.
   value_ += ",\"transaction\":null,\"op\":\"m\",\"ts_ms\":";
-  appendNumber(value_, nowMicros() / 1000);
+  appendInteger(value_, nowMicros() / 1000);
   value_ += ",\"message\":{\"prefix\":";
   JsonWriter::appendQuoted(value_, m.prefix);
   value_ += ",\"content\":\"";

@@ -12,6 +12,7 @@
 #include "common/json_writer.h"
 #include "common/lsn.h"
 #include "events/relations.h"
+#include "events/source_block.h"
 #include "pgoutput/messages.h"
 
 namespace tidemark::events {
@@ -76,17 +77,10 @@ class EnvelopeBuilder {
   void writeTail(char op);
 
   std::string server_name_;
-  std::string db_;
   Utf8Policy utf8_;
   std::string message_topic_;
   std::string heartbeat_topic_;
-  std::string source_head_;  // the constant start of every source block
-
-  Xid xid_;
-  int64_t commit_us_ = 0;  // commit time, microseconds since 1970
-  std::string origin_;     // empty: the transaction is local
-  Lsn origin_lsn_;
-  Lsn last_commit_lsn_;
+  PostgresSourceBlock source_;  // the connector's part of every event; the rest is shared
 
   std::string key_;
   std::string value_;
