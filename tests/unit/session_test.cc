@@ -69,7 +69,8 @@ struct FakeStore final : state::OffsetStore {
 
 class FakeSource final : public pg::ReplicationSource {
  public:
-  FakeSource(FakeStore& store, const changelog::LocalLog& log, std::atomic<bool>& stop)
+  /// `log`: the fixture's, which a test may open again (as a new process would).
+  FakeSource(FakeStore& store, const std::unique_ptr<changelog::LocalLog>& log, std::atomic<bool>& stop)
       : store_(store), log_(log), stop_(stop) {}
 
   // Frames, in order. Commits record how many events the sink must hold once their end LSN
@@ -107,7 +108,7 @@ class FakeSource final : public pg::ReplicationSource {
     EXPECT_LE(flush, saved) << "confirmed " << flush.str() << " but the store holds " << saved.str();
     for (const auto& [end, events] : events_through_) {
       if (end <= flush) {
-        EXPECT_GE(committedEvents(log_).size(), events)
+        EXPECT_GE(committedEvents(*log_).size(), events)
             << "confirmed " << flush.str() << " past a commit whose events are not durable";
       }
     }
@@ -129,7 +130,7 @@ class FakeSource final : public pg::ReplicationSource {
     bool is_keepalive;
   };
   FakeStore& store_;
-  const changelog::LocalLog& log_;
+  const std::unique_ptr<changelog::LocalLog>& log_;
   std::atomic<bool>& stop_;
   std::deque<Queued> frames_;
   Queued current_;
@@ -166,7 +167,7 @@ class SessionTest : public ::testing::Test {
     cfg.delivery.flush_interval = std::chrono::milliseconds(0);
     cfg.heartbeat.events = false;
     openLog();
-    source = std::make_unique<FakeSource>(store, *log, stop);
+    source = std::make_unique<FakeSource>(store, log, stop);
     start.system_identifier = "1";
     start.slot = "s";
     start.lsn = Lsn(0x100);
@@ -495,7 +496,7 @@ TEST_F(SessionTest, APartOfATransactionLeftByACrashIsAbortedAtTheNextStart) {
   EXPECT_EQ(events().size(), 1u);
   // The source sends transaction 8 again, whole.
   start.lsn = Lsn(0x200);
-  source = std::make_unique<FakeSource>(store, *log, stop);
+  source = std::make_unique<FakeSource>(store, log, stop);
   source->data(Lsn(0x110), relation());
   source->data(Lsn(0x210), begin(0x9F0, 8));
   source->data(Lsn(0x220), insert("2"));
