@@ -371,13 +371,15 @@ bool Session::paused() {
     if (!delivery_.atCap()) return false;
   }
   next_pause_check_ = now + kPauseCheckEvery;
-  // What is whole goes to disk first: it may be all the log lacks to free a segment.
-  if (pending_ > durable_) {
+  Retention holder;
+  bool full = delivery_.full(holder);
+  if (full && pending_ > durable_) {
+    // At the cap with whole transactions still in memory: they go to disk first, so that the
+    // sinks can read them and free a segment.
     makeDurable();
     sendStatus();
+    full = delivery_.full(holder);
   }
-  Retention holder;
-  const bool full = delivery_.full(holder);
   if (full && !paused_by_) {
     log_.warn("the change log is at buffer.max_bytes ({} bytes): reading from the source pauses until "
               "sink \"{}\" consumes more (it is at offset {})",
