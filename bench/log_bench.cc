@@ -15,7 +15,7 @@
 
 #include <fmt/format.h>
 
-#include "changelog/local_log.h"
+#include "log/local/local_log.h"
 
 namespace {
 

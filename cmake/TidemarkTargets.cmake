@@ -4,25 +4,35 @@ set(TIDEMARK_WARNINGS -Wall -Wextra -Wpedantic -Werror -Wshadow -Wnon-virtual-dt
     -Wold-style-cast -Wcast-align -Wunused -Woverloaded-virtual
     -Wimplicit-fallthrough)
 
-# A module: the library tm_<name> of src/<name>/*.cc (the cli module leaves out main.cc, the
-# binary's). Its include root holds only src/<name>, so that "<name>/x.h" resolves for it and
-# for the modules that name it in USES, and for no other. LIBS: the packages it uses.
-function(tidemark_module name)
+# A module: the library of src/<path>/*.cc, named tm_<path> with "/" as "_" (tm_source_postgres;
+# the cli module leaves out main.cc, the binary's). Its include root holds only src/<path>, so
+# that "<path>/x.h" resolves for it and for the modules that name it in USES, and for no other.
+# LIBS: the packages it uses.
+function(tidemark_module path)
   cmake_parse_arguments(M "" "" "USES;LIBS" ${ARGN})
-  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/${name}/*.cc)
+  string(REPLACE "/" "_" name ${path})
+  file(GLOB sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/${path}/*.cc)
   list(FILTER sources EXCLUDE REGEX "/src/cli/main\\.cc$")
   set(root ${CMAKE_BINARY_DIR}/module-include/${name})
-  file(MAKE_DIRECTORY ${root})
-  if(NOT EXISTS ${root}/${name})
-    file(CREATE_LINK ${CMAKE_SOURCE_DIR}/src/${name} ${root}/${name} SYMBOLIC)
+  get_filename_component(parent ${root}/${path} DIRECTORY)
+  file(MAKE_DIRECTORY ${parent})
+  if(NOT EXISTS ${root}/${path})
+    file(CREATE_LINK ${CMAKE_SOURCE_DIR}/src/${path} ${root}/${path} SYMBOLIC)
   endif()
-  add_library(tm_${name} STATIC ${sources})
-  target_include_directories(tm_${name} PUBLIC ${root})
-  target_compile_options(tm_${name} PRIVATE ${TIDEMARK_WARNINGS})
+  if(sources)
+    add_library(tm_${name} STATIC ${sources})
+    target_compile_options(tm_${name} PRIVATE ${TIDEMARK_WARNINGS})
+    set(scope PUBLIC)
+  else()  # headers only
+    add_library(tm_${name} INTERFACE)
+    set(scope INTERFACE)
+  endif()
+  target_include_directories(tm_${name} ${scope} ${root})
   foreach(dep ${M_USES})
-    target_link_libraries(tm_${name} PUBLIC tm_${dep})
+    string(REPLACE "/" "_" dep_name ${dep})
+    target_link_libraries(tm_${name} ${scope} tm_${dep_name})
   endforeach()
-  target_link_libraries(tm_${name} PUBLIC ${M_LIBS})
+  target_link_libraries(tm_${name} ${scope} ${M_LIBS})
 endfunction()
 
 function(tidemark_executable name)

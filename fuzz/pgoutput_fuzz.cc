@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <string_view>
 
-#include "common/error.h"
-#include "pgoutput/decoder.h"
+#include "base/error.h"
+#include "source/postgres/pgoutput_decoder.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static tidemark::pgoutput::Decoder decoder;

@@ -5,9 +5,9 @@
 #include <string_view>
 #include <variant>
 
-#include "common/error.h"
-#include "pg/replication.h"
-#include "pgoutput/decoder.h"
+#include "base/error.h"
+#include "source/postgres/pgoutput_decoder.h"
+#include "source/postgres/replication.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static tidemark::pgoutput::Decoder decoder;

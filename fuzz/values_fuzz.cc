@@ -10,9 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/error.h"
-#include "common/json_writer.h"
-#include "events/values.h"
+#include "base/error.h"
+#include "base/json_writer.h"
+#include "source/postgres/values.h"
 
 using tidemark::events::TypeInfo;
 using tidemark::events::ValueKind;

@@ -13,14 +13,14 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "check/check.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "cli/status_command.h"
-#include "common/error.h"
-#include "common/log.h"
 #include "config/config.h"
 #include "config/settings.h"
+#include "ops/check/check.h"
+#include "ops/setup/setup.h"
 #include "pipeline/pipeline.h"
-#include "setup/setup.h"
 
 namespace {
 

@@ -6,12 +6,14 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "common/error.h"
-#include "common/lsn.h"
-#include "pg/connection.h"
-#include "pipeline/source_monitor.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/lsn.h"
+#include "core/offset_store.h"
 #include "pipeline/status.h"
-#include "state/offset_store.h"
+#include "source/postgres/connection.h"
+#include "source/postgres/source_monitor.h"
+#include "state/sqlite_store.h"
 
 namespace tidemark::cli {
 
@@ -63,7 +65,7 @@ void refreshSlot(const config::PipelineConfig& cfg, Json& s) {
       slot["active"] = v(5) == "t";
       s["progress"]["backlog_bytes"] = intOrNull(v(6));
     }
-    slot["checked_at"] = pipeline::isoTime(pipeline::unixMicrosNow());
+    slot["checked_at"] = isoTime(unixMicrosNow());
     slot["figures"] = "live";
     slot["figures_note"] = nullptr;
   } catch (const Error& e) {
@@ -163,8 +165,8 @@ int statusCommand(const config::PipelineConfig& cfg, bool json) {
   // comes through.
   Json& hb = s["heartbeat"];
   if (hb["last_observed_written_at"].is_string()) {
-    if (auto written = pipeline::parseIsoTime(hb["last_observed_written_at"].get<std::string>())) {
-      hb["age_ms"] = (pipeline::unixMicrosNow() - *written) / 1000;
+    if (auto written = parseIsoTime(hb["last_observed_written_at"].get<std::string>())) {
+      hb["age_ms"] = (unixMicrosNow() - *written) / 1000;
     }
   }
   if (json) {

@@ -17,7 +17,7 @@
 #include <utility>
 #include <vector>
 
-#include "common/error.h"
+#include "base/error.h"
 #include "config/settings.h"
 
 namespace tidemark::config {

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "common/error.h"
+#include "base/error.h"
 
 namespace tidemark::pipeline {
 
@@ -17,7 +17,7 @@ LogAppender::LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Op
   mark_ = log_.mark();
 }
 
-void LogAppender::write(const events::Event& e, const events::TableSchema* schema) {
+void LogAppender::write(const core::Event& e, const events::TableSchema* schema) {
   changelog::RecordView r;
   r.topic = e.topic;
   if (!e.key.empty()) r.key = e.key;

@@ -15,11 +15,11 @@
 #include <string>
 #include <unordered_map>
 
-#include "changelog/local_log.h"
-#include "common/lsn.h"
-#include "events/envelope.h"
-#include "events/relations.h"
-#include "state/offset_store.h"
+#include "base/lsn.h"
+#include "core/offset_store.h"
+#include "log/local/local_log.h"
+#include "source/postgres/envelope.h"
+#include "source/postgres/relations.h"
 
 namespace tidemark::pipeline {
 
@@ -53,7 +53,7 @@ class LogAppender {
 
   /// Appends an event; `schema` (may be null) is its table's, which goes into the log ahead of
   /// the first event that refers to it.
-  void write(const events::Event& e, const events::TableSchema* schema = nullptr);
+  void write(const core::Event& e, const events::TableSchema* schema = nullptr);
   /// The events written since the last end form a whole transaction, after which the source
   /// resumes at `position`. Writes nothing when there were none.
   void markTransactionEnd(Lsn position);

@@ -16,22 +16,24 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "changelog/local_log.h"
-#include "common/error.h"
-#include "common/log.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "config/settings.h"
-#include "http/page.h"
-#include "http/server.h"
-#include "pg/replication.h"
-#include "pipeline/capture.h"
+#include "core/offset_store.h"
+#include "log/local/local_log.h"
+#include "ops/http/page.h"
+#include "ops/http/server.h"
 #include "pipeline/log_appender.h"
 #include "pipeline/retry.h"
 #include "pipeline/session.h"
 #include "pipeline/sink_set.h"
-#include "pipeline/source_monitor.h"
-#include "pipeline/source_setup.h"
 #include "pipeline/status.h"
-#include "state/offset_store.h"
+#include "source/postgres/capture.h"
+#include "source/postgres/replication.h"
+#include "source/postgres/source_monitor.h"
+#include "source/postgres/source_setup.h"
+#include "state/sqlite_store.h"
 
 namespace tidemark::pipeline {
 

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "common/lsn.h"
+#include "base/lsn.h"
 #include "config/config.h"
 
 namespace tidemark::pipeline {

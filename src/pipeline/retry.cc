@@ -2,7 +2,8 @@
 
 #include <algorithm>
 
-#include "pipeline/source_monitor.h"
+#include "base/clock.h"
+#include "source/postgres/source_monitor.h"
 
 namespace tidemark::pipeline {
 

@@ -12,7 +12,7 @@
 #include <optional>
 #include <random>
 
-#include "common/lsn.h"
+#include "base/lsn.h"
 #include "config/config.h"
 
 namespace tidemark::pipeline {

@@ -7,9 +7,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "common/error.h"
-#include "events/values.h"
-#include "pipeline/capture.h"
+#include "base/clock.h"
+#include "base/error.h"
+#include "source/postgres/capture.h"
+#include "source/postgres/values.h"
 
 namespace tidemark::pipeline {
 
@@ -126,7 +127,7 @@ void Session::setReceived(Lsn lsn) {
   last_progress_ = Clock::now();
 }
 
-void Session::deliver(const events::Event& e, const events::Relation* rel) {
+void Session::deliver(const core::Event& e, const events::Relation* rel) {
   delivery_.write(e, rel != nullptr ? rel->table_schema.get() : nullptr);
   ++events_delivered_;
   bytes_delivered_ += e.value.size();

@@ -15,17 +15,17 @@
 #include <utility>
 #include <vector>
 
-#include "common/log.h"
+#include "base/log.h"
 #include "config/config.h"
-#include "events/envelope.h"
-#include "events/relations.h"
-#include "pg/replication.h"
-#include "pgoutput/decoder.h"
+#include "core/offset_store.h"
 #include "pipeline/log_appender.h"
 #include "pipeline/pipeline.h"
-#include "pipeline/source_monitor.h"
 #include "pipeline/status.h"
-#include "state/offset_store.h"
+#include "source/postgres/envelope.h"
+#include "source/postgres/pgoutput_decoder.h"
+#include "source/postgres/relations.h"
+#include "source/postgres/replication.h"
+#include "source/postgres/source_monitor.h"
 
 namespace tidemark::pipeline {
 
@@ -102,7 +102,7 @@ class Session {
   bool delivers(const events::Relation& rel);
   void maybeReport(bool force);
   /// Appends `e` to the log; `rel`, when given, is the captured table it is a change of.
-  void deliver(const events::Event& e, const events::Relation* rel = nullptr);
+  void deliver(const core::Event& e, const events::Relation* rel = nullptr);
   void setReceived(Lsn lsn);
   const events::Relation& relation(RelationId id);
   void setPending(Lsn lsn);

@@ -6,15 +6,29 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "common/error.h"
+#include "base/error.h"
 #include "config/settings.h"
+#include "sink/jsonl/jsonl_sink.h"
+#include "sink/stdout/stdout_sink.h"
 
 namespace tidemark::pipeline {
+
+namespace {
+
+// The sink a configuration describes; config/settings.cc lists the kinds.
+std::unique_ptr<sinks::Sink> makeSink(const config::SinkConfig& cfg) {
+  if (cfg.kind == "jsonl") return std::make_unique<sinks::JsonlSink>(cfg);
+  if (cfg.kind == "stdout") return std::make_unique<sinks::StdoutSink>(cfg);
+  throw Error(ErrorClass::Config, fmt::format("sink \"{}\": unknown kind \"{}\"", cfg.name, cfg.kind),
+              "sinks[].kind is one of: jsonl, stdout");
+}
+
+}  // namespace
 
 SinkSet::SinkSet(const config::PipelineConfig& cfg, const changelog::LocalLog& log, state::OffsetStore& store,
                  const Logger& logger)
     : cfg_(cfg), log_(log), store_(store), logger_(logger) {
-  for (const auto& s : cfg.sinks) sinks_.push_back(sinks::makeSink(s));
+  for (const auto& s : cfg.sinks) sinks_.push_back(makeSink(s));
 }
 
 SinkSet::~SinkSet() { stop(); }

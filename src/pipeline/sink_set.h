@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "changelog/local_log.h"
-#include "common/log.h"
+#include "base/log.h"
 #include "config/config.h"
+#include "core/offset_store.h"
+#include "core/sink.h"
+#include "log/local/local_log.h"
 #include "pipeline/log_appender.h"
 #include "pipeline/sink_worker.h"
-#include "sinks/sink.h"
-#include "state/offset_store.h"
 
 namespace tidemark::pipeline {
 

@@ -2,7 +2,8 @@
 
 #include <random>
 
-#include "events/envelope.h"
+#include "base/clock.h"
+#include "source/postgres/envelope.h"
 
 namespace tidemark::pipeline {
 
@@ -98,7 +99,7 @@ void SinkWorker::feed(std::stop_token stop) {
     } else if (changelog::isControl(r->record)) {
       // Table schemas: for typed destinations; these sinks write events only.
     } else {
-      sink_.write(events::Event{r->record.topic, r->record.key.value_or(std::string_view()),
+      sink_.write(core::Event{r->record.topic, r->record.key.value_or(std::string_view()),
                                 r->record.value.value_or(std::string_view("null"))});
     }
   }

@@ -21,14 +21,14 @@
 #include <string>
 #include <thread>
 
-#include "changelog/local_log.h"
-#include "common/error.h"
-#include "common/log.h"
+#include "base/error.h"
+#include "base/log.h"
 #include "config/config.h"
+#include "core/offset_store.h"
+#include "core/sink.h"
+#include "log/local/local_log.h"
 #include "pipeline/retry.h"
-#include "pipeline/source_monitor.h"
-#include "sinks/sink.h"
-#include "state/offset_store.h"
+#include "source/postgres/source_monitor.h"
 
 namespace tidemark::pipeline {
 

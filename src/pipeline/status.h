@@ -14,12 +14,12 @@
 #include <deque>
 #include <mutex>
 
-#include "common/log.h"
-#include "common/lsn.h"
+#include "base/log.h"
+#include "base/lsn.h"
 #include "config/config.h"
-#include "changelog/local_log.h"
+#include "log/local/local_log.h"
 #include "pipeline/sink_set.h"
-#include "pipeline/source_monitor.h"
+#include "source/postgres/source_monitor.h"
 
 namespace tidemark::pipeline {
 
@@ -148,10 +148,5 @@ class StatusBoard {
   std::optional<std::pair<int64_t, SessionStatus>> previous_;
   int64_t last_progress_log_us_ = 0;
 };
-
-/// "2026-11-21T06:01:02.345Z" for Unix microseconds (millisecond precision).
-std::string isoTime(int64_t unix_us);
-/// The inverse of isoTime; nullopt for any other text.
-std::optional<int64_t> parseIsoTime(std::string_view text);
 
 }  // namespace tidemark::pipeline

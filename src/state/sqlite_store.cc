@@ -11,8 +11,8 @@
 
 #include <fmt/format.h>
 
-#include "common/error.h"
-#include "state/offset_store.h"
+#include "base/error.h"
+#include "state/sqlite_store.h"
 
 namespace tidemark::state {
 

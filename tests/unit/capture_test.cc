@@ -1,6 +1,6 @@
 // Which relations a pipeline captures: the verdicts on what the catalog shows (judgeCapture),
 // and how the stream's relations map to the captured tables (CaptureSet::classifier).
-#include "pipeline/capture.h"
+#include "source/postgres/capture.h"
 
 #include <gtest/gtest.h>
 

@@ -10,9 +10,9 @@
 
 #include <gtest/gtest.h>
 
-#include "changelog/crc32c.h"
-#include "changelog/local_log.h"
-#include "common/error.h"
+#include "base/error.h"
+#include "log/local/crc32c.h"
+#include "log/local/local_log.h"
 #include "support/temp_dir.h"
 
 namespace tidemark::changelog {

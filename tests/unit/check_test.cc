@@ -1,7 +1,7 @@
 // The parts of `tidemark check` that need no server: how results are printed (text and JSON),
 // the exit code rule, the judgements with their thresholds and fix texts, the sink probe, and
 // the state store's read-only position reader.
-#include "check/check.h"
+#include "ops/check/check.h"
 
 #include <gtest/gtest.h>
 
@@ -10,9 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "check/rules.h"
-#include "common/error.h"
-#include "state/offset_store.h"
+#include "base/error.h"
+#include "core/offset_store.h"
+#include "ops/check/rules.h"
+#include "state/sqlite_store.h"
 #include "support/assertions.h"
 #include "support/temp_dir.h"
 

@@ -1,9 +1,9 @@
 #include <gtest/gtest.h>
 
-#include "common/base64.h"
-#include "common/error.h"
-#include "common/json_writer.h"
-#include "common/lsn.h"
+#include "base/base64.h"
+#include "base/error.h"
+#include "base/json_writer.h"
+#include "base/lsn.h"
 
 namespace tidemark {
 namespace {

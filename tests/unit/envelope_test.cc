@@ -4,10 +4,10 @@
 
 #include <fmt/format.h>
 
-#include "common/error.h"
+#include "base/error.h"
 #include "config/config.h"
-#include "events/envelope.h"
-#include "events/relations.h"
+#include "source/postgres/envelope.h"
+#include "source/postgres/relations.h"
 
 namespace tidemark::events {
 namespace {

@@ -10,9 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/error.h"
-#include "sinks/jsonl_sink.h"
-#include "state/offset_store.h"
+#include "base/error.h"
+#include "core/offset_store.h"
+#include "sink/jsonl/jsonl_sink.h"
+#include "state/sqlite_store.h"
 #include "support/file_size_limit.h"
 #include "support/temp_dir.h"
 
@@ -35,8 +36,8 @@ config::SinkConfig sinkConfig(const std::filesystem::path& dir, bool with_key = 
   return c;
 }
 
-events::Event ev(std::string_view topic, std::string_view value, std::string_view key = {}) {
-  return events::Event{topic, key, value};
+core::Event ev(std::string_view topic, std::string_view value, std::string_view key = {}) {
+  return core::Event{topic, key, value};
 }
 
 TEST(JsonlSink, WritesOneFilePerTopicOneLinePerEvent) {

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "common/byte_reader.h"
-#include "pgoutput/decoder.h"
+#include "base/byte_reader.h"
+#include "source/postgres/pgoutput_decoder.h"
 #include "support/bytes.h"
 
 namespace tidemark::pgoutput {

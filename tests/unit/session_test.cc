@@ -12,9 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "common/byte_reader.h"
-#include "pipeline/capture.h"
+#include "base/byte_reader.h"
 #include "pipeline/session.h"
+#include "source/postgres/capture.h"
 #include "support/bytes.h"
 #include "support/file_size_limit.h"
 #include "support/temp_dir.h"

@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "common/error.h"
+#include "base/error.h"
 #include "config/config.h"
-#include "pipeline/source_setup.h"
-#include "setup/plan.h"
+#include "ops/setup/plan.h"
+#include "source/postgres/source_setup.h"
 
 namespace tidemark::setup {
 namespace {

@@ -8,8 +8,8 @@
 
 #include <gtest/gtest.h>
 
-#include "changelog/local_log.h"
-#include "common/error.h"
+#include "base/error.h"
+#include "log/local/local_log.h"
 #include "support/poll.h"
 #include "support/temp_dir.h"
 
@@ -24,7 +24,7 @@ class MemorySink final : public sinks::Sink {
  public:
   const std::string& name() const override { return name_; }
   void recover(const std::optional<std::string>&, sinks::RecoverMode) override {}
-  void write(const events::Event& e) override {
+  void write(const core::Event& e) override {
     std::lock_guard lock(mutex_);
     written_.push_back(std::string(e.key) + "=" + std::string(e.value));
   }

@@ -8,7 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "http/server.h"
+#include "base/clock.h"
+#include "ops/http/server.h"
 #include "pipeline/status.h"
 
 namespace tidemark::pipeline {

@@ -1,4 +1,4 @@
-#include "events/values.h"
+#include "source/postgres/values.h"
 
 #include <gtest/gtest.h>
 
@@ -7,8 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/error.h"
-#include "common/json_writer.h"
+#include "base/error.h"
+#include "base/json_writer.h"
 
 namespace tidemark::events {
 namespace {

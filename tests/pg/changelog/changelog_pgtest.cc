@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "changelog/local_log.h"
+#include "log/local/local_log.h"
 #include "support/assertions.h"
 #include "support/background_writer.h"
 #include "support/pipeline_fixture.h"

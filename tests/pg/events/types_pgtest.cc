@@ -245,7 +245,7 @@ TEST_F(TypeRenderingTest, InfiniteDatesAndTimestampsStayDistinctFromRealValues) 
   expectExactInteger(a[3]["d"], 2145042905LL, "largest date");
   expectExactInteger(a[4]["d"], -2440588LL, "smallest date");
   // Debezium writes 9223372036825200000 for an infinite timestamp, which a real timestamp in
-  // year 294247 also renders as; tidemark writes strings instead (src/events/README.md).
+  // year 294247 also renders as; tidemark writes strings instead (src/source/postgres/README.md).
   EXPECT_EQ(a[1]["ts"], "infinity");
   EXPECT_EQ(a[2]["ts"], "-infinity");
   ASSERT_TRUE(a[3]["ts"].is_number_integer()) << a[3].dump();

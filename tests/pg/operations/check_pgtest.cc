@@ -13,7 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "pipeline/source_setup.h"
+#include "source/postgres/source_setup.h"
 #include "support/assertions.h"
 #include "support/pipeline_fixture.h"
 #include "support/poll.h"

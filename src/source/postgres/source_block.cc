@@ -1,0 +1,103 @@
+#include "source/postgres/source_block.h"
+
+#include <charconv>
+
+#include "base/json_writer.h"
+
+namespace tidemark::events {
+
+namespace {
+
+template <typename Integer>
+void appendDecimal(std::string& out, Integer v) {
+  char buf[24];
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, end);
+}
+
+}  // namespace
+
+void appendInteger(std::string& out, int64_t v) { appendDecimal(out, v); }
+void appendInteger(std::string& out, uint64_t v) { appendDecimal(out, v); }
+
+void appendTimes(std::string& out, int64_t micros) {
+  out += ",\"ts_us\":";
+  appendInteger(out, micros);
+  out += ",\"ts_ns\":";
+  appendInteger(out, micros * 1000);
+}
+
+SourceHead::SourceHead(std::string_view connector, std::string_view server_name, std::string_view db) {
+  start_ = R"({"version":")" TIDEMARK_VERSION R"(","connector":)";
+  JsonWriter::appendQuoted(start_, connector);
+  start_ += ",\"name\":";
+  JsonWriter::appendQuoted(start_, server_name);
+  start_ += ",\"ts_ms\":";
+  db_ = ",\"db\":";
+  JsonWriter::appendQuoted(db_, db);
+}
+
+void SourceHead::head(std::string& out, int64_t ts_us, std::string_view snapshot) const {
+  out += start_;
+  appendInteger(out, ts_us / 1000);
+  out += ",\"snapshot\":\"";
+  out += snapshot;
+  out += '"';
+  out += db_;
+  out += ",\"sequence\":";
+}
+
+PostgresSourceBlock::PostgresSourceBlock(std::string_view server_name, std::string_view db)
+    : head_("postgresql", server_name, db) {}
+
+void PostgresSourceBlock::beginTransaction(Xid xid, int64_t commit_us) {
+  xid_ = xid;
+  commit_us_ = commit_us;
+  origin_.clear();
+  origin_lsn_ = Lsn();
+}
+
+void PostgresSourceBlock::setOrigin(std::string_view name, Lsn origin_lsn) {
+  origin_ = name;
+  origin_lsn_ = origin_lsn;
+}
+
+void PostgresSourceBlock::append(std::string& out, std::string_view schema, std::string_view table, Lsn lsn,
+                                 bool in_transaction, int64_t ts_us) const {
+  head_.head(out, ts_us);
+  // Debezium's sequence: the last commit's LSN and this event's LSN, as strings.
+  out += "\"[";
+  if (last_commit_lsn_.valid()) {
+    out += "\\\"";
+    appendInteger(out, last_commit_lsn_.value());
+    out += "\\\"";
+  } else {
+    out += "null";
+  }
+  out += ",\\\"";
+  appendInteger(out, lsn.value());
+  out += "\\\"]\"";
+  SourceHead::tail(out, ts_us);
+  out += ",\"schema\":";
+  JsonWriter::appendQuoted(out, schema);
+  out += ",\"table\":";
+  JsonWriter::appendQuoted(out, table);
+  out += ",\"txId\":";
+  if (in_transaction) appendInteger(out, static_cast<uint64_t>(xid_.value));
+  else out += "null";
+  out += ",\"lsn\":";
+  appendInteger(out, lsn.value());
+  // xmin: Debezium reads the slot's xmin only with xmin.fetch.interval.ms set (default off).
+  out += R"(,"xmin":null,"origin":)";
+  if (in_transaction && !origin_.empty()) {
+    JsonWriter::appendQuoted(out, origin_);
+    out += ",\"origin_lsn\":";
+    if (origin_lsn_.valid()) appendInteger(out, origin_lsn_.value());
+    else out += "null";
+  } else {
+    out += R"(null,"origin_lsn":null)";
+  }
+  out += '}';
+}
+
+}  // namespace tidemark::events
