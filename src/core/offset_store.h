@@ -1,8 +1,9 @@
 // Where a pipeline keeps its place. Two kinds of progress, saved apart:
 //
-// - the source's: the end LSN of the last transaction durable in the change log (and how many
-//   records the log held then), always saved before it is confirmed to the server, so that
-//     confirmed_flush_lsn (server) <= stored lsn <= what the change log holds durably;
+// - the source's: where it resumes, after the last transaction durable in the change log (and
+//   how many records the log held then), always saved before it is confirmed to the server,
+//   so that (PostgreSQL)
+//     confirmed_flush_lsn (server) <= stored position <= what the change log holds durably;
 // - each sink's: its cursor in the change log (every record below it is durable in the sink)
 //   and the sink's checkpoint, saved together once the sink made its output durable.
 //
@@ -30,12 +31,19 @@ struct SinkProgress {
   bool operator==(const SinkProgress&) const = default;
 };
 
+/// Where a source resumes. Opaque to everything but the source that made it: `token` is the
+/// source's own encoding (PostgreSQL: its system identifier, timeline, slot and LSN as JSON,
+/// source/postgres/position.h), `readable` the form people read in logs and status
+/// (PostgreSQL: the LSN). Positions are compared only by the source.
+struct SourcePosition {
+  std::string token;
+  std::string readable;
+  bool operator==(const SourcePosition&) const = default;
+};
+
 struct StoredPosition {
-  std::string system_identifier;
-  uint32_t timeline = 0;
-  std::string slot;
-  Lsn lsn;               // resume point: end of the last commit durable in the change log
-  uint64_t log_end = 0;  // the change log's end offset when `lsn` was saved
+  SourcePosition source;  // resume point: after the last transaction durable in the change log
+  uint64_t log_end = 0;   // the change log's end offset when `source` was saved
   std::map<std::string, SinkProgress> sinks;  // by sink name
 };
 

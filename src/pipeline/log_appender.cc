@@ -8,16 +8,32 @@ namespace tidemark::pipeline {
 
 LogAppender::LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Options options,
                          const LogConsumers* consumers)
-    : log_(log), store_(store), options_(options), consumers_(consumers) {
+    : log_(log),
+      store_(store),
+      options_(std::move(options)),
+      consumers_(consumers),
+      envelope_(options_.server_name) {
   // A crash in the middle of a large transaction left its first part: drop it for the sinks.
   if (log_.inTransaction()) {
     log_.append(changelog::transactionAbort());
-    commit();
+    commitLog();
   }
   mark_ = log_.mark();
 }
 
-void LogAppender::write(const core::Event& e, const events::TableSchema* schema) {
+uint64_t LogAppender::write(const core::Change& change) {
+  const core::Event e = envelope_.encode(change);
+  append(e, change.table != nullptr ? change.table->schema_record.get() : nullptr);
+  return e.value.size();
+}
+
+uint64_t LogAppender::heartbeat(int64_t now_ms) {
+  const core::Event e = envelope_.heartbeat(now_ms);
+  append(e);
+  return e.value.size();
+}
+
+void LogAppender::append(const core::Event& e, const core::TableSchema* schema) {
   changelog::RecordView r;
   r.topic = e.topic;
   if (!e.key.empty()) r.key = e.key;
@@ -38,13 +54,13 @@ void LogAppender::write(const core::Event& e, const events::TableSchema* schema)
   log_.append(r);
   if (log_.pendingBytes() >= options_.spill_bytes) {
     // A large transaction: its first part goes to disk now, not at its end.
-    commit();
+    commitLog();
     spilled_ = true;
     mark_ = log_.mark();
   }
 }
 
-void LogAppender::commit() {
+void LogAppender::commitLog() {
   if (dropped_) {
     // A failed commit dropped what was appended before it; a commit now would write what came
     // after, and a position saved with it would skip what was dropped.
@@ -61,18 +77,18 @@ void LogAppender::commit() {
   }
 }
 
-void LogAppender::markTransactionEnd(Lsn position) {
+void LogAppender::endTransaction(std::string_view position) {
   // A transaction with nothing for the sinks (only uncaptured tables, a heartbeat row) leaves
   // no trace in the log: the saved position covers it.
   if (!spilled_ && log_.mark().next_offset == mark_.next_offset) return;
-  log_.append(changelog::transactionEnd(position.str()));
+  log_.append(changelog::transactionEnd(position));
   spilled_ = false;
   mark_ = log_.mark();
   for (auto& [topic, version] : open_written_) written_[topic] = std::move(version);
   open_written_.clear();
 }
 
-void LogAppender::rollbackToMark() {
+void LogAppender::abortTransaction() {
   open_written_.clear();
   log_.rollbackTo(mark_);
   if (spilled_) {
@@ -82,7 +98,7 @@ void LogAppender::rollbackToMark() {
   mark_ = log_.mark();
 }
 
-void LogAppender::rollbackToSaved() {
+void LogAppender::dropUncommitted() {
   // Schema records of transactions dropped here are gone too: write them again when needed.
   open_written_.clear();
   written_.clear();
@@ -93,12 +109,13 @@ void LogAppender::rollbackToSaved() {
   mark_ = log_.mark();
 }
 
-void LogAppender::makeDurable(state::StoredPosition position) {
-  commit();
+void LogAppender::commit(const state::SourcePosition& position) {
+  commitLog();
   mark_ = log_.mark();
-  position.log_end = log_.endOffset();
-  position.sinks.clear();  // each sink saves its own progress
-  store_.save(position);
+  state::StoredPosition stored;
+  stored.source = position;
+  stored.log_end = log_.endOffset();  // each sink saves its own progress
+  store_.save(stored);
   trim();
 }
 
@@ -106,25 +123,13 @@ void LogAppender::trim() {
   if (consumers_ != nullptr) log_.removeBefore(consumers_->retention().offset);
 }
 
-bool LogAppender::full(Retention& holder) {
+std::optional<core::Retention> LogAppender::full() {
   if (consumers_ != nullptr) consumers_->check();
   trim();
-  if (!atCap()) return false;
-  if (consumers_ != nullptr) holder = consumers_->retention();
-  return true;
+  if (!atCap()) return std::nullopt;
+  return consumers_ != nullptr ? consumers_->retention() : core::Retention{};
 }
 
-std::optional<Lsn> logPosition(const changelog::LocalLog& log) {
-  if (!log.lastPosition()) return std::nullopt;
-  auto lsn = Lsn::parse(*log.lastPosition());
-  if (!lsn) {
-    throw Error(ErrorClass::Fatal,
-                fmt::format("change log: the last transaction end holds position \"{}\", which is not an LSN",
-                            *log.lastPosition()),
-                "the change log under state_dir was changed behind tidemark's back, or belongs to "
-                "another source; move state_dir aside and run again");
-  }
-  return lsn;
-}
+std::optional<std::string> logPosition(const changelog::LocalLog& log) { return log.lastPosition(); }
 
 }  // namespace tidemark::pipeline

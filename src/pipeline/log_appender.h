@@ -1,7 +1,7 @@
-// The source's side of the change log. The session appends each transaction's events and
-// then its end (with the source position after it); makeDurable() commits the log (one
-// fdatasync for every transaction since the last: group commit) and then saves the position,
-// so that
+// The source's side of the change log: the ChangeWriter (core/change_writer.h) a source
+// writes to. Each change becomes a Debezium event (encode/debezium); each transaction end a
+// record with the source position after it; commit() commits the log (one fdatasync for every
+// transaction since the last: group commit) and then saves the position, so that
 //
 //   position confirmed to the source <= position saved <= what the log holds durably.
 //
@@ -15,19 +15,16 @@
 #include <string>
 #include <unordered_map>
 
-#include "base/lsn.h"
+#include "core/change.h"
+#include "core/change_writer.h"
+#include "core/event.h"
 #include "core/offset_store.h"
+#include "encode/debezium/envelope.h"
 #include "log/local/local_log.h"
-#include "source/postgres/envelope.h"
-#include "source/postgres/relations.h"
 
 namespace tidemark::pipeline {
 
-/// The slowest sink: the log keeps every record from `offset` on for it.
-struct Retention {
-  uint64_t offset = 0;
-  std::string sink;  // who holds it back ("" when no sink is running)
-};
+using core::Retention;
 
 /// Who reads the log (the sinks), as the appender needs to know them.
 class LogConsumers {
@@ -40,67 +37,59 @@ class LogConsumers {
   virtual void check() const = 0;
 };
 
-class LogAppender {
+class LogAppender : public core::ChangeWriter {
  public:
   struct Options {
     uint64_t spill_bytes = 4ull << 20;
     uint64_t max_bytes = 4ull << 30;  // buffer.max_bytes
+    std::string server_name;          // source.name: Debezium's topic.prefix
   };
 
   /// `consumers` (may be null) say from where the sinks still need the log.
   LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Options options,
               const LogConsumers* consumers);
 
+  uint64_t write(const core::Change& change) override;
+  uint64_t heartbeat(int64_t now_ms) override;
+  void endTransaction(std::string_view position) override;
+  void abortTransaction() override;
+  /// Commits the log, then saves `position` (with the log's end offset).
+  void commit(const state::SourcePosition& position) override;
+  void dropUncommitted() override;
+  uint64_t pendingBytes() const override { return log_.pendingBytes(); }
+  uint64_t nextOffset() const override { return log_.mark().next_offset; }
+  bool atCap() const override { return log_.sizeBytes() + log_.pendingBytes() >= options_.max_bytes; }
+  /// Deletes the segments every sink has consumed; then, at buffer.max_bytes, the sink that
+  /// holds the log. Throws Error when every sink gave up (LogConsumers::check).
+  std::optional<core::Retention> full() override;
+
   /// Appends an event; `schema` (may be null) is its table's, which goes into the log ahead of
   /// the first event that refers to it.
-  void write(const core::Event& e, const events::TableSchema* schema = nullptr);
-  /// The events written since the last end form a whole transaction, after which the source
-  /// resumes at `position`. Writes nothing when there were none.
-  void markTransactionEnd(Lsn position);
-  /// Drops what was written since the last end (a transaction abandoned half-way).
-  void rollbackToMark();
-  /// Drops everything written since the last commit, after a commit or a save failed. Until
-  /// it is called, after a failed commit every commit and makeDurable() throws: what the
-  /// failed commit dropped must be read again from the source, never skipped.
-  void rollbackToSaved();
-  /// The offset the next record written gets.
-  uint64_t appendedEnd() const { return log_.mark().next_offset; }
-  /// Bytes written and not yet committed.
-  uint64_t pendingBytes() const { return log_.pendingBytes(); }
-
-  /// Commits the log, then saves `position` (with the log's end). After it returns,
-  /// `position.lsn` may be confirmed to the server.
-  void makeDurable(state::StoredPosition position);
-
-  /// Deletes the segments every sink has consumed; then whether the log is at
-  /// buffer.max_bytes (reading from the source must wait), and for whom. Throws Error when
-  /// every sink gave up (LogConsumers::check).
-  bool full(Retention& holder);
-
-  /// Whether the log and what waits to be committed to it reach buffer.max_bytes.
-  bool atCap() const { return log_.sizeBytes() + log_.pendingBytes() >= options_.max_bytes; }
+  void append(const core::Event& e, const core::TableSchema* schema = nullptr);
   /// The committed log's size in bytes.
   uint64_t sizeBytes() const { return log_.sizeBytes(); }
 
  private:
   void trim();
   /// Commits the log; remembers a failure (dropped_).
-  void commit();
+  void commitLog();
 
   changelog::LocalLog& log_;
   state::OffsetStore& store_;
   Options options_;
   const LogConsumers* consumers_;
+  debezium::Envelope envelope_;
   changelog::LocalLog::Mark mark_;  // after the last transaction end written
   bool spilled_ = false;            // the open transaction's first part is committed
-  bool dropped_ = false;            // a commit failed: what it held is gone (rollbackToSaved)
+  bool dropped_ = false;            // a commit failed: what it held is gone (dropUncommitted)
   // The schema version the log holds for each topic, up to the last transaction end
   // (`written_`), and as the open transaction changed it (`open_written_`).
   std::unordered_map<std::string, std::string> written_;
   std::unordered_map<std::string, std::string> open_written_;
 };
 
-/// The position a transaction end in the log holds (its readable form, Lsn::str()).
-std::optional<Lsn> logPosition(const changelog::LocalLog& log);
+/// The source position the last transaction end in the log holds, in the source's own form
+/// (ChangeWriter::endTransaction); nothing when the log holds no transaction end.
+std::optional<std::string> logPosition(const changelog::LocalLog& log);
 
 }  // namespace tidemark::pipeline

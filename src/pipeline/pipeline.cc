@@ -26,11 +26,12 @@
 #include "ops/http/server.h"
 #include "pipeline/log_appender.h"
 #include "pipeline/retry.h"
-#include "pipeline/session.h"
 #include "pipeline/sink_set.h"
 #include "pipeline/status.h"
 #include "source/postgres/capture.h"
+#include "source/postgres/position.h"
 #include "source/postgres/replication.h"
+#include "source/postgres/session.h"
 #include "source/postgres/source_monitor.h"
 #include "source/postgres/source_setup.h"
 #include "state/sqlite_store.h"
@@ -57,7 +58,7 @@ bool sleepUnlessStopped(milliseconds d, const std::atomic<bool>& stop) {
 // only what the session has already made durable.
 class StatusFeeder {
  public:
-  StatusFeeder(pg::ReplicationStream& stream, const Session& session, milliseconds interval,
+  StatusFeeder(pg::ReplicationStream& stream, const pg::Session& session, milliseconds interval,
                const Logger& log)
       : thread_([&stream, &session, interval, log](std::stop_token stop) {
           while (!stop.stop_requested()) {
@@ -186,27 +187,42 @@ void checkLogAgainstStore(const changelog::LocalLog& changes, const std::optiona
               "sink output with it) and run again, which starts a new slot");
 }
 
+// The LSN of the last transaction end the log holds (the PostgreSQL source writes the LSN as
+// its position there), or nothing when it holds none.
+std::optional<Lsn> lastLsnInLog(const changelog::LocalLog& changes) {
+  const std::optional<std::string>& text = changes.lastPosition();
+  if (!text) return std::nullopt;
+  auto lsn = Lsn::parse(*text);
+  if (!lsn) {
+    throw Error(ErrorClass::Fatal,
+                fmt::format("change log: the last transaction end holds position \"{}\", which is not an LSN", *text),
+                "the change log under state_dir was changed behind tidemark's back, or belongs to "
+                "another source; move state_dir aside and run again");
+  }
+  return lsn;
+}
+
 // Where the source resumes: after the last transaction the log holds, which may be past the
 // stored position (a crash between the log's commit and the store's save). When the log lost
 // committed records (cut or damaged behind tidemark's back), from the last one it still holds,
 // if the slot can still send what follows; the start-up check against the slot decides.
-Lsn resumePosition(const state::StoredPosition& stored, const changelog::LocalLog& changes, const Logger& log) {
-  const std::optional<Lsn> in_log = logPosition(changes);
-  if (changes.endOffset() < stored.log_end) {
+Lsn resumePosition(Lsn stored, uint64_t stored_log_end, const changelog::LocalLog& changes, const Logger& log) {
+  const std::optional<Lsn> in_log = lastLsnInLog(changes);
+  if (changes.endOffset() < stored_log_end) {
     if (!in_log) {
       throw Error(ErrorClass::PositionLost,
                   fmt::format("the change log ends at offset {} and holds no whole transaction, but held {} "
                               "records when position {} was saved: it was removed or cut",
-                              changes.endOffset(), stored.log_end, stored.lsn.str()),
+                              changes.endOffset(), stored_log_end, stored.str()),
                   "restore the state directory from a backup; otherwise move it aside (and the sink "
                   "output with it) and run again, which starts a new slot (reload the tables to fill the gap)");
     }
     log.warn("the change log ends at offset {}, but held {} records when {} was saved: records were cut "
              "from it; reading again from {}, after the last whole transaction it holds",
-             changes.endOffset(), stored.log_end, stored.lsn.str(), in_log->str());
+             changes.endOffset(), stored_log_end, stored.str(), in_log->str());
     return *in_log;
   }
-  return in_log ? std::max(*in_log, stored.lsn) : stored.lsn;
+  return in_log ? std::max(*in_log, stored) : stored;
 }
 
 }  // namespace
@@ -232,7 +248,8 @@ class Runner {
     // source cannot be reached.
     sinks_.start(stored, options.reset_sinks);
     checkLogAgainstStore(*changes_, stored);
-    appender_.emplace(*changes_, *store_, LogAppender::Options{kSpillBytes, cfg.buffer.max_bytes}, &sinks_);
+    appender_.emplace(*changes_, *store_, LogAppender::Options{kSpillBytes, cfg.buffer.max_bytes, cfg.topic_prefix},
+                      &sinks_);
     status_.setDelivery(&sinks_, changes_.get());
     startEndpoint();
   }
@@ -242,7 +259,7 @@ class Runner {
       // Declared outside the try so that the catch can make its whole transactions durable.
       // Only salvage() is called there, which touches the log and the store, not the
       // connections that streamOnce() owned.
-      std::optional<Session> session;
+      std::optional<pg::Session> session;
       try {
         streamOnce(session);
         return;
@@ -268,51 +285,48 @@ class Runner {
   }
 
   // Connects, checks where to start, and streams until a stop or --until-lsn; throws Error.
-  void streamOnce(std::optional<Session>& session) {
-    std::optional<state::StoredPosition> stored = store_->load();
-    if (stored) {
+  void streamOnce(std::optional<pg::Session>& session) {
+    std::optional<pg::Position> stored;
+    if (std::optional<state::StoredPosition> saved = store_->load()) {
+      stored = pg::decodePosition(saved->source);
       durable_ = std::max(durable_, stored->lsn);
-      stored->lsn = resumePosition(*stored, *changes_, log_);
+      stored->lsn = resumePosition(stored->lsn, saved->log_end, *changes_, log_);
     }
     pg::Connection catalog = pg::Connection::open(pg::sourceOptions(cfg_.source));
     pg::ReplicationStream stream = pg::ReplicationStream::open(pg::sourceOptions(cfg_.source));
     pg::SystemInfo system = stream.identifySystem();
-    HeartbeatTable heartbeat = ensureHeartbeatTable(catalog, cfg_, log_);
-    ensurePublication(catalog, cfg_, heartbeat, log_);
+    pg::HeartbeatTable heartbeat = pg::ensureHeartbeatTable(catalog, cfg_, log_);
+    pg::ensurePublication(catalog, cfg_, heartbeat, log_);
     // A stored position is checked first: another cluster, or a slot lost, says so before
     // any table does. On a first run the tables come first, so that a table that cannot be
     // captured stops tidemark before a new slot starts holding WAL.
-    std::optional<StartPoint> resolved;
-    if (stored) resolved = resolveStart(catalog, stream, system, cfg_.source, stored, log_);
-    CaptureSet capture = resolveCapture(catalog, cfg_, store_->loadCapture(), options_.accept_recreated, log_);
-    if (!resolved) resolved = resolveStart(catalog, stream, system, cfg_.source, stored, log_);
-    const StartPoint start = *resolved;
+    std::optional<pg::StartPoint> resolved;
+    if (stored) resolved = pg::resolveStart(catalog, stream, system, cfg_.source, stored, log_);
+    pg::CaptureSet capture = pg::resolveCapture(catalog, cfg_, store_->loadCapture(), options_.accept_recreated, log_);
+    if (!resolved) resolved = pg::resolveStart(catalog, stream, system, cfg_.source, stored, log_);
+    const pg::StartPoint start = *resolved;
 
-    state::StoredPosition position;
-    position.system_identifier = system.system_identifier;
-    position.timeline = system.timeline;
-    position.slot = cfg_.source.slot;
-    position.lsn = start.lsn;
+    pg::Position position{system.system_identifier, system.timeline, cfg_.source.slot, start.lsn};
     // Record the starting point before streaming, so that from now on everything in the log
     // is covered by a stored position.
-    if (!stored) appender_->makeDurable(position);
+    if (!stored) appender_->commit(pg::encodePosition(position));
     store_->saveCapture(capture.tables());
     if (options_.until_lsn && start.lsn >= *options_.until_lsn) {
       log_.info("already at {}, at or beyond --until-lsn {}", start.lsn.str(), options_.until_lsn->str());
-      finish(StopReason::UntilLsn);
+      finish(pg::StopReason::UntilLsn);
       return;
     }
     watchSource(heartbeat, capture);
     stream.start(cfg_.source.slot, start.lsn, cfg_.source.publication);
     log_.info("streaming from {} (publication \"{}\")", start.lsn.str(), cfg_.source.publication);
-    session.emplace(cfg_, options_, *appender_, stream, makeCatalog(catalog),
-                    capture.classifier([&catalog](RelationId relid) { return partitionAncestors(catalog, relid); }),
+    session.emplace(cfg_, options_.until_lsn, *appender_, stream, pg::makeCatalog(catalog),
+                    capture.classifier([&catalog](RelationId relid) { return pg::partitionAncestors(catalog, relid); }),
                     system.dbname, position, log_, monitor_.get(),
-                    [this](const SessionStatus& s) { status_.report(s); });
+                    [this](const pg::SessionStatus& s) { status_.report(s); });
     status_.setState(PipelineState::Running);
     if (!stall_.empty()) log_.info("the stream flows again after the stall");
     stall_.clear();
-    StopReason why;
+    pg::StopReason why;
     {
       StatusFeeder feeder(stream, *session, cfg_.source.status_interval, log_);
       why = session->stream(stop_);
@@ -322,32 +336,32 @@ class Runner {
   }
 
   // The source monitor, started with the first connection, and the tables it checks.
-  void watchSource(const HeartbeatTable& heartbeat, const CaptureSet& capture) {
+  void watchSource(const pg::HeartbeatTable& heartbeat, const pg::CaptureSet& capture) {
     if (!monitor_) {
       const bool visible =
           (cfg_.heartbeat.mode == "table" && heartbeat.published) || cfg_.heartbeat.mode == "message";
-      monitor_ = std::make_unique<SourceMonitor>(cfg_, visible, heartbeat.problem, log_);
+      monitor_ = std::make_unique<pg::SourceMonitor>(cfg_, visible, heartbeat.problem, log_);
       status_.setMonitor(monitor_.get());
     }
     monitor_->watchCapture(capture.tables());
   }
 
   // The source has stopped; at --until-lsn the run ends once every sink has all the log holds.
-  void finish(StopReason why) {
-    if (why == StopReason::UntilLsn) {
+  void finish(pg::StopReason why) {
+    if (why == pg::StopReason::UntilLsn) {
       status_.setState(PipelineState::Running, "reached --until-lsn; the sinks catch up");
       if (!sinks_.drain(changes_->endOffset(), stop_)) log_.info("stopped before every sink caught up");
     }
     sinks_.stop();
     status_.setState(PipelineState::Stopped,
-                     why == StopReason::UntilLsn ? "reached --until-lsn" : "stopped by a signal");
+                     why == pg::StopReason::UntilLsn ? "reached --until-lsn" : "stopped by a signal");
   }
 
   // After an error: makes what is whole durable, then throws when the error is not retriable
   // or retry.window is over; otherwise waits before the next attempt. False when a stop was
   // requested meanwhile.
-  bool afterError(const Error& e, std::optional<Session>& session) {
-    const bool stalled = dynamic_cast<const StallError*>(&e) != nullptr;
+  bool afterError(const Error& e, std::optional<pg::Session>& session) {
+    const bool stalled = dynamic_cast<const pg::StallError*>(&e) != nullptr;
     if (session) {
       try {
         session->salvage();
@@ -404,7 +418,7 @@ class Runner {
   StatusBoard status_;
   std::optional<LogAppender> appender_;
   std::unique_ptr<http::Server> endpoint_;
-  std::unique_ptr<SourceMonitor> monitor_;
+  std::unique_ptr<pg::SourceMonitor> monitor_;
   std::string stall_;  // set from a stall until the stream flows again
   RetryPolicy retry_;
   Lsn durable_;  // the furthest position made durable, for the retry window

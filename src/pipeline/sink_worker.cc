@@ -3,7 +3,7 @@
 #include <random>
 
 #include "base/clock.h"
-#include "source/postgres/envelope.h"
+#include "core/event.h"
 
 namespace tidemark::pipeline {
 

@@ -36,7 +36,7 @@ Json timeOrNull(const std::optional<int64_t>& us) {
 // When the latest observed heartbeat or commit became durable in each sink: the time of the
 // sink's first save past its transaction, none while the sink is behind it.
 std::vector<std::pair<std::string, std::optional<int64_t>>> deliveredAt(const StatusInput& in) {
-  const Freshness& f = in.session.freshness;
+  const pg::Freshness& f = in.session.freshness;
   std::vector<std::pair<std::string, std::optional<int64_t>>> out;
   for (const SinkStatus& s : in.sinks) {
     std::optional<int64_t> at;
@@ -64,7 +64,7 @@ Json orNull(const std::optional<T>& v) {
 
 std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& in) {
   using json = Json;
-  const Freshness& f = in.session.freshness;
+  const pg::Freshness& f = in.session.freshness;
   json j;
   j["pipeline"] = cfg.name;
   j["state"] = stateName(in.state);
@@ -128,7 +128,7 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
 
   json slot;
   slot["name"] = cfg.source.slot;
-  const std::optional<SlotFigures>& sf = in.monitor.slot;
+  const std::optional<pg::SlotFigures>& sf = in.monitor.slot;
   slot["confirmed_flush_lsn"] = sf ? lsnOrNull(sf->confirmed_flush_lsn) : json(nullptr);
   slot["restart_lsn"] = sf ? lsnOrNull(sf->restart_lsn) : json(nullptr);
   slot["retained_wal_bytes"] = sf ? orNull(sf->retained_wal_bytes) : json(nullptr);
@@ -205,7 +205,7 @@ class MetricsWriter {
 
 std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& in) {
   MetricsWriter m(cfg.name);
-  const Freshness& f = in.session.freshness;
+  const pg::Freshness& f = in.session.freshness;
   m.family("tidemark_state", "gauge", "1 for the pipeline's current state, 0 for the others.");
   for (PipelineState st : {PipelineState::Starting, PipelineState::Running, PipelineState::Paused, PipelineState::Retrying,
                            PipelineState::Stalled, PipelineState::Stopped, PipelineState::Failed}) {
@@ -235,7 +235,7 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
   m.sample("tidemark_position_lsn", static_cast<double>(in.session.received.value()), "kind=\"received\"");
   m.sample("tidemark_position_lsn", static_cast<double>(in.session.durable.value()), "kind=\"durable\"");
   m.sample("tidemark_position_lsn", static_cast<double>(in.session.acknowledged.value()), "kind=\"acknowledged\"");
-  const std::optional<SlotFigures>& sf = in.monitor.slot;
+  const std::optional<pg::SlotFigures>& sf = in.monitor.slot;
   // Each family's samples follow its TYPE line, as the exposition format requires.
   m.family("tidemark_slot_retained_wal_bytes", "gauge", "WAL the slot holds back (current WAL position minus restart_lsn).");
   if (sf) m.optional("tidemark_slot_retained_wal_bytes", sf->retained_wal_bytes);
@@ -289,7 +289,7 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
 StatusBoard::StatusBoard(const config::PipelineConfig& cfg, Save save, const Logger& log)
     : cfg_(cfg), save_(std::move(save)), log_(log) {}
 
-void StatusBoard::setMonitor(const SourceMonitor* monitor) {
+void StatusBoard::setMonitor(const pg::SourceMonitor* monitor) {
   std::lock_guard lock(mutex_);
   monitor_ = monitor;
 }
@@ -321,7 +321,7 @@ void StatusBoard::countRetry() {
   ++in_.retries;
 }
 
-void StatusBoard::report(const SessionStatus& session) {
+void StatusBoard::report(const pg::SessionStatus& session) {
   std::lock_guard lock(mutex_);
   int64_t now = unixMicrosNow();
   in_.session = session;
@@ -392,7 +392,7 @@ void StatusBoard::update() {
   constexpr int64_t kSampleEvery = 10'000'000;
   constexpr size_t kSamples = 360;  // an hour
   if (samples_.empty() || in.now_us - samples_.back().t_us >= kSampleEvery) {
-    const Freshness& f = in.session.freshness;
+    const pg::Freshness& f = in.session.freshness;
     Sample s{in.now_us, in.state, std::nullopt, std::nullopt, std::nullopt, in.progress.backlog_bytes,
              in.progress.events_per_second};
     if (f.observed_written_us) s.age_ms = (in.now_us - *f.observed_written_us) / 1000;

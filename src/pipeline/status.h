@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "log/local/local_log.h"
 #include "pipeline/sink_set.h"
+#include "source/postgres/session.h"
 #include "source/postgres/source_monitor.h"
 
 namespace tidemark::pipeline {
@@ -26,32 +27,6 @@ namespace tidemark::pipeline {
 enum class PipelineState { Starting, Running, Paused, Retrying, Stalled, Stopped, Failed };
 
 std::string_view stateName(PipelineState state);
-
-/// How fresh the data that came through the stream is. Times are Unix microseconds; the
-/// "written" ones are source times (heartbeat timestamps, commit times).
-struct Freshness {
-  std::optional<int64_t> observed_written_us;  // latest heartbeat or captured commit seen
-  std::optional<int64_t> observed_at_us;       // when it was seen
-  std::optional<int64_t> heartbeat_written_us; // latest Layer 2 heartbeat seen
-  std::optional<int64_t> delivered_written_us; // latest one durable in the change log
-  std::optional<int64_t> delivered_at_us;      // when it became durable there
-  std::optional<uint64_t> delivered_offset;    // the log offset just past its transaction
-};
-
-struct SessionStatus {
-  Lsn received;
-  Lsn durable;
-  Lsn acknowledged;
-  uint64_t events_delivered = 0;  // appended to the change log
-  uint64_t bytes_delivered = 0;   // event values appended to the change log
-  uint64_t pending_bytes = 0;     // appended to the change log, not yet durable
-  /// Reading from the source waits: the change log is at buffer.max_bytes, held by this sink.
-  std::optional<std::string> paused_by;
-  /// Changes of published relations that are not captured, skipped on purpose, and of which.
-  uint64_t changes_skipped = 0;
-  std::map<std::string, uint64_t> skipped_tables;
-  Freshness freshness;
-};
 
 /// How far behind the server the stream is, and how fast it catches up.
 struct Progress {
@@ -84,10 +59,10 @@ struct StatusInput {
   std::string reason;
   std::optional<RetryStatus> retry;  // while retrying (or stalled and reconnecting)
   std::optional<int> pid;
-  SessionStatus session;
+  pg::SessionStatus session;
   std::optional<LogFigures> log;
   std::vector<SinkStatus> sinks;
-  MonitorSnapshot monitor;
+  pg::MonitorSnapshot monitor;
   Progress progress;
   uint64_t retries = 0;
   int64_t now_us = 0;
@@ -108,14 +83,14 @@ class StatusBoard {
 
   StatusBoard(const config::PipelineConfig& cfg, Save save, const Logger& log);
 
-  void setMonitor(const SourceMonitor* monitor);
+  void setMonitor(const pg::SourceMonitor* monitor);
   /// The sinks and the change log, read live for every document.
   void setDelivery(const SinkSet* sinks, const changelog::LocalLog* log);
   /// Sets the state; any state but retrying or stalled ends the retry figures.
   void setState(PipelineState state, std::string reason = {});
   /// Retrying after `retry.last_error` (state `state`: retrying, or stalled).
   void setRetrying(PipelineState state, std::string reason, RetryStatus retry);
-  void report(const SessionStatus& session);
+  void report(const pg::SessionStatus& session);
   void countRetry();
 
   std::string json() const;
@@ -132,7 +107,7 @@ class StatusBoard {
   Save save_;
   Logger log_;
   mutable std::mutex mutex_;
-  const SourceMonitor* monitor_ = nullptr;
+  const pg::SourceMonitor* monitor_ = nullptr;
   const SinkSet* sinks_ = nullptr;
   const changelog::LocalLog* log_figures_ = nullptr;
   StatusInput in_;
@@ -145,7 +120,7 @@ class StatusBoard {
   };
   std::deque<Sample> samples_;
   // For rates: the previous report's position and count.
-  std::optional<std::pair<int64_t, SessionStatus>> previous_;
+  std::optional<std::pair<int64_t, pg::SessionStatus>> previous_;
   int64_t last_progress_log_us_ = 0;
 };
 

@@ -84,9 +84,24 @@ Error storeError(sqlite3* db, const std::string& path, std::string message) {
   return Error(ErrorClass::Fatal, std::move(message));
 }
 
-constexpr const char* kSelectPosition =
-    "SELECT system_identifier, timeline, slot, lsn, log_end FROM position WHERE id = 1";
+constexpr const char* kSelectPosition = "SELECT source_token, source_readable, log_end FROM position WHERE id = 1";
 constexpr const char* kSelectSinks = "SELECT sink, cursor, checkpoint FROM sink_checkpoint";
+
+// A position row as stores written before positions were opaque hold it (PostgreSQL's fields
+// in columns of their own; those versions read PostgreSQL only), read as the token the
+// PostgreSQL source writes (source/postgres/position.h) and its readable LSN.
+#define TIDEMARK_LEGACY_LSN "printf('%X/%X', lsn >> 32, lsn & 4294967295)"
+constexpr const char* kLegacyPosition =
+    "json_object('system_identifier', system_identifier, 'timeline', timeline, 'slot', slot, 'lsn', "
+    TIDEMARK_LEGACY_LSN "), " TIDEMARK_LEGACY_LSN;
+#undef TIDEMARK_LEGACY_LSN
+// What readPosition tries, in order: the current layout, then the legacy ones (with and
+// without the change log's end offset).
+const std::string kSelectPositionAnyLayout[] = {
+    kSelectPosition,
+    std::string("SELECT ") + kLegacyPosition + ", log_end FROM position WHERE id = 1",
+    std::string("SELECT ") + kLegacyPosition + ", 0 FROM position WHERE id = 1",
+};
 
 std::string columnText(sqlite3_stmt* s, int col) {
   const unsigned char* t = sqlite3_column_text(s, col);
@@ -95,11 +110,9 @@ std::string columnText(sqlite3_stmt* s, int col) {
 
 StoredPosition positionRow(sqlite3_stmt* s) {
   StoredPosition p;
-  p.system_identifier = columnText(s, 0);
-  p.timeline = static_cast<uint32_t>(sqlite3_column_int64(s, 1));
-  p.slot = columnText(s, 2);
-  p.lsn = Lsn{static_cast<uint64_t>(sqlite3_column_int64(s, 3))};
-  p.log_end = static_cast<uint64_t>(sqlite3_column_int64(s, 4));
+  p.source.token = columnText(s, 0);
+  p.source.readable = columnText(s, 1);
+  p.log_end = static_cast<uint64_t>(sqlite3_column_int64(s, 2));
   return p;
 }
 
@@ -144,13 +157,13 @@ class SqliteStore final : public OffsetStore {
     exec("PRAGMA synchronous=FULL");
     exec("CREATE TABLE IF NOT EXISTS position ("
          " id INTEGER PRIMARY KEY CHECK (id = 1),"
-         " system_identifier TEXT NOT NULL, timeline INTEGER NOT NULL, slot TEXT NOT NULL,"
-         " lsn INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
+         " source_token TEXT NOT NULL, source_readable TEXT NOT NULL,"
+         " log_end INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
     exec("CREATE TABLE IF NOT EXISTS sink_checkpoint ("
          " sink TEXT PRIMARY KEY, checkpoint TEXT NOT NULL)");
-    // Columns a store from before the change log lacks.
-    addColumnIfMissing("position", "log_end");
+    // What a store from before the change log lacks, and the position's legacy layout.
     addColumnIfMissing("sink_checkpoint", "cursor");
+    migrateLegacyPosition();
     exec("CREATE TABLE IF NOT EXISTS status ("
          " id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)");
     exec(kCapturedTableDdl);
@@ -233,16 +246,13 @@ class SqliteStore final : public OffsetStore {
     exec("BEGIN IMMEDIATE");
     try {
       Stmt s = prepare(
-          "INSERT INTO position (id, system_identifier, timeline, slot, lsn, log_end, updated_at) "
-          "VALUES (1, ?1, ?2, ?3, ?4, ?5, strftime('%s','now')) ON CONFLICT (id) DO UPDATE SET "
-          "system_identifier = excluded.system_identifier, timeline = excluded.timeline, "
-          "slot = excluded.slot, lsn = excluded.lsn, log_end = excluded.log_end, "
-          "updated_at = excluded.updated_at");
-      sqlite3_bind_text(s.get(), 1, p.system_identifier.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(s.get(), 2, p.timeline);
-      sqlite3_bind_text(s.get(), 3, p.slot.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(s.get(), 4, static_cast<sqlite3_int64>(p.lsn.value()));
-      sqlite3_bind_int64(s.get(), 5, static_cast<sqlite3_int64>(p.log_end));
+          "INSERT INTO position (id, source_token, source_readable, log_end, updated_at) "
+          "VALUES (1, ?1, ?2, ?3, strftime('%s','now')) ON CONFLICT (id) DO UPDATE SET "
+          "source_token = excluded.source_token, source_readable = excluded.source_readable, "
+          "log_end = excluded.log_end, updated_at = excluded.updated_at");
+      sqlite3_bind_text(s.get(), 1, p.source.token.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_text(s.get(), 2, p.source.readable.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(s.get(), 3, static_cast<sqlite3_int64>(p.log_end));
       check(sqlite3_step(s.get()), SQLITE_DONE, "saving the position");
       for (const auto& [sink, progress] : p.sinks) upsertSink(sink, progress);
       exec("COMMIT");
@@ -270,10 +280,36 @@ class SqliteStore final : public OffsetStore {
     check(sqlite3_step(c.get()), SQLITE_DONE, "saving a sink's progress");
   }
 
-  void addColumnIfMissing(const char* table, const char* column) {
+  bool hasColumn(const char* table, const char* column) {
     Stmt s = prepare(fmt::format("SELECT 1 FROM pragma_table_info('{}') WHERE name = '{}'", table, column).c_str());
-    if (sqlite3_step(s.get()) == SQLITE_ROW) return;
+    return sqlite3_step(s.get()) == SQLITE_ROW;
+  }
+
+  void addColumnIfMissing(const char* table, const char* column) {
+    if (hasColumn(table, column)) return;
     exec(fmt::format("ALTER TABLE {} ADD COLUMN {} INTEGER NOT NULL DEFAULT 0", table, column).c_str());
+  }
+
+  // A store written before positions were opaque: its position row moves to the current
+  // layout, in one transaction.
+  void migrateLegacyPosition() {
+    if (!hasColumn("position", "system_identifier")) return;
+    addColumnIfMissing("position", "log_end");
+    exec("BEGIN IMMEDIATE");
+    try {
+      exec("CREATE TABLE position_opaque (id INTEGER PRIMARY KEY CHECK (id = 1),"
+           " source_token TEXT NOT NULL, source_readable TEXT NOT NULL,"
+           " log_end INTEGER NOT NULL, updated_at INTEGER NOT NULL)");
+      exec(fmt::format("INSERT INTO position_opaque SELECT id, {}, log_end, updated_at FROM position",
+                       kLegacyPosition)
+               .c_str());
+      exec("DROP TABLE position");
+      exec("ALTER TABLE position_opaque RENAME TO position");
+      exec("COMMIT");
+    } catch (...) {
+      sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+      throw;
+    }
   }
 
   void exec(const char* sql) {
@@ -385,7 +421,10 @@ std::optional<StoredPosition> readPosition(const std::filesystem::path& state_di
     if (sqlite3_prepare_v2(db.get(), sql, -1, &stmt, nullptr) != SQLITE_OK) return Stmt();
     return Stmt(stmt);
   };
-  Stmt s = prepare(kSelectPosition);
+  Stmt s;
+  for (const std::string& sql : kSelectPositionAnyLayout) {
+    if ((s = prepare(sql.c_str()))) break;
+  }
   if (!s) return std::nullopt;
   int rc = sqlite3_step(s.get());
   if (rc == SQLITE_DONE) return std::nullopt;

@@ -9,7 +9,7 @@
 
 #include "support/assertions.h"
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 namespace {
 
 using test::contains;
@@ -232,4 +232,4 @@ TEST_F(CaptureClassifier, TidemarksOwnTables) {
 }
 
 }  // namespace
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg

@@ -179,10 +179,7 @@ TEST(CheckRulesTest, WalSenderTimeoutWarnsWhenDisabledOrUnderTwoStatusIntervals)
 }
 
 TEST(CheckRulesTest, StoredPositionFailsOnEveryWayThePositionWasLost) {
-  state::StoredPosition stored;
-  stored.system_identifier = "7301";
-  stored.slot = "s";
-  stored.lsn = Lsn{0x3000};
+  pg::Position stored{"7301", 1, "s", Lsn{0x3000}};
   SlotPosition behind{Lsn{0x2000}, "reserved"};
   SlotPosition beyond{Lsn{0x4000}, "reserved"};
   SlotPosition lost{Lsn{0x2000}, "lost"};
@@ -261,10 +258,7 @@ TEST(CheckStateTest, ReadPositionReadsWhatTheStoreSavedWithoutTakingItsLock) {
   auto store = state::openSqliteStore(dir.path());
   EXPECT_FALSE(state::readPosition(dir.path()).has_value());
   state::StoredPosition p;
-  p.system_identifier = "7301";
-  p.timeline = 1;
-  p.slot = "s";
-  p.lsn = Lsn{0x16B3748};
+  p.source = {"opaque token", "0/16B3748"};
   p.log_end = 42;
   p.sinks["files"] = {7, "{\"x\":1}"};
   store->save(p);
@@ -272,9 +266,7 @@ TEST(CheckStateTest, ReadPositionReadsWhatTheStoreSavedWithoutTakingItsLock) {
   // The store stays open (locked), as under a running pipeline.
   auto read = state::readPosition(dir.path());
   ASSERT_TRUE(read.has_value());
-  EXPECT_EQ(read->system_identifier, "7301");
-  EXPECT_EQ(read->slot, "s");
-  EXPECT_EQ(read->lsn, Lsn{0x16B3748});
+  EXPECT_EQ(read->source, p.source);
   EXPECT_EQ(read->log_end, 42u);
   EXPECT_EQ(read->sinks.at("files"), (state::SinkProgress{7, "{\"x\":1}"}));
   EXPECT_EQ(read->sinks.at("other"), (state::SinkProgress{9, "{}"}));

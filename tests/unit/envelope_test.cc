@@ -6,12 +6,14 @@
 
 #include "base/error.h"
 #include "config/config.h"
-#include "source/postgres/envelope.h"
+#include "encode/debezium/envelope.h"
+#include "source/postgres/change_builder.h"
 #include "source/postgres/relations.h"
 
 namespace tidemark::events {
 namespace {
 
+using core::Event;
 using pgoutput::ColumnKind;
 using pgoutput::OldTupleKind;
 using pgoutput::TupleColumn;
@@ -49,6 +51,32 @@ pgoutput::RelationMessage ordersRelation(char identity, bool all_key) {
   m.columns = {{true, "id", 20, -1}, {all_key, "note", 25, -1}, {all_key, "amount", 1700, -1}};
   return m;
 }
+
+// The PostgreSQL source's changes as the change log receives them: the change model from
+// ChangeBuilder, in the shared Debezium envelope.
+class EnvelopeBuilder {
+ public:
+  EnvelopeBuilder(const std::string& server, const std::string& db, Utf8Policy utf8 = Utf8Policy::Reject)
+      : changes_(server, db, utf8), envelope_(server) {}
+  void beginTransaction(Xid xid, pgoutput::PgTimestamp commit_time) { changes_.beginTransaction(xid, commit_time); }
+  void endTransaction(Lsn commit_end_lsn) { changes_.endTransaction(commit_end_lsn); }
+  Event change(char op, const Relation& rel, Lsn lsn, const TupleData* before, OldTupleKind before_kind,
+               const TupleData* after, const TupleData* old = nullptr) {
+    return envelope_.encode(changes_.change(static_cast<core::Op>(op), rel, lsn, before, before_kind, after, old));
+  }
+  Event truncate(const Relation& rel, Lsn lsn) { return envelope_.encode(changes_.truncate(rel, lsn)); }
+  Event message(const pgoutput::LogicalDecodingMessage& m, Lsn lsn, bool in_transaction) {
+    return envelope_.encode(changes_.message(m, lsn, in_transaction));
+  }
+  Event heartbeat(int64_t now_ms) { return envelope_.heartbeat(now_ms); }
+  static bool keyChanged(const Relation& rel, const TupleData& old_tuple, const TupleData& new_tuple) {
+    return ChangeBuilder::keyChanged(rel, old_tuple, new_tuple);
+  }
+
+ private:
+  ChangeBuilder changes_;
+  debezium::Envelope envelope_;
+};
 
 TupleColumn text(std::string_view v) { return {ColumnKind::Text, v}; }
 
@@ -290,3 +318,63 @@ TEST(RelationCache, TablesOutsideTheConfigurationAreNotCaptured) {
 
 }  // namespace
 }  // namespace tidemark::events
+
+namespace tidemark::debezium {
+namespace {
+
+// The envelope knows nothing of PostgreSQL: any source's change in the model, with its own
+// `source` block, gets the same body.
+TEST(DebeziumEnvelope, WrapsAnySourcesChangeAndKeysItByTheTablesKey) {
+  core::Table table;
+  table.schema = "inventory";
+  table.name = "customers";
+  table.topic = "shop.inventory.customers";
+  table.quoted_columns = {R"("id")", R"("email")", R"("bio")"};
+  table.key = {0};
+  core::Row before = {{core::Value::State::Present, "7"}, {}, {}};
+  core::Row after = {{core::Value::State::Present, "7"},
+                     {core::Value::State::Present, R"("a@example.com")"},
+                     {core::Value::State::Unchanged, R"("__debezium_unavailable_value")"}};
+  core::Change c;
+  c.op = core::Op::Update;
+  c.table = &table;
+  c.before = &before;
+  c.before_key_only = true;
+  c.after = &after;
+  c.source_block = R"({"connector":"mysql","gtid":"3E11FA47:23"})";
+  Envelope envelope("shop");
+  core::Event e = envelope.encode(c);
+  EXPECT_EQ(e.topic, "shop.inventory.customers");
+  EXPECT_EQ(e.key, R"({"id":7})");
+  auto v = nlohmann::json::parse(e.value);
+  EXPECT_EQ(v["before"], nlohmann::json::parse(R"({"id":7,"email":null,"bio":null})"));
+  EXPECT_EQ(v["after"]["email"], "a@example.com");
+  EXPECT_EQ(v["after"]["bio"], "__debezium_unavailable_value");
+  EXPECT_EQ(v["source"]["gtid"], "3E11FA47:23");
+  EXPECT_EQ(v["op"], "u");
+  EXPECT_TRUE(v["transaction"].is_null());
+  std::vector<std::string> members;
+  const nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(e.value);
+  for (auto it = ordered.begin(); it != ordered.end(); ++it) members.push_back(it.key());
+  EXPECT_EQ(members, (std::vector<std::string>{"before", "after", "source", "transaction", "op", "ts_ms", "ts_us", "ts_ns"}));
+
+  // A delete keys by the row before; a truncate has no key; a keyless table neither.
+  c.op = core::Op::Delete;
+  c.after = nullptr;
+  EXPECT_EQ(envelope.encode(c).key, R"({"id":7})");
+  c.op = core::Op::Truncate;
+  c.before = nullptr;
+  EXPECT_EQ(envelope.encode(c).key, "");
+  table.key.clear();
+  c.op = core::Op::Create;
+  c.after = &after;
+  EXPECT_EQ(envelope.encode(c).key, "");
+
+  // A row that does not match its table is an error, not a shifted event.
+  core::Row short_row = {{core::Value::State::Present, "7"}};
+  c.after = &short_row;
+  EXPECT_THROW(envelope.encode(c), Error);
+}
+
+}  // namespace
+}  // namespace tidemark::debezium

@@ -281,22 +281,18 @@ TEST(SqliteStore, SavesAndLoadsPositionWithCheckpointsAtomically) {
     auto store = state::openSqliteStore(tmp.path() / "state");
     EXPECT_FALSE(store->load());
     state::StoredPosition p;
-    p.system_identifier = "7300000000000000001";
-    p.timeline = 1;
-    p.slot = "s";
-    p.lsn = Lsn(0x1234);
+    p.source = {R"({"at":1})", "1"};
     p.sinks["files"] = {3, R"({"t":10})"};
     store->save(p);
-    p.lsn = Lsn(0x5678);
+    p.source = {R"({"at":2})", "2"};
     p.sinks["files"] = {5, R"({"t":20})"};
     store->save(p);
   }
   auto store = state::openSqliteStore(tmp.path() / "state");
   auto loaded = store->load();
   ASSERT_TRUE(loaded);
-  EXPECT_EQ(loaded->lsn, Lsn(0x5678));
+  EXPECT_EQ(loaded->source, (state::SourcePosition{R"({"at":2})", "2"}));
   EXPECT_EQ(loaded->sinks.at("files"), (state::SinkProgress{5, R"({"t":20})"}));
-  EXPECT_EQ(loaded->system_identifier, "7300000000000000001");
 }
 
 TEST(SqliteStore, StatusReadersSeeTheRunAndNeverKeepItFromStarting) {
@@ -338,9 +334,7 @@ TEST(SqliteStore, AFullDiskMayPassAndADamagedFileSaysWhatToDo) {
   const auto dir = tmp.path() / "state";
   auto store = state::openSqliteStore(dir);
   state::StoredPosition p;
-  p.system_identifier = "1";
-  p.slot = "s";
-  p.lsn = Lsn(0x10);
+  p.source = {"t", "0/10"};
   store->save(p);
   std::optional<tidemark::Error> error;
   {

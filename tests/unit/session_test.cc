@@ -13,13 +13,15 @@
 #include <nlohmann/json.hpp>
 
 #include "base/byte_reader.h"
-#include "pipeline/session.h"
+#include "pipeline/log_appender.h"
 #include "source/postgres/capture.h"
+#include "source/postgres/position.h"
+#include "source/postgres/session.h"
 #include "support/bytes.h"
 #include "support/file_size_limit.h"
 #include "support/temp_dir.h"
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 namespace {
 
 using test::Bytes;
@@ -50,7 +52,7 @@ struct FakeStore final : state::OffsetStore {
   std::optional<state::StoredPosition> load() override { return saved; }
   void save(const state::StoredPosition& p) override {
     if (log != nullptr) {
-      EXPECT_EQ(log->pendingBytes(), 0u) << "saved " << p.lsn.str() << " before the log committed";
+      EXPECT_EQ(log->pendingBytes(), 0u) << "saved " << p.source.readable << " before the log committed";
       EXPECT_EQ(p.log_end, log->endOffset());
     }
     saved = p;
@@ -61,6 +63,8 @@ struct FakeStore final : state::OffsetStore {
   std::vector<state::CapturedTable> loadCapture() override { return capture; }
   void saveCapture(const std::vector<state::CapturedTable>& tables) override { capture = tables; }
   std::optional<state::StoredPosition> saved;
+  // The LSN of the position saved last (the PostgreSQL source's).
+  Lsn savedLsn() const { return saved ? pg::decodePosition(saved->source).lsn : Lsn{}; }
   std::vector<state::CapturedTable> capture;
   std::string status;
   const changelog::LocalLog* log = nullptr;
@@ -104,7 +108,7 @@ class FakeSource final : public pg::ReplicationSource {
   void sendStatus(Lsn write, Lsn flush, bool) override {
     statuses.push_back({write, flush});
     // Guarantee 1, checked at the moment of confirming.
-    Lsn saved = store_.saved ? store_.saved->lsn : Lsn{};
+    Lsn saved = store_.savedLsn();
     EXPECT_LE(flush, saved) << "confirmed " << flush.str() << " but the store holds " << saved.str();
     for (const auto& [end, events] : events_through_) {
       if (end <= flush) {
@@ -171,7 +175,7 @@ class SessionTest : public ::testing::Test {
     start.system_identifier = "1";
     start.slot = "s";
     start.lsn = Lsn(0x100);
-    store.save(start);
+    store.save(state::StoredPosition{pg::encodePosition(start), 0, {}});
   }
 
   // The relation, then transaction 7 with one insert, committed at 0x1F0 and ending at 0x200.
@@ -190,7 +194,7 @@ class SessionTest : public ::testing::Test {
     log.reset();
     log = std::make_unique<changelog::LocalLog>(changelog::LocalLog::Options{tmp.path() / "log"});
     store.log = log.get();
-    delivery = std::make_unique<LogAppender>(*log, store, LogAppender::Options{spill_bytes, 1ull << 30}, nullptr);
+    delivery = std::make_unique<pipeline::LogAppender>(*log, store, pipeline::LogAppender::Options{spill_bytes, 1ull << 30, "shop"}, nullptr);
   }
   std::vector<std::string> events() const { return committedEvents(*log); }
   std::filesystem::path segmentPath() const {
@@ -203,21 +207,21 @@ class SessionTest : public ::testing::Test {
     events::Catalog catalog;
     catalog.type = [](TypeOid) { return std::optional<events::CatalogType>(); };
     catalog.attributes = [](RelationId) { return std::vector<events::CatalogAttribute>{}; };
-    return Session(cfg, options, *delivery, *source, catalog, capture.classifier(), "db", start,
+    return Session(cfg, until_lsn, *delivery, *source, catalog, capture.classifier(), "db", start,
                    Logger("test"));
   }
 
   config::PipelineConfig cfg;
   // The captured tables by name only, as no catalog resolved them.
   CaptureSet capture{cfg, {{"public", "orders", RelationId{}}}};
-  RunOptions options;
+  std::optional<Lsn> until_lsn;  // --until-lsn
   test::TempDir tmp{"tidemark-session"};
   FakeStore store;
   std::unique_ptr<changelog::LocalLog> log;
-  std::unique_ptr<LogAppender> delivery;
+  std::unique_ptr<pipeline::LogAppender> delivery;
   std::unique_ptr<FakeSource> source;
   std::atomic<bool> stop{false};
-  state::StoredPosition start;
+  pg::Position start;
 };
 
 TEST_F(SessionTest, ConfirmsACommitOnlyAfterItsEventsAreFlushedAndSaved) {
@@ -231,7 +235,7 @@ TEST_F(SessionTest, ConfirmsACommitOnlyAfterItsEventsAreFlushedAndSaved) {
   EXPECT_EQ(s.stream(stop), StopReason::Requested);
   ASSERT_FALSE(source->statuses.empty());
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
-  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(store.savedLsn(), Lsn(0x200));
   EXPECT_EQ(events().size(), 2u);
   EXPECT_EQ(source->finishes, 1);
 }
@@ -258,7 +262,7 @@ TEST_F(SessionTest, KeepaliveMovesThePositionWhileNoTransactionIsOpen) {
   source->keepalive(Lsn(0x500));
   Session s = session();
   s.stream(stop);
-  EXPECT_EQ(store.saved->lsn, Lsn(0x500));
+  EXPECT_EQ(store.savedLsn(), Lsn(0x500));
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x500));
 }
 
@@ -270,7 +274,7 @@ TEST_F(SessionTest, KeepaliveInsideATransactionDoesNotMoveThePosition) {
   Session s = session();
   s.stream(stop);  // stopped with the second transaction still open
   for (const auto& st : source->statuses) EXPECT_LE(st.flush, Lsn(0x200));
-  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(store.savedLsn(), Lsn(0x200));
 }
 
 TEST_F(SessionTest, CleanStopInsideATransactionDropsItsPartialOutput) {
@@ -295,12 +299,12 @@ TEST_F(SessionTest, MalformedMessageStopsWithoutConfirmingIt) {
   EXPECT_THROW(s.stream(stop), WireError);
   for (const auto& st : source->statuses) EXPECT_LE(st.flush, Lsn(0x200));
   s.salvage();
-  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(store.savedLsn(), Lsn(0x200));
   EXPECT_EQ(events().size(), 1u);
 }
 
 TEST_F(SessionTest, UntilLsnStopsBeforeATransactionCommittedAfterIt) {
-  options.until_lsn = Lsn(0x300);
+  until_lsn = Lsn(0x300);
   firstTransaction();
   source->data(Lsn(0x400), begin(0x4F0, 8));
   source->data(Lsn(0x410), insert("2"));
@@ -309,7 +313,7 @@ TEST_F(SessionTest, UntilLsnStopsBeforeATransactionCommittedAfterIt) {
   Session s = session();
   EXPECT_EQ(s.stream(stop), StopReason::UntilLsn);
   EXPECT_EQ(events().size(), 1u);
-  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(store.savedLsn(), Lsn(0x200));
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
 }
 
@@ -377,7 +381,7 @@ TEST_F(SessionTest, LayerOneHeartbeatEventIsWrittenAndCommittedWithThePosition) 
   s.stream(stop);
   ASSERT_FALSE(events().empty());
   EXPECT_EQ(events().front().rfind("{\"ts_ms\":", 0), 0u) << events().front();
-  EXPECT_EQ(store.saved->lsn, Lsn(0x500));
+  EXPECT_EQ(store.savedLsn(), Lsn(0x500));
 }
 
 TEST_F(SessionTest, WithoutKeepaliveConfirmationOnlyDataCommitsMoveThePosition) {
@@ -386,7 +390,7 @@ TEST_F(SessionTest, WithoutKeepaliveConfirmationOnlyDataCommitsMoveThePosition) 
   source->keepalive(Lsn(0x900));
   Session s = session();
   s.stream(stop);
-  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(store.savedLsn(), Lsn(0x200));
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));
   EXPECT_EQ(source->statuses.back().write, Lsn(0x900));
 }
@@ -399,7 +403,7 @@ TEST_F(SessionTest, SkipsATransactionThatCommittedBeforeTheStartPosition) {
   Session s = session();
   s.stream(stop);
   EXPECT_TRUE(events().empty());
-  EXPECT_EQ(store.saved->lsn, Lsn(0x100));
+  EXPECT_EQ(store.savedLsn(), Lsn(0x100));
 }
 
 // Each captured table's schema goes into the log ahead of its first event, again when its
@@ -459,7 +463,7 @@ TEST_F(SessionTest, ACommitTheLogCouldNotWriteIsNeverSavedOrConfirmed) {
   EXPECT_THROW(s.stream(stop), Error);
   s.salvage();
   full.reset();
-  EXPECT_EQ(store.saved->lsn, Lsn(0x200));
+  EXPECT_EQ(store.savedLsn(), Lsn(0x200));
   for (const auto& st : source->statuses) EXPECT_LE(st.flush, Lsn(0x200));
   EXPECT_EQ(events().size(), 1u);
   EXPECT_EQ(s.durable(), Lsn(0x200));
@@ -508,4 +512,4 @@ TEST_F(SessionTest, APartOfATransactionLeftByACrashIsAbortedAtTheNextStart) {
 }
 
 }  // namespace
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg

@@ -360,13 +360,13 @@ TEST(SetupCron, ScheduleFollowsTheHeartbeatInterval) {
   using std::chrono::seconds;
   // One schedule for setup's job and check's fix, so that setup --apply finds the job check
   // proposed and does not schedule it again.
-  EXPECT_EQ(pipeline::heartbeatCronSchedule(std::chrono::milliseconds(300)), "1 seconds");
-  EXPECT_EQ(pipeline::heartbeatCronSchedule(seconds(10)), "10 seconds");
-  EXPECT_EQ(pipeline::heartbeatCronSchedule(seconds(59)), "59 seconds");
-  EXPECT_EQ(pipeline::heartbeatCronSchedule(minutes(1)), "* * * * *");
-  EXPECT_EQ(pipeline::heartbeatCronSchedule(seconds(90)), "* * * * *");
-  EXPECT_EQ(pipeline::heartbeatCronSchedule(minutes(5)), "*/5 * * * *");
-  EXPECT_EQ(pipeline::heartbeatCronSchedule(std::chrono::hours(2)), "0 * * * *");
+  EXPECT_EQ(pg::heartbeatCronSchedule(std::chrono::milliseconds(300)), "1 seconds");
+  EXPECT_EQ(pg::heartbeatCronSchedule(seconds(10)), "10 seconds");
+  EXPECT_EQ(pg::heartbeatCronSchedule(seconds(59)), "59 seconds");
+  EXPECT_EQ(pg::heartbeatCronSchedule(minutes(1)), "* * * * *");
+  EXPECT_EQ(pg::heartbeatCronSchedule(seconds(90)), "* * * * *");
+  EXPECT_EQ(pg::heartbeatCronSchedule(minutes(5)), "*/5 * * * *");
+  EXPECT_EQ(pg::heartbeatCronSchedule(std::chrono::hours(2)), "0 * * * *");
 }
 
 }  // namespace

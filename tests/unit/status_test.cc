@@ -52,7 +52,7 @@ StatusInput sampleInput(const std::string& sink_name = "files") {
   sink.worker.saves = {{30, in.now_us - 2'000'000}, {45, in.now_us - 1'400'000}};
   in.sinks.push_back(sink);
   in.log = LogFigures{8192, 1 << 20, 0, 50, 45, sink_name};
-  SlotFigures slot;
+  pg::SlotFigures slot;
   slot.confirmed_flush_lsn = Lsn(0x1000);
   slot.restart_lsn = Lsn(0x800);
   slot.retained_wal_bytes = 4096;

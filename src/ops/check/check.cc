@@ -15,6 +15,7 @@
 #include "ops/check/rules.h"
 #include "source/postgres/capture.h"
 #include "source/postgres/connection.h"
+#include "source/postgres/position.h"
 #include "source/postgres/replication.h"
 #include "source/postgres/source_setup.h"
 #include "state/sqlite_store.h"
@@ -58,7 +59,7 @@ class SourceChecks {
     rds_ = text("SELECT current_setting('rds.logical_replication', true)", {}).has_value();
     // The slot is read once, so that every check judges the same moment.
     try {
-      slot_ = pipeline::querySlot(conn_, cfg_.source.slot);
+      slot_ = pg::querySlot(conn_, cfg_.source.slot);
     } catch (const Error&) {
       // Reported by the slot check, which reads it again and shows the error.
     }
@@ -318,8 +319,8 @@ class SourceChecks {
     } catch (const Error&) {
       // The stored-position check reports an unreadable store.
     }
-    pipeline::CaptureFacts facts = pipeline::readCaptureFacts(conn_, cfg_, stored);
-    std::vector<pipeline::CaptureProblem> problems = pipeline::judgeCapture(facts, cfg_);
+    pg::CaptureFacts facts = pg::readCaptureFacts(conn_, cfg_, stored);
+    std::vector<pg::CaptureProblem> problems = pg::judgeCapture(facts, cfg_);
     const std::string title = "captured tables";
     if (problems.empty()) {
       size_t partitioned = 0;
@@ -369,13 +370,13 @@ class SourceChecks {
   CheckResult slot() {
     const auto& src = cfg_.source;
     const std::string title = slotTitle();
-    std::optional<state::StoredPosition> stored;
+    std::optional<pg::Position> stored;
     try {
-      stored = state::readPosition(cfg_.state_dir);
+      if (auto saved = state::readPosition(cfg_.state_dir)) stored = pg::decodePosition(saved->source);
     } catch (const Error&) {
       // The stored-position check reports an unreadable store.
     }
-    std::optional<pipeline::SlotInfo> s = pipeline::querySlot(conn_, src.slot);
+    std::optional<pg::SlotInfo> s = pg::querySlot(conn_, src.slot);
     if (!s) {
       std::string create = fmt::format("SELECT pg_create_logical_replication_slot({}, 'pgoutput');", literal(src.slot));
       if (stored) {
@@ -383,7 +384,7 @@ class SourceChecks {
                     fmt::format("does not exist, but the state directory holds position {} in it "
                                 "(see stored position)",
                                 stored->lsn.str()),
-                    pipeline::kLostPositionFix);
+                    pg::kLostPositionFix);
       }
       if (src.create_slot) {
         return make("slot", title, Outcome::Warn,
@@ -435,7 +436,7 @@ class SourceChecks {
     if (s->wal_status == "lost") {
       return make("slot", title, Outcome::Fail,
                   saw + ": invalidated, the server removed WAL it still needed (max_slot_wal_keep_size)",
-                  pipeline::kLostPositionFix);
+                  pg::kLostPositionFix);
     }
     if (s->active_pid) {
       const std::string app = v(2).value_or("");
@@ -486,16 +487,16 @@ class SourceChecks {
   }
 
   CheckResult storedPosition() {
-    std::optional<state::StoredPosition> stored;
+    std::optional<pg::Position> stored;
     try {
-      stored = state::readPosition(cfg_.state_dir);
+      if (auto saved = state::readPosition(cfg_.state_dir)) stored = pg::decodePosition(saved->source);
     } catch (const Error& e) {
       return make("stored_position", "stored position vs slot", Outcome::Fail,
                   fmt::format("cannot read the state store: {}", e.what()),
                   fmt::format("check that {} is the pipeline's state_dir and readable", cfg_.state_dir.string()));
     }
     std::optional<SlotPosition> slot;
-    std::optional<pipeline::SlotInfo> s = pipeline::querySlot(conn_, cfg_.source.slot);
+    std::optional<pg::SlotInfo> s = pg::querySlot(conn_, cfg_.source.slot);
     if (s) slot = SlotPosition{s->confirmed_flush_lsn, s->wal_status};
     std::string sysid = stored ? systemIdentifier() : std::string();
     return judgeStoredPosition(stored, cfg_.source.slot, sysid, slot);
@@ -508,10 +509,10 @@ class SourceChecks {
   }
 
   std::string cronSchedule() const {
-    const std::string schedule = pipeline::heartbeatCronSchedule(cfg_.heartbeat.interval);
+    const std::string schedule = pg::heartbeatCronSchedule(cfg_.heartbeat.interval);
     return fmt::format("SELECT cron.schedule_in_database({}, {}, {}, {});",
                        literal("tidemark-heartbeat-" + cfg_.name), literal(schedule),
-                       literal(pipeline::heartbeatUpsertSql(cfg_.heartbeat.table, cfg_.name)),
+                       literal(pg::heartbeatUpsertSql(cfg_.heartbeat.table, cfg_.name)),
                        literal(database_));
   }
 
@@ -539,7 +540,7 @@ class SourceChecks {
     auto flag = [&](int col) { return pg::value(r.get(), 0, col) == "t"; };
     const bool exists = flag(1);
     const bool usage = flag(2), select = flag(3), insert = flag(4), update = flag(5), create = flag(6);
-    const std::string ddl = pipeline::heartbeatTableDdl(t);
+    const std::string ddl = pg::heartbeatTableDdl(t);
     const std::string off = "; or set heartbeat.mode: message (no table needed) or off";
 
     if (!exists) {
@@ -699,7 +700,7 @@ class SourceChecks {
       return make("signal_table", title, Outcome::Warn,
                   "does not exist: signals (incremental snapshot requests) cannot be sent to this pipeline",
                   fmt::format("as an administrator (tidemark setup prints the same): {} {} ALTER PUBLICATION {} ADD TABLE {};",
-                              pipeline::signalTableDdl(t), grants, ident(cfg_.source.publication), table(t)));
+                              pg::signalTableDdl(t), grants, ident(cfg_.source.publication), table(t)));
     }
     std::vector<std::string> missing;
     if (!flag(1)) missing.push_back(fmt::format("USAGE on schema {}", t.schema));
@@ -811,7 +812,7 @@ class SourceChecks {
   std::string user_;
   std::string database_;
   bool rds_ = false;
-  std::optional<pipeline::SlotInfo> slot_;
+  std::optional<pg::SlotInfo> slot_;
   bool cron_problem_ = false;
   std::optional<std::string> cron_jobid_;
 };

@@ -191,7 +191,7 @@ CheckResult judgeRetentionGuard(const RetentionFacts& f) {
   std::string keep = fmt::format("wal_keep_size = {}", mbText(f.wal_keep_size_mb));
   if (f.max_slot_wal_keep_size_mb < 0) {
     // Room for what the slot already holds, twice over, and at least what setup suggests.
-    int64_t suggest_gb = pipeline::kSuggestedWalKeepSizeGb;
+    int64_t suggest_gb = pg::kSuggestedWalKeepSizeGb;
     if (f.retained_bytes) {
       suggest_gb = std::max<int64_t>(suggest_gb, (*f.retained_bytes * 2 + (1ll << 30) - 1) >> 30);
     }
@@ -252,19 +252,19 @@ CheckResult judgeWalSenderTimeout(int64_t timeout_ms, std::chrono::milliseconds 
   return result("wal_sender_timeout", title, Outcome::Pass, saw);
 }
 
-CheckResult judgeStoredPosition(const std::optional<state::StoredPosition>& stored,
+CheckResult judgeStoredPosition(const std::optional<pg::Position>& stored,
                                 const std::string& config_slot,
                                 const std::string& server_system_identifier,
                                 const std::optional<SlotPosition>& slot) {
   const std::string title = "stored position vs slot";
   const std::string id = "stored_position";
-  std::optional<pipeline::SlotInfo> info;
+  std::optional<pg::SlotInfo> info;
   if (slot) {
     info.emplace();
     info->confirmed_flush_lsn = slot->confirmed_flush_lsn;
     info->wal_status = slot->wal_status;
   }
-  if (auto problem = pipeline::judgeStoredPosition(stored, config_slot, server_system_identifier, info)) {
+  if (auto problem = pg::judgeStoredPosition(stored, config_slot, server_system_identifier, info)) {
     std::string saw = problem->what();
     if (problem->errorClass() == ErrorClass::PositionLost) saw += " (tidemark run refuses with exit 3)";
     return result(id, title, Outcome::Fail, saw, problem->hint());

@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "base/lsn.h"
-#include "core/offset_store.h"
 #include "ops/check/check.h"
+#include "source/postgres/position.h"
 
 namespace tidemark::check {
 
@@ -80,10 +80,10 @@ struct SlotPosition {
   std::optional<std::string> wal_status;
 };
 
-/// The state store's position against the server (pipeline::judgeStoredPosition, what run
+/// The state store's position against the server (pg::judgeStoredPosition, what run
 /// decides at start): the silent-loss case of docs/GUARANTEES.md, guarantee 2. `slot` is
 /// nullopt when the slot does not exist.
-CheckResult judgeStoredPosition(const std::optional<state::StoredPosition>& stored,
+CheckResult judgeStoredPosition(const std::optional<pg::Position>& stored,
                                 const std::string& config_slot,
                                 const std::string& server_system_identifier,
                                 const std::optional<SlotPosition>& slot);

@@ -139,7 +139,7 @@ Block parametersBlock(const config::PipelineConfig& cfg, Flavor flavor,
           "ALTER SYSTEM SET max_slot_wal_keep_size = '{}GB';\n"
           "SELECT pg_reload_conf();\n"
           "ALTER SYSTEM SET wal_level = logical;  -- then restart PostgreSQL",
-          pipeline::kSuggestedWalKeepSizeGb);
+          pg::kSuggestedWalKeepSizeGb);
       break;
     case Flavor::Rds:
       b.notes.push_back(
@@ -224,7 +224,7 @@ Block parametersBlock(const config::PipelineConfig& cfg, Flavor flavor,
   {
     ParameterCheck p("max_slot_wal_keep_size",
                      fmt::format("a cap the WAL disk can hold, e.g. '{}GB' (default -1: no cap)",
-                                 pipeline::kSuggestedWalKeepSizeGb),
+                                 pg::kSuggestedWalKeepSizeGb),
                      current("max_slot_wal_keep_size"));
     p.ok = p.current && p.current != "-1";
     p.why = "without a cap a stopped or stuck pipeline keeps WAL until the disk is full; with one "
@@ -397,7 +397,7 @@ Block heartbeatBlock(const config::PipelineConfig& cfg, const DsnTarget& target)
   std::string list;
   for (auto p : privileges) list += (list.empty() ? "" : ", ") + std::string(p);
   b.sql = fmt::format("{}\nGRANT USAGE ON SCHEMA {} TO {};\nGRANT {} ON TABLE {} TO {};",
-                      pipeline::heartbeatTableDdl(t), ident(t.schema), role, list, table(t), role);
+                      pg::heartbeatTableDdl(t), ident(t.schema), role, list, table(t), role);
   b.present = allOf({tableExists(t),
                      fmt::format("has_schema_privilege({}, {}, 'USAGE')", literal(target.user),
                                  literal(t.schema)),
@@ -415,7 +415,7 @@ Block signalBlock(const config::PipelineConfig& cfg, const DsnTarget& target) {
       "layout: a row inserted here comes through the slot. The role inserts signals (tidemark "
       "snapshot) and reads and removes them.");
   b.sql = fmt::format("{}\nGRANT USAGE ON SCHEMA {} TO {};\nGRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {} TO {};",
-                      pipeline::signalTableDdl(t), ident(t.schema), role, table(t), role);
+                      pg::signalTableDdl(t), ident(t.schema), role, table(t), role);
   b.present = allOf({tableExists(t),
                      fmt::format("has_schema_privilege({}, {}, 'USAGE')", literal(target.user),
                                  literal(t.schema)),
@@ -582,8 +582,8 @@ Block replicaIdentityBlock(const config::PipelineConfig& cfg, const std::optiona
 Block cronBlock(const config::PipelineConfig& cfg, const DsnTarget& target,
                 const std::optional<ServerFacts>& facts) {
   const std::string job = "tidemark-heartbeat-" + cfg.name;
-  const std::string schedule = pipeline::heartbeatCronSchedule(cfg.heartbeat.interval);
-  const std::string command = pipeline::heartbeatUpsertSql(cfg.heartbeat.table, cfg.name);
+  const std::string schedule = pg::heartbeatCronSchedule(cfg.heartbeat.interval);
+  const std::string command = pg::heartbeatUpsertSql(cfg.heartbeat.table, cfg.name);
   Block b;
   b.title = "heartbeat job (pg_cron)";
   b.notes.push_back(

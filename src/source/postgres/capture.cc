@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 
 namespace {
 
@@ -357,4 +357,4 @@ std::vector<RelationId> partitionAncestors(pg::Connection& conn, RelationId reli
   return out;
 }
 
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg

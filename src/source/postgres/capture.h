@@ -27,7 +27,7 @@
 #include "source/postgres/connection.h"
 #include "source/postgres/relations.h"
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 
 struct PublicationFacts {
   bool exists = false;
@@ -109,4 +109,4 @@ CaptureSet resolveCapture(pg::Connection& conn, const config::PipelineConfig& cf
 /// A partition's ancestors, nearest first (pg_partition_ancestors), over `conn`.
 std::vector<RelationId> partitionAncestors(pg::Connection& conn, RelationId relid);
 
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg

@@ -145,7 +145,16 @@ const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
     rel.has_key = rel.has_key || col.part_of_key;
     rel.columns.push_back(std::move(col));
   }
-  if (rel.captured) rel.table_schema = std::make_shared<const TableSchema>(tableSchema(rel));
+  if (rendered) {
+    rel.model.schema = rel.schema;
+    rel.model.name = rel.table;
+    rel.model.topic = rel.topic;
+    for (size_t i = 0; i < rel.columns.size(); ++i) {
+      rel.model.quoted_columns.push_back(rel.columns[i].quoted_name);
+      if (rel.columns[i].part_of_key) rel.model.key.push_back(i);
+    }
+  }
+  if (rel.captured) rel.model.schema_record = std::make_shared<const TableSchema>(tableSchema(rel));
   auto [it, inserted] = relations_.insert_or_assign(m.relid, std::move(rel));
   return it->second;
 }

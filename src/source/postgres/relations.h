@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/lsn.h"
+#include "core/change.h"
 #include "source/postgres/pgoutput_messages.h"
 #include "source/postgres/values.h"
 
@@ -61,15 +62,8 @@ struct RelationTarget {
 using Classifier =
     std::function<RelationTarget(RelationId relid, std::string_view schema, std::string_view table)>;
 
-/// A captured table's columns, source types and key, as a record of the change log carries
-/// them ahead of the table's first event (changelog::tableSchema): what typed destinations
-/// create and write tables from. `version` names this content (a hash): a table whose columns
-/// change gets a new one, and the same columns always the same one.
-struct TableSchema {
-  std::string topic;
-  std::string version;
-  std::string json;  // {"schema","table","topic","version","columns":[...],"key":[...]}
-};
+/// A captured table's schema record (core::TableSchema): tableSchema().
+using core::TableSchema;
 
 struct Relation {
   RelationId relid;
@@ -84,7 +78,9 @@ struct Relation {
   bool has_key = false;
   bool captured = false;
   bool heartbeat = false;
-  std::shared_ptr<const TableSchema> table_schema;  // captured relations only
+  /// The table as changes name it (captured and heartbeat relations); its schema record is
+  /// set for captured relations only.
+  core::Table model;
 };
 
 /// Facts about a non-built-in type, as the catalog tells them.

@@ -6,7 +6,7 @@
 #include "base/error.h"
 #include "source/postgres/connection.h"
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 
 namespace {
 
@@ -245,4 +245,4 @@ void SourceMonitor::loop() {
   }
 }
 
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg

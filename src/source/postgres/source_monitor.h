@@ -25,7 +25,7 @@
 #include "core/offset_store.h"
 #include "source/postgres/capture.h"
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 
 /// The slot as the monitor last read it from pg_replication_slots.
 struct SlotFigures {
@@ -101,4 +101,4 @@ class SourceMonitor {
   std::thread thread_;
 };
 
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg

@@ -7,7 +7,7 @@
 #include "base/error.h"
 #include "source/postgres/capture.h"
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 
 namespace {
 
@@ -217,7 +217,7 @@ const char* const kLostPositionFix =
     "(state_dir) and the sink output aside, run again (it creates a new slot and captures from "
     "then on), and re-snapshot the captured tables into the destinations to fill the gap";
 
-std::optional<Error> judgeStoredPosition(const std::optional<state::StoredPosition>& stored,
+std::optional<Error> judgeStoredPosition(const std::optional<pg::Position>& stored,
                                          const std::string& config_slot,
                                          const std::string& system_identifier,
                                          const std::optional<SlotInfo>& slot) {
@@ -270,7 +270,7 @@ std::optional<Error> judgeStoredPosition(const std::optional<state::StoredPositi
 
 StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
                         const pg::SystemInfo& system, const config::SourceConfig& source,
-                        const std::optional<state::StoredPosition>& stored, const Logger& log) {
+                        const std::optional<pg::Position>& stored, const Logger& log) {
   if (stored && stored->timeline != system.timeline) {
     log.warn("the source is on timeline {} (stored: {}): it was promoted or restored", system.timeline,
              stored->timeline);
@@ -369,4 +369,4 @@ events::Catalog makeCatalog(pg::Connection& conn) {
   return catalog;
 }
 
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg

@@ -11,12 +11,12 @@
 
 #include "base/log.h"
 #include "config/config.h"
-#include "core/offset_store.h"
 #include "source/postgres/connection.h"
+#include "source/postgres/position.h"
 #include "source/postgres/relations.h"
 #include "source/postgres/replication.h"
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 
 struct SlotInfo {
   std::string plugin;
@@ -79,7 +79,7 @@ extern const char* const kLostPositionFix;
 /// the changes after the stored position can no longer be read (another cluster, the slot gone
 /// or invalidated, or confirmed beyond the stored position). `slot` is nullopt when there is no
 /// slot of that name.
-std::optional<Error> judgeStoredPosition(const std::optional<state::StoredPosition>& stored,
+std::optional<Error> judgeStoredPosition(const std::optional<pg::Position>& stored,
                                          const std::string& config_slot,
                                          const std::string& system_identifier,
                                          const std::optional<SlotInfo>& slot);
@@ -96,9 +96,9 @@ struct StartPoint {
 /// does not match the stored state.
 StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
                         const pg::SystemInfo& system, const config::SourceConfig& source,
-                        const std::optional<state::StoredPosition>& stored, const Logger& log);
+                        const std::optional<pg::Position>& stored, const Logger& log);
 
 /// Catalog lookups for the relation cache, over a plain (non-replication) connection.
 events::Catalog makeCatalog(pg::Connection& conn);
 
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg

@@ -96,8 +96,8 @@ class CheckTest : public PgPipelineTest {
   void arrangeAsSetupWould() {
     const config::TableName heartbeat{"tidemark", "tidemark_heartbeat"};
     const config::TableName signal{"tidemark", "tidemark_signal"};
-    sql(pipeline::heartbeatTableDdl(heartbeat));
-    sql(pipeline::signalTableDdl(signal));
+    sql(pg::heartbeatTableDdl(heartbeat));
+    sql(pg::signalTableDdl(signal));
     sql("CREATE PUBLICATION " + publication() +
         " FOR TABLE public.orders, tidemark.tidemark_heartbeat, tidemark.tidemark_signal");
     sql("SELECT pg_create_logical_replication_slot('" + slot() + "', 'pgoutput')");
@@ -230,7 +230,7 @@ TEST_F(CheckTest, TableMissingFromThePublicationFailsWithAlterPublication) {
 
 TEST_F(CheckTest, HeartbeatTableTheRoleMayNotWriteFailsWithTheGrant) {
   sql("CREATE TABLE orders (id int PRIMARY KEY)");
-  sql(pipeline::heartbeatTableDdl({"tidemark", "tidemark_heartbeat"}));
+  sql(pg::heartbeatTableDdl({"tidemark", "tidemark_heartbeat"}));
   const std::string role = createRole({"public.orders"});
   sql("GRANT USAGE ON SCHEMA tidemark TO " + role);
   sql("GRANT SELECT ON tidemark.tidemark_heartbeat TO " + role);

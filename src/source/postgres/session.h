@@ -1,6 +1,8 @@
-// One replication stream's worth of work: decoding, event building, and the durability
-// protocol against the change log (LogAppender). pipeline.cc wires it to real connections;
-// tests drive it with their own ReplicationSource.
+// The PostgreSQL source: one replication stream's worth of work. It decodes pgoutput, turns
+// captured changes into the change model (ChangeBuilder), measures heartbeats, and keeps the
+// durability protocol against the ChangeWriter it writes to (core/change_writer.h): a position
+// is confirmed to the server only after the writer committed it. pipeline.cc wires it to real
+// connections and the change log; tests drive it with their own ReplicationSource.
 #pragma once
 
 #include <atomic>
@@ -16,20 +18,45 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/lsn.h"
 #include "config/config.h"
-#include "core/offset_store.h"
-#include "pipeline/log_appender.h"
-#include "pipeline/pipeline.h"
-#include "pipeline/status.h"
-#include "source/postgres/envelope.h"
+#include "core/change_writer.h"
+#include "source/postgres/change_builder.h"
 #include "source/postgres/pgoutput_decoder.h"
+#include "source/postgres/position.h"
 #include "source/postgres/relations.h"
 #include "source/postgres/replication.h"
 #include "source/postgres/source_monitor.h"
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 
 enum class StopReason { Requested, UntilLsn };
+
+/// How fresh the data that came through the stream is. Times are Unix microseconds; the
+/// "written" ones are source times (heartbeat timestamps, commit times).
+struct Freshness {
+  std::optional<int64_t> observed_written_us;  // latest heartbeat or captured commit seen
+  std::optional<int64_t> observed_at_us;       // when it was seen
+  std::optional<int64_t> heartbeat_written_us; // latest Layer 2 heartbeat seen
+  std::optional<int64_t> delivered_written_us; // latest one durable in the change log
+  std::optional<int64_t> delivered_at_us;      // when it became durable there
+  std::optional<uint64_t> delivered_offset;    // the log offset just past its transaction
+};
+
+struct SessionStatus {
+  Lsn received;
+  Lsn durable;
+  Lsn acknowledged;
+  uint64_t events_delivered = 0;  // appended to the change log
+  uint64_t bytes_delivered = 0;   // event values appended to the change log
+  uint64_t pending_bytes = 0;     // appended to the change log, not yet durable
+  /// Reading from the source waits: the change log is at buffer.max_bytes, held by this sink.
+  std::optional<std::string> paused_by;
+  /// Changes of published relations that are not captured, skipped on purpose, and of which.
+  uint64_t changes_skipped = 0;
+  std::map<std::string, uint64_t> skipped_tables;
+  Freshness freshness;
+};
 
 /// Heartbeats were written on the source but have not come through the stream, and the
 /// stream has sent nothing, for heartbeat.stall_timeout. Retriable: reconnecting often helps.
@@ -43,20 +70,21 @@ class StallError : public Error {
 };
 
 /// One stream's worth of work. Invariant, at every status update it sends:
-///   flush position sent <= position saved in the store <= what the change log holds durably.
+///   flush position sent <= position saved in the store <= what the change log holds durably
+/// (the writer's commit() saves it after the log's commit).
 class Session {
  public:
   /// Called every two seconds and when the session stops, with what the status shows.
   using StatusReport = std::function<void(const SessionStatus&)>;
 
-  /// `position` is where the stream starts (already saved); `db` names the source database
-  /// in events. `catalog` answers type and primary-key lookups; `classify` says which
-  /// relations are captured, and as which table (CaptureSet). `monitor` (may be null) tells
-  /// what heartbeats were written, for stall detection, learns of captured changes, and
-  /// reports captured tables the source no longer sends.
-  Session(const config::PipelineConfig& cfg, const RunOptions& options, LogAppender& delivery,
+  /// `position` is where the stream starts (already saved), `until` --until-lsn; `db` names
+  /// the source database in events. `catalog` answers type and primary-key lookups;
+  /// `classify` says which relations are captured, and as which table (CaptureSet). `monitor`
+  /// (may be null) tells what heartbeats were written, for stall detection, learns of
+  /// captured changes, and reports captured tables the source no longer sends.
+  Session(const config::PipelineConfig& cfg, std::optional<Lsn> until, core::ChangeWriter& out,
           pg::ReplicationSource& source, events::Catalog catalog, events::Classifier classify,
-          const std::string& db, state::StoredPosition position, const Logger& log,
+          const std::string& db, pg::Position position, const Logger& log,
           SourceMonitor* monitor = nullptr, StatusReport report = {});
 
   /// Streams until `stop` is set or --until-lsn is reached, then makes everything whole
@@ -101,8 +129,8 @@ class Session {
   /// skipped on purpose, and logs how a captured relation was matched, if unusually.
   bool delivers(const events::Relation& rel);
   void maybeReport(bool force);
-  /// Appends `e` to the log; `rel`, when given, is the captured table it is a change of.
-  void deliver(const core::Event& e, const events::Relation* rel = nullptr);
+  /// Writes a change to the change log.
+  void deliver(const core::Change& change);
   void setReceived(Lsn lsn);
   const events::Relation& relation(RelationId id);
   void setPending(Lsn lsn);
@@ -117,13 +145,13 @@ class Session {
   using Clock = std::chrono::steady_clock;
 
   const config::PipelineConfig& cfg_;
-  const RunOptions& options_;
-  LogAppender& delivery_;
+  const std::optional<Lsn> until_;
+  core::ChangeWriter& delivery_;
   pg::ReplicationSource& source_;
   pgoutput::Decoder decoder_;
   events::RelationCache relations_;
-  events::EnvelopeBuilder builder_;
-  state::StoredPosition position_;
+  events::ChangeBuilder builder_;
+  pg::Position position_;  // the cluster, timeline and slot; its lsn is where the stream started
   Logger log_;
   SourceMonitor* monitor_;
   StatusReport report_;
@@ -155,7 +183,7 @@ class Session {
     uint64_t log_offset;  // just past its transaction in the change log
   };
   std::optional<Observation> undelivered_;  // awaiting durability
-  std::optional<Retention> paused_by_;  // while the log is full
+  std::optional<core::Retention> paused_by_;  // while the log is full
   Clock::time_point next_pause_check_;
   uint64_t events_delivered_ = 0;
   uint64_t bytes_delivered_ = 0;
@@ -171,4 +199,4 @@ class Session {
   std::atomic<Clock::rep> last_status_pub_{0};
 };
 
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg

@@ -1,4 +1,4 @@
-#include "pipeline/session.h"
+#include "source/postgres/session.h"
 
 #include <algorithm>
 #include <thread>
@@ -12,7 +12,7 @@
 #include "source/postgres/capture.h"
 #include "source/postgres/values.h"
 
-namespace tidemark::pipeline {
+namespace tidemark::pg {
 
 namespace {
 
@@ -37,13 +37,13 @@ constexpr std::string_view kHeartbeatPrefix = "tidemark_heartbeat";
 
 }  // namespace
 
-Session::Session(const config::PipelineConfig& cfg, const RunOptions& options, LogAppender& delivery,
+Session::Session(const config::PipelineConfig& cfg, std::optional<Lsn> until, core::ChangeWriter& out,
                  pg::ReplicationSource& source, events::Catalog catalog, events::Classifier classify,
-                 const std::string& db, state::StoredPosition position, const Logger& log,
-                 SourceMonitor* monitor, StatusReport report)
+                 const std::string& db, pg::Position position, const Logger& log, SourceMonitor* monitor,
+                 StatusReport report)
     : cfg_(cfg),
-      options_(options),
-      delivery_(delivery),
+      until_(until),
+      delivery_(out),
       source_(source),
       relations_(std::move(catalog), std::move(classify)),
       builder_(cfg.topic_prefix, db,
@@ -105,7 +105,7 @@ StopReason Session::stream(const std::atomic<bool>& stop) {
 
 void Session::salvage() {
   try {
-    if (in_transaction_) delivery_.rollbackToMark();
+    if (in_transaction_) delivery_.abortTransaction();
     in_transaction_ = false;
     makeDurable();
   } catch (const Error& e) {
@@ -115,7 +115,7 @@ void Session::salvage() {
               "back to what was saved with {}",
               e.what(), durable_.str());
     in_transaction_ = false;
-    delivery_.rollbackToSaved();
+    delivery_.dropUncommitted();
     pending_ = durable_;
   }
 }
@@ -127,10 +127,9 @@ void Session::setReceived(Lsn lsn) {
   last_progress_ = Clock::now();
 }
 
-void Session::deliver(const core::Event& e, const events::Relation* rel) {
-  delivery_.write(e, rel != nullptr ? rel->table_schema.get() : nullptr);
+void Session::deliver(const core::Change& change) {
+  bytes_delivered_ += delivery_.write(change);
   ++events_delivered_;
-  bytes_delivered_ += e.value.size();
 }
 
 void Session::onData(const pg::XLogData& d) {
@@ -149,23 +148,22 @@ void Session::onData(const pg::XLogData& d) {
                    const auto& rel = relation(m.relid);
                    if (rel.heartbeat) onHeartbeatRow(rel, *m.new_tuple);
                    if (!delivers(rel)) return;
-                   deliver(builder_.change('c', rel, d.data_start, nullptr,
-                                           pgoutput::OldTupleKind::None, m.new_tuple),
-                           &rel);
+                   deliver(builder_.change(core::Op::Create, rel, d.data_start, nullptr,
+                                           pgoutput::OldTupleKind::None, m.new_tuple));
                  },
                  [&](const pgoutput::UpdateMessage& m) { onUpdate(m, d.data_start); },
                  [&](const pgoutput::DeleteMessage& m) {
                    if (skipping_) return;
                    const auto& rel = relation(m.relid);
                    if (!delivers(rel)) return;
-                   deliver(builder_.change('d', rel, d.data_start, m.old_tuple, m.old_kind, nullptr), &rel);
+                   deliver(builder_.change(core::Op::Delete, rel, d.data_start, m.old_tuple, m.old_kind, nullptr));
                  },
                  [&](const pgoutput::TruncateMessage& m) {
                    if (skipping_) return;
                    for (RelationId id : m.relids) {
                      const auto& rel = relation(id);
                      if (!delivers(rel)) continue;
-                     deliver(builder_.truncate(rel, d.data_start), &rel);
+                     deliver(builder_.truncate(rel, d.data_start));
                    }
                  },
                  [&](const pgoutput::LogicalDecodingMessage& m) { onMessage(m, d.data_start); },
@@ -208,7 +206,7 @@ void Session::onBegin(const pgoutput::BeginMessage& m) {
   if (in_transaction_) {
     throw Error(ErrorClass::Fatal, fmt::format("Begin of transaction {} inside another", m.xid.value));
   }
-  if (options_.until_lsn && m.final_lsn > *options_.until_lsn) {
+  if (until_ && m.final_lsn > *until_) {
     reached_until_ = true;
     skipping_ = true;  // committed after --until-lsn: not this run's to deliver
     return;
@@ -230,7 +228,7 @@ void Session::onCommit(const pgoutput::CommitMessage& m) {
   if (!in_transaction_) throw Error(ErrorClass::Fatal, "Commit without Begin");
   in_transaction_ = false;
   builder_.endTransaction(m.end_lsn);
-  delivery_.markTransactionEnd(m.end_lsn);
+  delivery_.endTransaction(m.end_lsn.str());
   setPending(m.end_lsn);
   if (tx_has_changes_) {
     // A commit of captured data proves the stream live as a heartbeat would, and its commit
@@ -238,8 +236,8 @@ void Session::onCommit(const pgoutput::CommitMessage& m) {
     observe(m.commit_time + pgoutput::kPgEpochOffsetMicros, false);
     if (monitor_ != nullptr) monitor_->noteCapturedChange();
   }
-  if (tx_observed_written_us_) undelivered_ = Observation{m.end_lsn, *tx_observed_written_us_, delivery_.appendedEnd()};
-  if (options_.until_lsn && m.end_lsn >= *options_.until_lsn) reached_until_ = true;
+  if (tx_observed_written_us_) undelivered_ = Observation{m.end_lsn, *tx_observed_written_us_, delivery_.nextOffset()};
+  if (until_ && m.end_lsn >= *until_) reached_until_ = true;
   maybeFlush();
 }
 
@@ -249,19 +247,19 @@ void Session::onUpdate(const pgoutput::UpdateMessage& m, Lsn lsn) {
   if (rel.heartbeat) onHeartbeatRow(rel, *m.new_tuple);
   if (!delivers(rel)) return;
   if (m.old_tuple != nullptr && rel.has_key &&
-      events::EnvelopeBuilder::keyChanged(rel, *m.old_tuple, *m.new_tuple)) {
+      events::ChangeBuilder::keyChanged(rel, *m.old_tuple, *m.new_tuple)) {
     // As Debezium does: an update that changes the key is a delete of the old key and a
     // create of the new one, so consumers keyed by it see both. The create takes the values
     // the update left unchanged (TOASTed, not resent) from the old tuple, when it has them.
-    deliver(builder_.change('d', rel, lsn, m.old_tuple, m.old_kind, nullptr), &rel);
-    deliver(builder_.change('c', rel, lsn, nullptr, pgoutput::OldTupleKind::None, m.new_tuple, m.old_tuple),
-            &rel);
+    deliver(builder_.change(core::Op::Delete, rel, lsn, m.old_tuple, m.old_kind, nullptr));
+    deliver(builder_.change(core::Op::Create, rel, lsn, nullptr, pgoutput::OldTupleKind::None, m.new_tuple,
+                            m.old_tuple));
     return;
   }
   // The server sends an old key for an update that keeps the key only when a key value is
   // TOASTed. As in Debezium, it is the before-image (its other columns null), and it fills in
   // the TOASTed value the new row does not resend.
-  deliver(builder_.change('u', rel, lsn, m.old_tuple, m.old_kind, m.new_tuple, m.old_tuple), &rel);
+  deliver(builder_.change(core::Op::Update, rel, lsn, m.old_tuple, m.old_kind, m.new_tuple, m.old_tuple));
 }
 
 void Session::onHeartbeatRow(const events::Relation& rel, const pgoutput::TupleData& tuple) {
@@ -313,7 +311,7 @@ void Session::onMessage(const pgoutput::LogicalDecodingMessage& m, Lsn lsn) {
   if (lsn < durable_) return;
   deliver(builder_.message(m, lsn, false));
   if (!in_transaction_) {
-    delivery_.markTransactionEnd(std::max(Lsn{lsn.value() + 1}, std::max(pending_, durable_)));
+    delivery_.endTransaction(std::max(Lsn{lsn.value() + 1}, std::max(pending_, durable_)).str());
     setPending(Lsn{lsn.value() + 1});
   }
 }
@@ -324,7 +322,7 @@ void Session::onKeepalive(const pg::Keepalive& k) {
   // all in the sinks, so wal_end can become the position once they are durable.
   if (!in_transaction_ && !skipping_) {
     if (cfg_.source.confirm_keepalives) setPending(k.wal_end);
-    if (options_.until_lsn && k.wal_end >= *options_.until_lsn) reached_until_ = true;
+    if (until_ && k.wal_end >= *until_) reached_until_ = true;
   }
   if (k.reply_requested) sendStatus();
 }
@@ -347,9 +345,9 @@ void Session::maybeFlush() {
 
 void Session::makeDurable(bool force) {
   if (pending_ <= durable_ && !force) return;
-  state::StoredPosition p = position_;
+  pg::Position p = position_;
   p.lsn = std::max(pending_, durable_);
-  delivery_.makeDurable(p);
+  delivery_.commit(pg::encodePosition(p));
   durable_ = p.lsn;
   durable_pub_.store(durable_.value(), std::memory_order_release);
   if (undelivered_ && undelivered_->end <= durable_) {
@@ -372,29 +370,25 @@ bool Session::paused() {
     if (!delivery_.atCap()) return false;
   }
   next_pause_check_ = now + kPauseCheckEvery;
-  Retention holder;
-  bool full = delivery_.full(holder);
-  if (full && pending_ > durable_) {
+  std::optional<core::Retention> holder = delivery_.full();
+  if (holder && pending_ > durable_) {
     // At the cap with whole transactions still in memory: they go to disk first, so that the
     // sinks can read them and free a segment.
     makeDurable();
     sendStatus();
-    full = delivery_.full(holder);
+    holder = delivery_.full();
   }
+  const bool full = holder.has_value();
   if (full && !paused_by_) {
     log_.warn("the change log is at buffer.max_bytes ({} bytes): reading from the source pauses until "
               "sink \"{}\" consumes more (it is at offset {})",
-              cfg_.buffer.max_bytes, holder.sink, holder.offset);
+              cfg_.buffer.max_bytes, holder->sink, holder->offset);
     report_soon_ = true;
   } else if (!full && paused_by_) {
     log_.info("the change log has room again: reading from the source resumes");
     report_soon_ = true;
   }
-  if (full) {
-    paused_by_ = holder;
-  } else {
-    paused_by_.reset();
-  }
+  paused_by_ = holder;
   return full;
 }
 
@@ -404,8 +398,9 @@ void Session::maybeHeartbeatEvent() {
   if (now < next_heartbeat_event_) return;
   next_heartbeat_event_ = now + cfg_.heartbeat.interval;
   // Layer 1: the event, then a commit of the position with it, keepalive progress included.
-  deliver(builder_.heartbeat(unixMicrosNow() / 1000));
-  delivery_.markTransactionEnd(std::max(pending_, durable_));
+  bytes_delivered_ += delivery_.heartbeat(unixMicrosNow() / 1000);
+  ++events_delivered_;
+  delivery_.endTransaction(std::max(pending_, durable_).str());
   makeDurable(true);
   sendStatus();
 }
@@ -475,7 +470,7 @@ StopReason Session::finish(StopReason why) {
   if (in_transaction_) {
     // A clean stop inside a transaction: drop its partial output; the server sends the whole
     // transaction again next time, because its commit was never confirmed.
-    delivery_.rollbackToMark();
+    delivery_.abortTransaction();
     in_transaction_ = false;
   }
   makeDurable();
@@ -487,4 +482,4 @@ StopReason Session::finish(StopReason why) {
   return why;
 }
 
-}  // namespace tidemark::pipeline
+}  // namespace tidemark::pg
