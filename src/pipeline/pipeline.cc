@@ -313,7 +313,7 @@ class Runner {
     store_->saveCapture(capture.tables());
     if (options_.until_lsn && start.lsn >= *options_.until_lsn) {
       log_.info("already at {}, at or beyond --until-lsn {}", start.lsn.str(), options_.until_lsn->str());
-      finish(pg::StopReason::UntilLsn);
+      finish(core::StopReason::Until);
       return;
     }
     watchSource(heartbeat, capture);
@@ -326,7 +326,7 @@ class Runner {
     status_.setState(PipelineState::Running);
     if (!stall_.empty()) log_.info("the stream flows again after the stall");
     stall_.clear();
-    pg::StopReason why;
+    core::StopReason why;
     {
       StatusFeeder feeder(stream, *session, cfg_.source.status_interval, log_);
       why = session->stream(stop_);
@@ -347,14 +347,14 @@ class Runner {
   }
 
   // The source has stopped; at --until-lsn the run ends once every sink has all the log holds.
-  void finish(pg::StopReason why) {
-    if (why == pg::StopReason::UntilLsn) {
+  void finish(core::StopReason why) {
+    if (why == core::StopReason::Until) {
       status_.setState(PipelineState::Running, "reached --until-lsn; the sinks catch up");
       if (!sinks_.drain(changes_->endOffset(), stop_)) log_.info("stopped before every sink caught up");
     }
     sinks_.stop();
     status_.setState(PipelineState::Stopped,
-                     why == pg::StopReason::UntilLsn ? "reached --until-lsn" : "stopped by a signal");
+                     why == core::StopReason::Until ? "reached --until-lsn" : "stopped by a signal");
   }
 
   // After an error: makes what is whole durable, then throws when the error is not retriable

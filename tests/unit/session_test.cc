@@ -311,7 +311,7 @@ TEST_F(SessionTest, UntilLsnStopsBeforeATransactionCommittedAfterIt) {
   source->data(Lsn(0x4F0), commit(0x4F0, 0x500));
   source->stopWhenDrainedAfter(1000000);  // only --until-lsn may end this run
   Session s = session();
-  EXPECT_EQ(s.stream(stop), StopReason::UntilLsn);
+  EXPECT_EQ(s.stream(stop), StopReason::Until);
   EXPECT_EQ(events().size(), 1u);
   EXPECT_EQ(store.savedLsn(), Lsn(0x200));
   EXPECT_EQ(source->statuses.back().flush, Lsn(0x200));

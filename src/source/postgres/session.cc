@@ -81,7 +81,7 @@ StopReason Session::stream(const std::atomic<bool>& stop) {
   next_stall_check_ = now + kStallCheckEvery;
   for (;;) {
     if (stop.load()) return finish(StopReason::Requested);
-    if (reached_until_) return finish(StopReason::UntilLsn);
+    if (reached_until_) return finish(StopReason::Until);
     maybeFlush();
     maybeHeartbeatEvent();
     maybeSendStatus();
@@ -478,7 +478,7 @@ StopReason Session::finish(StopReason why) {
   source_.finish();
   maybeReport(true);
   log_.info("stopped at {} ({})", durable_.str(),
-            why == StopReason::UntilLsn ? "reached --until-lsn" : "stop requested");
+            why == StopReason::Until ? "reached --until-lsn" : "stop requested");
   return why;
 }
 

@@ -21,6 +21,7 @@
 #include "base/lsn.h"
 #include "config/config.h"
 #include "core/change_writer.h"
+#include "core/source.h"
 #include "source/postgres/change_builder.h"
 #include "source/postgres/pgoutput_decoder.h"
 #include "source/postgres/position.h"
@@ -30,7 +31,7 @@
 
 namespace tidemark::pg {
 
-enum class StopReason { Requested, UntilLsn };
+using core::StopReason;
 
 /// How fresh the data that came through the stream is. Times are Unix microseconds; the
 /// "written" ones are source times (heartbeat timestamps, commit times).
@@ -72,7 +73,7 @@ class StallError : public Error {
 /// One stream's worth of work. Invariant, at every status update it sends:
 ///   flush position sent <= position saved in the store <= what the change log holds durably
 /// (the writer's commit() saves it after the log's commit).
-class Session {
+class Session final : public core::Source {
  public:
   /// Called every two seconds and when the session stops, with what the status shows.
   using StatusReport = std::function<void(const SessionStatus&)>;
@@ -90,14 +91,14 @@ class Session {
   /// Streams until `stop` is set or --until-lsn is reached, then makes everything whole
   /// durable, confirms it, and ends the stream. Throws Error on failure (the stream ending is
   /// a retriable one).
-  StopReason stream(const std::atomic<bool>& stop);
+  StopReason stream(const std::atomic<bool>& stop) override;
 
   /// After an error: makes the whole transactions already written durable (without
   /// confirming them; the next connection starts from there). When that fails too (the log
   /// or the store were what failed: a full disk), what was written since the last commit is
   /// dropped instead, and the next connection starts from the durable position. Throws only
   /// when even that fails.
-  void salvage();
+  void salvage() override;
 
   Lsn durable() const { return durable_; }
 
