@@ -1,8 +1,9 @@
-// A running pipeline: source -> pgoutput decoder -> Debezium envelopes -> change log -> sinks,
-// with the position protocol that keeps guarantee 1 (ack <= durable):
+// A running pipeline: source (core::Source, source/postgres) -> change model -> the change log
+// as its ChangeWriter (Debezium events, pipeline/log_appender.h) -> sinks, with the position
+// protocol that keeps guarantee 1 (ack <= durable):
 //
 //   1. events of a transaction are appended to the change log; at its Commit a transaction end
-//      with the commit's end LSN follows, which becomes the pending position;
+//      with the source's position after it follows, which becomes the pending position;
 //   2. when a flush is due (delivery.flush_interval / flush_bytes) the log is committed
 //      (fdatasync), then the pending position is saved in the state store;
 //   3. only then is the position sent to the server as flushed (standby status update).

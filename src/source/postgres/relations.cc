@@ -145,18 +145,22 @@ const Relation& RelationCache::update(const pgoutput::RelationMessage& m) {
     rel.has_key = rel.has_key || col.part_of_key;
     rel.columns.push_back(std::move(col));
   }
-  if (rendered) {
-    rel.model.schema = rel.schema;
-    rel.model.name = rel.table;
-    rel.model.topic = rel.topic;
-    for (size_t i = 0; i < rel.columns.size(); ++i) {
-      rel.model.quoted_columns.push_back(rel.columns[i].quoted_name);
-      if (rel.columns[i].part_of_key) rel.model.key.push_back(i);
-    }
-  }
-  if (rel.captured) rel.model.schema_record = std::make_shared<const TableSchema>(tableSchema(rel));
+  if (rendered) rel.model = tableModel(rel);
   auto [it, inserted] = relations_.insert_or_assign(m.relid, std::move(rel));
   return it->second;
+}
+
+core::Table tableModel(const Relation& rel) {
+  core::Table t;
+  t.schema = rel.schema;
+  t.name = rel.table;
+  t.topic = rel.topic;
+  for (size_t i = 0; i < rel.columns.size(); ++i) {
+    t.quoted_columns.push_back(rel.columns[i].quoted_name);
+    if (rel.columns[i].part_of_key) t.key.push_back(i);
+  }
+  if (rel.captured) t.schema_record = std::make_shared<const TableSchema>(tableSchema(rel));
+  return t;
 }
 
 TableSchema tableSchema(const Relation& rel) {

@@ -128,6 +128,10 @@ std::optional<std::vector<size_t>> keyPositions(
 /// The schema record of a captured relation.
 TableSchema tableSchema(const Relation& rel);
 
+/// The table as the changes of a captured or heartbeat relation name it (with its schema
+/// record when captured).
+core::Table tableModel(const Relation& rel);
+
 class RelationCache {
  public:
   RelationCache(Catalog catalog, Classifier classify);
