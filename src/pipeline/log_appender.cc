@@ -130,6 +130,4 @@ std::optional<core::Retention> LogAppender::full() {
   return consumers_ != nullptr ? consumers_->retention() : core::Retention{};
 }
 
-std::optional<std::string> logPosition(const changelog::LocalLog& log) { return log.lastPosition(); }
-
 }  // namespace tidemark::pipeline

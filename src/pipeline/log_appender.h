@@ -88,8 +88,4 @@ class LogAppender : public core::ChangeWriter {
   std::unordered_map<std::string, std::string> open_written_;
 };
 
-/// The source position the last transaction end in the log holds, in the source's own form
-/// (ChangeWriter::endTransaction); nothing when the log holds no transaction end.
-std::optional<std::string> logPosition(const changelog::LocalLog& log);
-
 }  // namespace tidemark::pipeline
