@@ -33,7 +33,12 @@ void readTuple(ByteReader& r, TupleData& tuple) {
       case 't':
       case 'b': {
         int32_t len = r.readI32("tuple column length");
-        std::string_view value = r.readBytes(len, fmt::format("tuple column {} value", i));
+        // The column's number goes into the error only: formatting it for every value costs
+        // a twentieth of the decoding.
+        if (len < 0 || static_cast<uint64_t>(len) > r.remaining()) {
+          r.readBytes(len, fmt::format("tuple column {} value", i));  // throws, naming the column
+        }
+        std::string_view value = r.readBytes(len, "tuple column value");
         tuple.push_back({kind == 't' ? ColumnKind::Text : ColumnKind::Binary, value});
         break;
       }
