@@ -30,8 +30,11 @@ def written(path):
     if os.path.isdir(path):
         total = 0
         for entry in os.scandir(path):
-            if entry.is_file():
-                total += entry.stat().st_size
+            try:
+                if entry.is_file():
+                    total += entry.stat().st_size
+            except FileNotFoundError:
+                pass  # a file the reader removed meanwhile (a sink's probe file)
         return total
     try:
         return os.stat(path).st_size
