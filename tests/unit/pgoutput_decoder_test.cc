@@ -167,6 +167,15 @@ TEST(PgoutputDecoder, ErrorNamesTypeOffsetAndLengths) {
   expectWireError(b, {"Insert", "(18 bytes) at offset 13", "wants 1000 bytes, 5 left"});
 }
 
+TEST(PgoutputDecoder, AValueCutShortNamesItsColumn) {
+  Bytes cut;
+  cut.ch('I').u32(16384).ch('N').u16(2).ch('n').ch('t').u32(1000).raw("short");
+  expectWireError(cut, {"tuple column 1 value", "wants 1000 bytes, 5 left"});
+  Bytes negative;
+  negative.ch('I').u32(16384).ch('N').u16(2).ch('t').u32(1).raw("x").ch('t').u32(0xFFFFFFF0);
+  expectWireError(negative, {"tuple column 1 value", "negative length"});
+}
+
 TEST(PgoutputDecoder, RejectsNegativeColumnLength) {
   Bytes b;
   b.ch('I').u32(16384).ch('N').u16(1).ch('t').u32(0xFFFFFFF0).raw("x");
