@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "base/clock.h"
-#include "source/postgres/source_monitor.h"
 
 namespace tidemark::pipeline {
 

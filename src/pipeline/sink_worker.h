@@ -28,7 +28,6 @@
 #include "core/sink.h"
 #include "log/local/local_log.h"
 #include "pipeline/retry.h"
-#include "source/postgres/source_monitor.h"
 
 namespace tidemark::pipeline {
 
