@@ -68,9 +68,8 @@ struct Change {
   Op op = Op::Create;
   const Table* table = nullptr;  // null for a Message
   /// The row before the change (Update, Delete), or null when the source does not have it.
+  /// When the source sent only the old key, its other columns are Null.
   const Row* before = nullptr;
-  /// `before` holds only the key columns' values (the source sent the old key, not the row).
-  bool before_key_only = false;
   const Row* after = nullptr;  // Create, Update
   /// The connector's `source` block, JSON (Debezium's per-connector part of the event).
   std::string_view source_block;

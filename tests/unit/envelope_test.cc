@@ -339,7 +339,6 @@ TEST(DebeziumEnvelope, WrapsAnySourcesChangeAndKeysItByTheTablesKey) {
   c.op = core::Op::Update;
   c.table = &table;
   c.before = &before;
-  c.before_key_only = true;
   c.after = &after;
   c.source_block = R"({"connector":"mysql","gtid":"3E11FA47:23"})";
   Envelope envelope("shop");

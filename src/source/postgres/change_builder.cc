@@ -136,8 +136,7 @@ const core::Change& ChangeBuilder::change(core::Op op, const Relation& rel, Lsn 
     // Before-images: the full old row under REPLICA IDENTITY FULL; only the key columns when
     // the server sent just the key (a delete, or an update that changed the key).
     if (before != nullptr) {
-      change_.before_key_only = before_kind == pgoutput::OldTupleKind::Key;
-      renderRow(before_, rel, *before, nullptr, change_.before_key_only);
+      renderRow(before_, rel, *before, nullptr, before_kind == pgoutput::OldTupleKind::Key);
       change_.before = &before_.row;
     }
     if (after != nullptr) {
