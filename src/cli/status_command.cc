@@ -11,7 +11,7 @@
 #include "base/lsn.h"
 #include "core/offset_store.h"
 #include "pipeline/status.h"
-#include "source/postgres/connection.h"
+#include "postgres/connection.h"
 #include "source/postgres/source_monitor.h"
 #include "state/sqlite_store.h"
 

@@ -14,7 +14,7 @@
 #include "core/offset_store.h"
 #include "ops/check/rules.h"
 #include "source/postgres/capture.h"
-#include "source/postgres/connection.h"
+#include "postgres/connection.h"
 #include "source/postgres/position.h"
 #include "source/postgres/replication.h"
 #include "source/postgres/source_setup.h"

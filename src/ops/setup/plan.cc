@@ -9,7 +9,7 @@
 #include <memory>
 
 #include "base/error.h"
-#include "source/postgres/connection.h"
+#include "postgres/connection.h"
 #include "source/postgres/source_setup.h"
 
 namespace tidemark::setup {

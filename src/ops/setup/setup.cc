@@ -7,7 +7,7 @@
 
 #include "base/error.h"
 #include "ops/setup/plan.h"
-#include "source/postgres/connection.h"
+#include "postgres/connection.h"
 
 namespace tidemark::setup {
 

@@ -24,7 +24,7 @@
 #include "base/log.h"
 #include "config/config.h"
 #include "core/offset_store.h"
-#include "source/postgres/connection.h"
+#include "postgres/connection.h"
 #include "source/postgres/relations.h"
 
 namespace tidemark::pg {

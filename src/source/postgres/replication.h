@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "base/lsn.h"
-#include "source/postgres/connection.h"
+#include "postgres/connection.h"
 
 namespace tidemark::pg {
 

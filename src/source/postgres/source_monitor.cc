@@ -4,7 +4,7 @@
 
 #include "base/clock.h"
 #include "base/error.h"
-#include "source/postgres/connection.h"
+#include "postgres/connection.h"
 
 namespace tidemark::pg {
 

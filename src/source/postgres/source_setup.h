@@ -11,7 +11,7 @@
 
 #include "base/log.h"
 #include "config/config.h"
-#include "source/postgres/connection.h"
+#include "postgres/connection.h"
 #include "source/postgres/position.h"
 #include "source/postgres/relations.h"
 #include "source/postgres/replication.h"

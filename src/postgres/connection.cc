@@ -1,4 +1,4 @@
-#include "source/postgres/connection.h"
+#include "postgres/connection.h"
 
 #include <fmt/format.h>
 
@@ -81,25 +81,28 @@ Connection Connection::open(const ConnectOptions& options) {
                 msg.find("authentication failed") != std::string::npos ||
                 msg.find("no pg_hba.conf entry") != std::string::npos;
     bool missing_db = msg.find("does not exist") != std::string::npos;
+    const std::string credentials =
+        options.password_setting.empty()
+            ? options.dsn_setting
+            : fmt::format("{} (or {})", options.dsn_setting, options.password_setting);
     if (auth) {
       throw Error(ErrorClass::Fatal,
                   fmt::format("cannot connect to the {} database: {}", options.what, msg),
                   options.replication
-                      ? "check the user and password in source.dsn (or source.password / "
-                        "source.password_file), and that pg_hba.conf has a line allowing this "
-                        "user to connect for replication"
-                      : "check the user and password in source.dsn (or source.password / "
-                        "source.password_file)");
+                      ? fmt::format("check the user and password in {}, and that pg_hba.conf has a line "
+                                    "allowing this user to connect for replication",
+                                    credentials)
+                      : fmt::format("check the user and password in {}", credentials));
     }
     if (missing_db) {
       throw Error(ErrorClass::Fatal,
                   fmt::format("cannot connect to the {} database: {}", options.what, msg),
-                  "check dbname and user in source.dsn");
+                  fmt::format("check dbname and user in {}", options.dsn_setting));
     }
     throw Error(ErrorClass::Retriable,
                 fmt::format("cannot connect to the {} database: {}", options.what, msg),
-                "check that the server is running and reachable at the host and port in "
-                "source.dsn");
+                fmt::format("check that the server is running and reachable at the host and port in {}",
+                            options.dsn_setting));
   }
   // A SQL_ASCII database's text is neither converted nor checked when stored, but the server
   // checks what it sends a UTF8 client and ends the stream at the first byte that is not

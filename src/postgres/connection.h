@@ -1,4 +1,5 @@
-// libpq, wrapped: RAII for PGconn and PGresult, connection set-up that never prints a
+// libpq, wrapped, for every connection tidemark makes to PostgreSQL (the source, a destination,
+// the tools): RAII for PGconn and PGresult, connection set-up that never prints a
 // password, and errors classified by what retrying could do (a refused connection may be
 // retried; a wrong password or a missing privilege will not fix itself).
 #pragma once
@@ -33,6 +34,9 @@ struct ConnectOptions {
   std::chrono::milliseconds connect_timeout{10000};
   std::string application_name = "tidemark";
   std::string what = "source";           // names the connection in errors ("source", "catalog")
+  /// The settings that hold the dsn and the password, named in hints.
+  std::string dsn_setting = "source.dsn";
+  std::string password_setting = "source.password / source.password_file";  // empty: none
 };
 
 /// Options for connecting to a pipeline's source: its dsn, password and connect timeout.
