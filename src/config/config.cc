@@ -946,6 +946,27 @@ class Loader {
         fail(element + ".path", lineOf(element + ".path"), "not allowed for kind stdout",
              "remove path, or use kind: jsonl");
       }
+      if (sink.kind == "postgres") {
+        if (sink.dsn.empty()) {
+          fail(element + ".dsn", lineOf(element), "required for kind postgres",
+               "add dsn: the destination database, e.g. dsn: \"host=dw dbname=replica user=tidemark\"");
+        }
+        if (!sink.path.empty()) {
+          fail(element + ".path", lineOf(element + ".path"), "not allowed for kind postgres",
+               "remove path: the destination is the database of dsn");
+        }
+        if (sink.soft_delete && sink.mode != "upsert") {
+          fail(element + ".soft_delete", lineOf(element + ".soft_delete"), "only for mode upsert",
+               "remove soft_delete: append mode keeps every delete as a row with __op d");
+        }
+      } else {
+        for (const char* key : {"dsn", "mode", "schema", "soft_delete", "truncate"}) {
+          if (lines_.count(element + "." + key) != 0) {
+            fail(element + "." + key, lineOf(element + "." + key),
+                 fmt::format("only for kind postgres, not {}", sink.kind), fmt::format("remove {}", key));
+          }
+        }
+      }
       for (size_t j = 0; j < i; ++j) {
         if (c.sinks[j].name == sink.name) {
           fail(element + ".name", lineOf(element + ".name"),

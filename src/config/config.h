@@ -59,9 +59,20 @@ struct HeartbeatConfig {
 
 struct SinkConfig {
   std::string name;
-  std::string kind;            // "jsonl" | "stdout"
+  std::string kind;            // "jsonl" | "stdout" | "postgres"
   std::filesystem::path path;  // jsonl: directory of <topic>.jsonl files
   bool with_key = false;       // jsonl/stdout: write {"key":...,"value":...} instead of the value
+  // postgres
+  std::string dsn;                      // libpq conninfo or URI (secret)
+  std::string mode = "upsert";          // "upsert" | "append"
+  std::optional<std::string> schema;    // the target tables' schema; default: the source's
+  bool soft_delete = false;             // upsert: a delete sets __deleted instead
+  bool truncate = true;                 // apply TRUNCATE
+};
+
+struct DlqConfig {
+  /// Records a sink may set aside in its dead letter queue; one more fails the sink.
+  uint64_t max_records = 1000;
 };
 
 struct DeliveryConfig {
@@ -105,6 +116,7 @@ struct PipelineConfig {
   HeartbeatConfig heartbeat;
   SignalConfig signal;
   RetryConfig retry;
+  DlqConfig dlq;
   HttpConfig http;
   std::string log_level = "info";
 };

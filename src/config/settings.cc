@@ -28,7 +28,8 @@ constexpr uint64_t kTiB = 1024 * kGiB;
 
 constexpr std::string_view kLogLevels[] = {"debug", "info", "warn", "error"};
 constexpr std::string_view kSourceKinds[] = {"postgres"};
-constexpr std::string_view kSinkKinds[] = {"jsonl", "stdout"};
+constexpr std::string_view kSinkKinds[] = {"jsonl", "stdout", "postgres"};
+constexpr std::string_view kSinkModes[] = {"upsert", "append"};
 constexpr std::string_view kBufferKinds[] = {"local"};
 constexpr std::string_view kHeartbeatModes[] = {"table", "message", "query", "off"};
 constexpr std::string_view kInvalidUtf8Modes[] = {"fail", "escape"};
@@ -332,7 +333,8 @@ constexpr Setting kSettings[] = {
         .required = true,
         .allowed = kSinkKinds,
         .description = "`jsonl`: one file `<path>/<topic>.jsonl` per topic, one event per line. "
-                       "`stdout`: one event per line on standard output.",
+                       "`stdout`: one event per line on standard output. `postgres`: the captured "
+                       "tables, kept in a PostgreSQL database (`dsn`, `mode`), exactly once.",
         .store = [](SettingTarget& t, SettingValue&& v) { t.sink->kind = take<std::string>(v); },
     },
     {
@@ -352,6 +354,52 @@ constexpr Setting kSettings[] = {
         .store = [](SettingTarget& t, SettingValue&& v) { t.sink->with_key = take<bool>(v); },
         .show = [](const PipelineConfig&,
                    const SinkConfig& s) { return code(fmt::format("{}", s.with_key)); },
+    },
+    {
+        .path = "sinks[].dsn",
+        .secret = true,
+        .check = dsnProblem,
+        .default_text = "none",
+        .description = "`postgres`: libpq connection string of the destination database. A password "
+                       "in it is a secret: it is never printed.",
+        .hint = "write \"host=dw port=5432 dbname=replica user=tidemark\" or "
+                "\"postgres://tidemark@dw:5432/replica\"",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.sink->dsn = take<std::string>(v); },
+    },
+    {
+        .path = "sinks[].mode",
+        .type = SettingType::Enum,
+        .allowed = kSinkModes,
+        .description = "`postgres`: `upsert` keeps one row per key, as the source has it "
+                       "(`INSERT ... ON CONFLICT`, deletes delete); `append` adds a row per change, "
+                       "with `__op`, `__lsn`, `__commit_ts`, `__txid` and `__seq` (its place in its "
+                       "transaction).",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.sink->mode = take<std::string>(v); },
+        .show = [](const PipelineConfig&, const SinkConfig& s) { return code(s.mode); },
+    },
+    {
+        .path = "sinks[].schema",
+        .default_text = "the source table's schema",
+        .description = "`postgres`: the schema of the destination tables (created when missing).",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.sink->schema = take<std::string>(v); },
+    },
+    {
+        .path = "sinks[].soft_delete",
+        .type = SettingType::Bool,
+        .description = "`postgres`, `upsert`: a delete sets the row's `__deleted` column to true "
+                       "instead of removing the row.",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.sink->soft_delete = take<bool>(v); },
+        .show = [](const PipelineConfig&,
+                   const SinkConfig& s) { return code(fmt::format("{}", s.soft_delete)); },
+    },
+    {
+        .path = "sinks[].truncate",
+        .type = SettingType::Bool,
+        .description = "`postgres`: apply the source's TRUNCATE to the destination table "
+                       "(`append`: a row with `__op` `t`). Off: truncates are skipped.",
+        .store = [](SettingTarget& t, SettingValue&& v) { t.sink->truncate = take<bool>(v); },
+        .show = [](const PipelineConfig&,
+                   const SinkConfig& s) { return code(fmt::format("{}", s.truncate)); },
     },
     {
         .path = "delivery",
@@ -565,6 +613,32 @@ constexpr Setting kSettings[] = {
                     SettingValue&& v) { t.pipeline.retry.max_backoff = take<milliseconds>(v); },
         .show = [](const PipelineConfig& p,
                    const SinkConfig&) { return code(formatDuration(p.retry.max_backoff)); },
+    },
+    {
+        .path = "dlq",
+        .type = SettingType::Mapping,
+        .description = "The dead letter queue in the state directory: a change a destination "
+                       "rejects (a constraint or data error in that one row) is set aside there "
+                       "with its error, and the rest flows on. `tidemark dlq` lists, shows, retries and discards them.",
+    },
+    {
+        .path = "dlq.max_records",
+        .check = [](std::string_view value) -> std::string {
+          if (value.empty() || value.size() > 9 ||
+              value.find_first_not_of("0123456789") != std::string_view::npos) {
+            return "expected a whole number of records, 0 to 999999999";
+          }
+          return {};
+        },
+        .description = "Records a sink may set aside; one more fails the sink, since data quality "
+                       "is then a decision for a person.",
+        .hint = "e.g. max_records: 1000",
+        .store =
+            [](SettingTarget& t, SettingValue&& v) {
+              t.pipeline.dlq.max_records = std::stoull(take<std::string>(v));
+            },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(fmt::format("{}", p.dlq.max_records)); },
     },
     {
         .path = "http",

@@ -22,6 +22,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config/config.h"
 #include "core/event.h"
@@ -53,13 +54,23 @@ class Sink {
 
   /// Recovers to the stored checkpoint (nullopt unless mode is Resume). Called once, before
   /// any write. Throws Error when the output is not what the mode expects.
-  virtual void recover(const std::optional<std::string>& checkpoint, RecoverMode mode) = 0;
+  ///
+  /// A sink that keeps its place in the destination itself (a database, where the change-log
+  /// cursor is written in the same transaction as the rows) returns that cursor: the worker
+  /// reads on from there, whatever the state store says, since the destination's own record
+  /// is the one that cannot disagree with its rows. Others return nullopt.
+  virtual std::optional<uint64_t> recover(const std::optional<std::string>& checkpoint, RecoverMode mode) = 0;
+
+  /// A table's schema, as the change log holds it ahead of the first event that follows it
+  /// (core::TableSchema: topic, version, JSON). For typed destinations; others ignore it.
+  virtual void tableSchema(std::string_view /*topic*/, std::string_view /*version*/, std::string_view /*json*/) {}
 
   /// Appends one event. Throws Error on I/O failure.
   virtual void write(const core::Event& event) = 0;
 
-  /// Everything written so far forms whole transactions.
-  virtual void markTransactionEnd() = 0;
+  /// Everything written so far forms whole transactions; `cursor` is the change-log offset
+  /// after the last one (what a sink that keeps its own place stores with it).
+  virtual void markTransactionEnd(uint64_t cursor) = 0;
 
   /// Discards what was written after the last mark.
   virtual void rollbackToMark() = 0;

@@ -22,7 +22,18 @@ LogAppender::LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Op
 }
 
 uint64_t LogAppender::write(const core::Change& change) {
-  const core::Event e = envelope_.encode(change);
+  core::Event e = envelope_.encode(change);
+  // The columns the source did not resend: a destination must not write the placeholder over
+  // the value it holds.
+  unchanged_.clear();
+  if (change.after != nullptr) {
+    for (size_t i = 0; i < change.after->size(); ++i) {
+      if ((*change.after)[i].state != core::Value::State::Unchanged) continue;
+      if (!unchanged_.empty()) unchanged_ += ',';
+      unchanged_ += std::to_string(i);
+    }
+  }
+  e.unchanged = unchanged_;
   append(e, change.table != nullptr ? change.table->schema_record.get() : nullptr);
   return e.value.size();
 }
@@ -51,6 +62,7 @@ void LogAppender::append(const core::Event& e, const core::TableSchema* schema) 
     }
     r.headers.push_back({changelog::kSchemaVersionHeader, schema->version});
   }
+  if (!e.unchanged.empty()) r.headers.push_back({changelog::kUnchangedHeader, e.unchanged});
   log_.append(r);
   if (log_.pendingBytes() >= options_.spill_bytes) {
     // A large transaction: its first part goes to disk now, not at its end.

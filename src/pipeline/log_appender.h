@@ -86,6 +86,7 @@ class LogAppender : public core::ChangeWriter {
   // (`written_`), and as the open transaction changed it (`open_written_`).
   std::unordered_map<std::string, std::string> written_;
   std::unordered_map<std::string, std::string> open_written_;
+  std::string unchanged_;  // the unchanged columns of the event being written
 };
 
 }  // namespace tidemark::pipeline

@@ -8,7 +8,9 @@
 
 #include "base/error.h"
 #include "config/settings.h"
+#include "state/dlq_store.h"
 #include "sink/jsonl/jsonl_sink.h"
+#include "sink/postgres/postgres_sink.h"
 #include "sink/stdout/stdout_sink.h"
 
 namespace tidemark::pipeline {
@@ -16,19 +18,24 @@ namespace tidemark::pipeline {
 namespace {
 
 // The sink a configuration describes; config/settings.cc lists the kinds.
-std::unique_ptr<sinks::Sink> makeSink(const config::SinkConfig& cfg) {
+std::unique_ptr<sinks::Sink> makeSink(const config::PipelineConfig& pipeline, const config::SinkConfig& cfg,
+                                      core::DeadLetters* dead_letters, const Logger& logger) {
   if (cfg.kind == "jsonl") return std::make_unique<sinks::JsonlSink>(cfg);
   if (cfg.kind == "stdout") return std::make_unique<sinks::StdoutSink>(cfg);
+  if (cfg.kind == "postgres") {
+    return std::make_unique<sinks::PostgresSink>(cfg, pipeline.dlq.max_records, dead_letters,
+                                                 logger.with("sink", cfg.name));
+  }
   throw Error(ErrorClass::Config, fmt::format("sink \"{}\": unknown kind \"{}\"", cfg.name, cfg.kind),
-              "sinks[].kind is one of: jsonl, stdout");
+              "sinks[].kind is one of: jsonl, stdout, postgres");
 }
 
 }  // namespace
 
 SinkSet::SinkSet(const config::PipelineConfig& cfg, const changelog::LocalLog& log, state::OffsetStore& store,
                  const Logger& logger)
-    : cfg_(cfg), log_(log), store_(store), logger_(logger) {
-  for (const auto& s : cfg.sinks) sinks_.push_back(makeSink(s));
+    : cfg_(cfg), log_(log), store_(store), logger_(logger), dead_letters_(state::openDeadLetters(cfg.state_dir)) {
+  for (const auto& s : cfg.sinks) sinks_.push_back(makeSink(cfg, s, dead_letters_.get(), logger_));
 }
 
 SinkSet::~SinkSet() { stop(); }
@@ -57,26 +64,29 @@ void SinkSet::start(const std::optional<state::StoredPosition>& stored, const st
     } else if (stored) {
       mode = sinks::RecoverMode::Added;
     }
-    s->recover(mode == sinks::RecoverMode::Resume ? std::optional<std::string>(saved->checkpoint) : std::nullopt,
-               mode);
+    const std::optional<uint64_t> own = s->recover(
+        mode == sinks::RecoverMode::Resume ? std::optional<std::string>(saved->checkpoint) : std::nullopt, mode);
     SinkProgress from{log_.startOffset(), s->checkpoint()};
-    if (saved && saved->cursor >= log_.startOffset()) from.cursor = saved->cursor;
-    if (saved && mode == sinks::RecoverMode::Resume) {
-      if (saved->cursor < log_.startOffset()) {
+    // Where the sink's output stands: its own record when it keeps one (a database), else
+    // what the store saved.
+    const std::optional<uint64_t> stands = own ? own : (saved ? std::optional<uint64_t>(saved->cursor) : std::nullopt);
+    if (stands && *stands >= log_.startOffset()) from.cursor = *stands;
+    if (stands && (own || mode == sinks::RecoverMode::Resume)) {
+      if (*stands < log_.startOffset()) {
         throw Error(ErrorClass::Fatal,
                     fmt::format("sink \"{}\" stands at change-log offset {}, but the log now starts at {}: "
                                 "the records between were deleted",
-                                s->name(), saved->cursor, log_.startOffset()),
+                                s->name(), *stands, log_.startOffset()),
                     fmt::format("run with --reset-sink {} to keep its output and go on from the oldest "
                                 "record the log holds (the records between are missing from it)",
                                 s->name()));
       }
-      if (saved->cursor > log_.endOffset()) {
+      if (*stands > log_.endOffset()) {
         throw Error(ErrorClass::Fatal,
                     fmt::format("sink \"{}\" has consumed the change log up to offset {}, but the log now "
                                 "ends at {}: records it consumed are gone from the log (it was cut or "
                                 "damaged), and the records read again would not line up with its output",
-                                s->name(), saved->cursor, log_.endOffset()),
+                                s->name(), *stands, log_.endOffset()),
                     fmt::format("run with --reset-sink {} to keep its output as it is and go on from the "
                                 "log's end (what the source sends again may then be in it twice)",
                                 s->name()));
@@ -125,7 +135,8 @@ std::vector<SinkStatus> SinkSet::status() const {
   std::vector<SinkStatus> out;
   const uint64_t end = log_.endOffset();
   for (size_t i = 0; i < workers_.size(); ++i) {
-    out.push_back(SinkStatus{cfg_.sinks[i].name, cfg_.sinks[i].kind, workers_[i]->status(), end});
+    out.push_back(SinkStatus{cfg_.sinks[i].name, cfg_.sinks[i].kind, workers_[i]->status(), end,
+                             dead_letters_->pending(cfg_.sinks[i].name)});
   }
   return out;
 }

@@ -12,6 +12,7 @@
 
 #include "base/log.h"
 #include "config/config.h"
+#include "core/dead_letters.h"
 #include "core/offset_store.h"
 #include "core/sink.h"
 #include "log/local/local_log.h"
@@ -26,6 +27,7 @@ struct SinkStatus {
   std::string kind;
   SinkWorker::Status worker;
   uint64_t log_end = 0;  // the log's end offset when this was taken
+  uint64_t dead_letters = 0;  // pending in the dead letter queue
 };
 
 class SinkSet final : public LogConsumers {
@@ -58,6 +60,7 @@ class SinkSet final : public LogConsumers {
   const changelog::LocalLog& log_;
   state::OffsetStore& store_;
   Logger logger_;
+  std::unique_ptr<core::DeadLetters> dead_letters_;  // <state_dir>/dlq.db
   std::vector<std::unique_ptr<sinks::Sink>> sinks_;
   std::vector<std::unique_ptr<SinkWorker>> workers_;  // one per sink, once started
 };

@@ -89,18 +89,29 @@ void SinkWorker::feed(std::stop_token stop) {
     const changelog::StoredRecord* r = reader_->next();
     if (r == nullptr) break;
     if (changelog::isTransactionEnd(r->record)) {
-      sink_.markTransactionEnd();
+      sink_.markTransactionEnd(r->offset + 1);
       boundary_ = r->offset + 1;
       noteRead();
       maybeFlush();
     } else if (changelog::isTransactionAbort(r->record)) {
       // The first part of a large transaction, abandoned: the source sends it again whole.
       sink_.rollbackToMark();
+    } else if (changelog::isTableSchema(r->record)) {
+      sink_.tableSchema(changelog::headerValue(r->record, changelog::kTopicHeader).value_or(""),
+                        changelog::headerValue(r->record, changelog::kSchemaVersionHeader).value_or(""),
+                        r->record.value.value_or(""));
     } else if (changelog::isControl(r->record)) {
-      // Table schemas: for typed destinations; these sinks write events only.
+      // A kind of the pipeline's own that sinks need not know.
     } else {
-      sink_.write(core::Event{r->record.topic, r->record.key.value_or(std::string_view()),
-                                r->record.value.value_or(std::string_view("null"))});
+      core::Event e{.topic = r->record.topic,
+                    .key = r->record.key.value_or(std::string_view()),
+                    .value = r->record.value.value_or(std::string_view("null"))};
+      e.offset = r->offset;
+      for (const changelog::Header& h : r->record.headers) {
+        if (h.name == changelog::kSchemaVersionHeader) e.schema_version = h.value;
+        if (h.name == changelog::kUnchangedHeader) e.unchanged = h.value;
+      }
+      sink_.write(e);
     }
   }
   noteRead();
@@ -122,6 +133,7 @@ void SinkWorker::flushNow() {
   sink_.flush();
   SinkProgress progress{boundary_, sink_.checkpoint()};
   save_(progress);
+  poisoned_at_.reset();
   last_flush_ = Clock::now();
   {
     std::lock_guard lock(mutex_);
@@ -140,6 +152,18 @@ void SinkWorker::flushNow() {
 }
 
 void SinkWorker::recover(const Error& e, std::stop_token stop) {
+  if (e.errorClass() == ErrorClass::Poison && !poisoned_at_.has_value()) {
+    // One change the destination rejects: the sink reads again from its cursor and applies
+    // change by change, setting aside the one it rejects (core/sink.h). At once, no backoff;
+    // a second rejection at the same cursor is not the sink's to sort out, so it counts as
+    // an error.
+    logger_.warn("{}; reading again from change-log offset {} to find the change", e.what(), durable_.cursor);
+    poisoned_at_ = durable_.cursor;
+    reader_.reset();
+    boundary_ = durable_.cursor;
+    rollback_pending_ = true;
+    return;
+  }
   // What will not pass by waiting (output changed behind tidemark's back, a bad
   // configuration) stops the sink at once.
   const auto wait = e.retriable() ? retry_.failed(durable_.cursor, Clock::now()) : std::nullopt;

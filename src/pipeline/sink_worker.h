@@ -100,6 +100,7 @@ class SinkWorker {
   std::unique_ptr<changelog::LogReader> reader_;
   uint64_t boundary_ = 0;  // the cursor after the last transaction end read
   bool rollback_pending_ = false;  // the sink must go back to durable_ before any write
+  std::optional<uint64_t> poisoned_at_;  // the cursor a change was rejected after, until the next save
   std::chrono::steady_clock::time_point last_flush_;
 
   mutable std::mutex mutex_;  // guards what other threads read

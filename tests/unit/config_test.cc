@@ -276,10 +276,10 @@ TEST(ConfigReject, WrongTypesNameThePathAndTheExpectedType) {
       {"name: shop\nsource: [a, b]\n", "source: expected a mapping with keys kind, dsn,"},
       {"name: shop\nsource: postgres\n", "source: expected a mapping with keys kind, dsn,"},
       {withSource("").substr(0, withSource("").find("sinks:")) + "sinks:\n  name: a\n",
-       "sinks: expected a list of mappings with keys name, kind, path, with_key, got a mapping"},
+       "sinks: expected a list of mappings with keys name, kind, path, with_key, dsn, mode, schema, soft_delete, truncate, got a mapping"},
       {withSinks("  - stdout\n"),
        "sinks[0]: expected a mapping with keys name, kind, path, "
-       "with_key, got a scalar"},
+       "with_key, dsn, mode, schema, soft_delete, truncate, got a scalar"},
       {withSinks("  -\n"), "sinks[0]: expected a mapping"},
       {withSource("  create_slot: yes\n"), "source.create_slot: expected true or false, got 'yes'"},
       {withSource("  create_slot: {a: 1}\n"),

@@ -47,7 +47,7 @@ TEST(JsonlSink, WritesOneFilePerTopicOneLinePerEvent) {
   sink.write(ev("p.public.a", R"({"n":1})"));
   sink.write(ev("p.public.b", R"({"n":2})"));
   sink.write(ev("p.public.a", R"({"n":3})"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   sink.flush();
   EXPECT_EQ(slurp(tmp.path() / "p.public.a.jsonl"), "{\"n\":1}\n{\"n\":3}\n");
   EXPECT_EQ(slurp(tmp.path() / "p.public.b.jsonl"), "{\"n\":2}\n");
@@ -63,7 +63,7 @@ TEST(JsonlSink, WithKeyWrapsKeyAndValue) {
   sink.recover(std::nullopt, RecoverMode::FirstRun);
   sink.write(ev("t", R"({"v":1})", R"({"id":1})"));
   sink.write(ev("t", R"({"v":2})"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   sink.flush();
   EXPECT_EQ(slurp(tmp.path() / "t.jsonl"),
             "{\"key\":{\"id\":1},\"value\":{\"v\":1}}\n{\"key\":null,\"value\":{\"v\":2}}\n");
@@ -76,13 +76,13 @@ TEST(JsonlSink, RecoverCutsWhatWasWrittenAfterTheCheckpoint) {
     JsonlSink sink(sinkConfig(tmp.path()));
     sink.recover(std::nullopt, RecoverMode::FirstRun);
     sink.write(ev("t", R"({"n":1})"));
-    sink.markTransactionEnd();
+    sink.markTransactionEnd(0);
     sink.flush();
     checkpoint = sink.checkpoint();
     // Written and even flushed, but the state store never recorded it (a crash in between).
     sink.write(ev("t", R"({"n":2})"));
     sink.write(ev("new", R"({"x":1})"));
-    sink.markTransactionEnd();
+    sink.markTransactionEnd(0);
     sink.flush();
   }
   JsonlSink again(sinkConfig(tmp.path()));
@@ -90,7 +90,7 @@ TEST(JsonlSink, RecoverCutsWhatWasWrittenAfterTheCheckpoint) {
   EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n");
   EXPECT_EQ(slurp(tmp.path() / "new.jsonl"), "");
   again.write(ev("t", R"({"n":2})"));
-  again.markTransactionEnd();
+  again.markTransactionEnd(0);
   again.flush();
   EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n{\"n\":2}\n");
 }
@@ -102,7 +102,7 @@ TEST(JsonlSink, ASinkAddedSinceKeepsExistingFilesAndCheckpointsThem) {
   JsonlSink sink(sinkConfig(tmp.path()));
   sink.recover(std::nullopt, RecoverMode::Added);
   sink.write(ev("cut", "{}"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   sink.flush();
   auto cp = nlohmann::json::parse(sink.checkpoint());
   EXPECT_EQ(cp["old"]["size"], 5);
@@ -138,7 +138,7 @@ std::string oneDurableLine(const std::filesystem::path& dir) {
   JsonlSink sink(sinkConfig(dir));
   sink.recover(std::nullopt, RecoverMode::FirstRun);
   sink.write(ev("t", R"({"n":1})"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   sink.flush();
   return sink.checkpoint();
 }
@@ -175,7 +175,7 @@ TEST(JsonlSink, RecoveryRefusesAFileCutChangedOrRemovedBehindItsBack) {
   JsonlSink reset(sinkConfig(tmp.path()));
   reset.recover(cp, RecoverMode::Reset);
   reset.write(ev("t", R"({"n":2})"));
-  reset.markTransactionEnd();
+  reset.markTransactionEnd(0);
   reset.flush();
   EXPECT_EQ(slurp(file), "{\"n\":2}\n");
 }
@@ -207,11 +207,11 @@ TEST(JsonlSink, RollbackGoesBackToTheSavedCheckpointNotTheLastFlush) {
   JsonlSink sink(sinkConfig(tmp.path()));
   sink.recover(std::nullopt, RecoverMode::FirstRun);
   sink.write(ev("t", R"({"n":1})"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   sink.flush();
   const std::string saved = sink.checkpoint();
   sink.write(ev("t", R"({"n":2})"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   sink.flush();  // flushed, but the position with it was never saved
   std::string big(300000, 'x');
   for (int i = 0; i < 5; ++i) sink.write(ev("t", "{\"big\":\"" + big + "\"}"));  // part reaches the file
@@ -220,7 +220,7 @@ TEST(JsonlSink, RollbackGoesBackToTheSavedCheckpointNotTheLastFlush) {
   EXPECT_EQ(sink.pendingBytes(), 0u);
   EXPECT_EQ(sink.checkpoint(), saved);
   sink.write(ev("t", R"({"n":2})"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   sink.flush();
   EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n{\"n\":2}\n");
 }
@@ -230,7 +230,7 @@ TEST(JsonlSink, RollbackToMarkDropsAPartialTransactionBufferedOrWritten) {
   JsonlSink sink(sinkConfig(tmp.path()));
   sink.recover(std::nullopt, RecoverMode::FirstRun);
   sink.write(ev("t", "{}"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   // A partial transaction larger than the write threshold, so part of it reached the file.
   std::string big(300000, 'x');
   for (int i = 0; i < 5; ++i) sink.write(ev("t", big));
@@ -248,7 +248,7 @@ TEST(JsonlSink, AWriteThatFailsPartWayIsRolledBackExactly) {
   JsonlSink sink(sinkConfig(tmp.path()));
   sink.recover(std::nullopt, RecoverMode::FirstRun);
   sink.write(ev("t", R"({"n":1})"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   sink.flush();
   const std::string saved = sink.checkpoint();
 
@@ -258,7 +258,7 @@ TEST(JsonlSink, AWriteThatFailsPartWayIsRolledBackExactly) {
     try {
       const std::string big(300000, 'x');
       for (int i = 0; i < 5; ++i) sink.write(ev("t", "{\"big\":\"" + big + "\"}"));
-      sink.markTransactionEnd();
+      sink.markTransactionEnd(0);
       sink.flush();
     } catch (const tidemark::Error&) {
       failed = true;
@@ -270,7 +270,7 @@ TEST(JsonlSink, AWriteThatFailsPartWayIsRolledBackExactly) {
   sink.rollbackTo(saved);
   EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n");
   sink.write(ev("t", R"({"n":2})"));
-  sink.markTransactionEnd();
+  sink.markTransactionEnd(0);
   sink.flush();
   EXPECT_EQ(slurp(tmp.path() / "t.jsonl"), "{\"n\":1}\n{\"n\":2}\n");
 }

@@ -23,12 +23,14 @@ using namespace std::chrono_literals;
 class MemorySink final : public sinks::Sink {
  public:
   const std::string& name() const override { return name_; }
-  void recover(const std::optional<std::string>&, sinks::RecoverMode) override {}
+  std::optional<uint64_t> recover(const std::optional<std::string>&, sinks::RecoverMode) override {
+    return std::nullopt;
+  }
   void write(const core::Event& e) override {
     std::lock_guard lock(mutex_);
     written_.push_back(std::string(e.key) + "=" + std::string(e.value));
   }
-  void markTransactionEnd() override { mark_ = written_.size(); }
+  void markTransactionEnd(uint64_t) override { mark_ = written_.size(); }
   void rollbackToMark() override { written_.resize(mark_); }
   void rollbackTo(const std::string& checkpoint) override {
     std::lock_guard lock(mutex_);

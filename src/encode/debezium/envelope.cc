@@ -85,7 +85,7 @@ core::Event Envelope::encode(const core::Change& c) {
     const core::Row* key_row = c.after != nullptr ? c.after : c.before;
     if (key_row != nullptr) writeKey(table, *key_row);
   }
-  return core::Event{table.topic, key_, value_};
+  return core::Event{.topic = table.topic, .key = key_, .value = value_};
 }
 
 core::Event Envelope::message(const core::Change& c) {
@@ -104,7 +104,7 @@ core::Event Envelope::message(const core::Change& c) {
   key_ += "{\"prefix\":";
   JsonWriter::appendQuoted(key_, c.message_prefix);
   key_ += '}';
-  return core::Event{message_topic_, key_, value_};
+  return core::Event{.topic = message_topic_, .key = key_, .value = value_};
 }
 
 core::Event Envelope::heartbeat(int64_t now_ms) {
@@ -116,7 +116,7 @@ core::Event Envelope::heartbeat(int64_t now_ms) {
   value_ += "{\"ts_ms\":";
   appendInteger(value_, now_ms);
   value_ += '}';
-  return core::Event{heartbeat_topic_, key_, value_};
+  return core::Event{.topic = heartbeat_topic_, .key = key_, .value = value_};
 }
 
 }  // namespace tidemark::debezium

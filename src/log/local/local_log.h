@@ -69,6 +69,9 @@ inline constexpr std::string_view kTableSchema = "table_schema";
 /// schema record (both records of the same log).
 inline constexpr std::string_view kTopicHeader = "tidemark.topic";
 inline constexpr std::string_view kSchemaVersionHeader = "tidemark.schema_version";
+/// On an event: the positions of the columns whose value the source did not resend
+/// (core::Event::unchanged).
+inline constexpr std::string_view kUnchangedHeader = "tidemark.unchanged";
 
 /// The end of a transaction whose source position after it is `position`.
 RecordView transactionEnd(std::string_view position);

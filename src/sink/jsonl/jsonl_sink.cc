@@ -134,7 +134,7 @@ std::map<std::string, JsonlSink::Durable> JsonlSink::parseCheckpoint(const std::
   return out;
 }
 
-void JsonlSink::recover(const std::optional<std::string>& checkpoint, RecoverMode mode) {
+std::optional<uint64_t> JsonlSink::recover(const std::optional<std::string>& checkpoint, RecoverMode mode) {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) {
@@ -164,6 +164,7 @@ void JsonlSink::recover(const std::optional<std::string>& checkpoint, RecoverMod
                        name_));
   }
   if (changed) fsyncPath(dir_, true);
+  return std::nullopt;
 }
 
 void JsonlSink::recoverFile(const std::string& topic, const std::string& path, const Durable* stored,
@@ -336,7 +337,7 @@ void JsonlSink::writeBuffer(File& f) {
   f.dirty = true;
 }
 
-void JsonlSink::markTransactionEnd() {
+void JsonlSink::markTransactionEnd(uint64_t) {
   for (auto& [topic, f] : files_) f.marked = f.written + f.buffer.size();
 }
 

@@ -28,9 +28,9 @@ class JsonlSink final : public Sink {
   ~JsonlSink() override;
 
   const std::string& name() const override { return name_; }
-  void recover(const std::optional<std::string>& checkpoint, RecoverMode mode) override;
+  std::optional<uint64_t> recover(const std::optional<std::string>& checkpoint, RecoverMode mode) override;
   void write(const core::Event& event) override;
-  void markTransactionEnd() override;
+  void markTransactionEnd(uint64_t cursor) override;
   void rollbackToMark() override;
   void rollbackTo(const std::string& checkpoint) override;
   void flush() override;

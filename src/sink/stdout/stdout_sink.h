@@ -13,9 +13,9 @@ class StdoutSink final : public Sink {
   explicit StdoutSink(const config::SinkConfig& cfg) : name_(cfg.name), with_key_(cfg.with_key) {}
 
   const std::string& name() const override { return name_; }
-  void recover(const std::optional<std::string>&, RecoverMode) override {}
+  std::optional<uint64_t> recover(const std::optional<std::string>&, RecoverMode) override { return std::nullopt; }
   void write(const core::Event& event) override;
-  void markTransactionEnd() override {}
+  void markTransactionEnd(uint64_t) override {}
   void rollbackToMark() override {}
   void rollbackTo(const std::string&) override {}
   void flush() override;

@@ -168,12 +168,22 @@ TableSchema tableSchema(const Relation& rel) {
   nlohmann::ordered_json columns = nlohmann::ordered_json::array();
   nlohmann::ordered_json key = nlohmann::ordered_json::array();
   for (const Column& c : rel.columns) {
-    columns.push_back({{"name", c.name},
-                       {"type", c.source_type.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(c.source_type)},
-                       {"type_oid", c.type_oid},
-                       {"typmod", c.typmod},
-                       {"optional", c.optional},
-                       {"key", c.part_of_key}});
+    nlohmann::ordered_json col{{"name", c.name},
+                               {"type", c.source_type.empty() ? nlohmann::ordered_json(nullptr)
+                                                              : nlohmann::ordered_json(c.source_type)},
+                               {"type_oid", c.type_oid},
+                               {"typmod", c.typmod},
+                               {"optional", c.optional},
+                               {"key", c.part_of_key}};
+    // How the column's values are rendered in events, for destinations that write them back
+    // into typed columns.
+    if (c.type != nullptr) {
+      col["value"] = valueForm(*c.type);
+      if (c.type->kind == ValueKind::Array && c.type->element != nullptr) {
+        col["element"] = valueForm(*c.type->element);
+      }
+    }
+    columns.push_back(std::move(col));
     if (c.part_of_key) key.push_back(c.name);
   }
   const std::string content = nlohmann::ordered_json{{"columns", columns}, {"key", key}}.dump();

@@ -55,6 +55,13 @@ struct TypeInfo {
 /// copy that carries it (for arrays, in the element).
 std::shared_ptr<const TypeInfo> withTypmod(std::shared_ptr<const TypeInfo> type, int32_t typmod);
 
+/// How values of `type` are rendered, named for the table-schema record (core::TableSchema), so
+/// that a typed destination reads them back: "bool", "integer", "float", "numeric", "text",
+/// "bytea", "json", "uuid", "date", "timestamp_ms", "timestamp_us", "timestamptz", "time_ms",
+/// "time_us", "timetz", "interval", "bit" (a boolean), "bits", "point", "hstore", "array" (its
+/// element's form is elementForm()).
+std::string_view valueForm(const TypeInfo& type);
+
 /// The rendering of the hstore extension's type (an OID of its own in every database).
 std::shared_ptr<const TypeInfo> hstoreType();
 

@@ -1,0 +1,814 @@
+#include "sink/postgres/postgres_sink.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "base/error.h"
+
+namespace tidemark::sinks {
+
+namespace {
+
+using nlohmann::json;
+
+// A batch is applied (sent, not committed) once it holds this much, and a source transaction
+// larger than this is sent in parts under a savepoint: memory stays flat.
+constexpr uint64_t kApplyBytes = 8ull << 20;
+
+std::string quote(std::string_view ident) { return pg::quoteIdentifierText(ident); }
+
+std::string lsnText(uint64_t lsn) { return fmt::format("{:X}/{:X}", lsn >> 32, lsn & 0xFFFFFFFFu); }
+
+// The append mode's columns after the source's.
+constexpr const char* kAppendColumns = R"("__op", "__lsn", "__commit_ts", "__txid", "__seq")";
+
+void appendCopyValue(const std::optional<std::string>& v, std::string& out) {
+  if (!v) {
+    out += "\\N";
+  } else {
+    pgtext::appendCopyEscaped(*v, out);
+  }
+}
+
+}  // namespace
+
+struct PostgresSink::Batch {
+  struct Table {
+    std::vector<Change> slots;                      // upsert: the last state of each key
+    std::unordered_map<std::string, size_t> index;  // key -> slot
+    std::vector<Change> rows;                       // append: every change, in order
+  };
+  std::map<Target*, Table> tables;
+  uint64_t bytes = 0;
+  bool empty() const { return tables.empty(); }
+};
+
+PostgresSink::PostgresSink(const config::SinkConfig& cfg, uint64_t max_dead_letters,
+                           core::DeadLetters* dead_letters, Logger logger)
+    : cfg_(cfg),
+      max_dead_letters_(max_dead_letters),
+      dead_letters_(dead_letters),
+      logger_(std::move(logger)),
+      batch_(std::make_unique<Batch>()) {}
+
+PostgresSink::~PostgresSink() = default;
+
+std::string PostgresSink::targetTable(const std::string& schema, const std::string& table) const {
+  return quote(cfg_.schema.value_or(schema)) + "." + quote(table);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The connection
+
+void PostgresSink::connect() {
+  if (conn_ && PQstatus(conn_->raw()) == CONNECTION_OK) return;
+  conn_.reset();
+  pg::ConnectOptions o;
+  o.dsn = cfg_.dsn;
+  o.what = fmt::format("destination (sink \"{}\")", cfg_.name);
+  o.application_name = "tidemark sink " + cfg_.name;
+  o.dsn_setting = "sinks[].dsn";
+  o.password_setting.clear();
+  conn_.emplace(pg::Connection::open(o));
+  // The server's notices ("schema ... already exists, skipping") are not for the operator.
+  PQsetNoticeProcessor(conn_->raw(), [](void*, const char*) {}, nullptr);
+  for (auto& [name, target] : targets_) {
+    target->stage.clear();  // temporary tables went with the old session
+  }
+}
+
+void PostgresSink::disconnect() {
+  conn_.reset();
+  in_transaction_ = false;
+}
+
+void PostgresSink::begin() {
+  if (in_transaction_) return;
+  connect();
+  // The lock keeps `tidemark dlq retry` from applying an old change between two of the sink's.
+  exec(fmt::format("BEGIN; SELECT pg_advisory_xact_lock(hashtext({}))", pg::quoteLiteralText("tidemark.sink:" + cfg_.name)),
+       "starting a destination transaction");
+  in_transaction_ = true;
+}
+
+void PostgresSink::exec(const std::string& sql, std::string_view what) {
+  try {
+    conn_->exec(sql, what);
+  } catch (const pg::ServerError& e) {
+    rethrow(e, false);
+  }
+}
+
+void PostgresSink::rethrow(const pg::ServerError& e, bool rows) {
+  const std::string& state = e.sqlstate();
+  const std::string cls = state.substr(0, std::min<size_t>(2, state.size()));
+  const std::string message = fmt::format("sink \"{}\": {}", cfg_.name, e.what());
+  if (conn_ && PQstatus(conn_->raw()) != CONNECTION_OK) disconnect();
+  if (e.retriable() || state == "55P03" || cls == "40") throw Error(ErrorClass::Retriable, message, e.hint());
+  if (rows && (cls == "22" || cls == "23")) {
+    poisoned_ = true;
+    throw Error(ErrorClass::Poison, message, e.hint());
+  }
+  if (cls == "42" || cls == "28") {
+    throw Error(ErrorClass::Config, message,
+                e.hint().empty() ? fmt::format("grant the user of sinks[].dsn what the statement needs "
+                                               "(CREATE on the database and schema, INSERT, UPDATE, DELETE, "
+                                               "TRUNCATE on the tables), or create what is missing at the "
+                                               "destination; then run again")
+                                 : e.hint());
+  }
+  throw Error(ErrorClass::Fatal, message, e.hint());
+}
+
+void PostgresSink::copyIn(const std::string& sql, const std::string& data, std::string_view what) {
+  PGconn* c = conn_->raw();
+  pg::Result r(PQexec(c, sql.c_str()));
+  if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) {
+    if (!r || PQstatus(c) != CONNECTION_OK) {
+      throw Error(ErrorClass::Retriable, fmt::format("sink \"{}\": {} failed: connection lost: {}", cfg_.name, what,
+                                                     conn_->lastError()));
+    }
+    rethrow(pg::errorFromResult(r.get(), what), true);
+  }
+  r.reset();
+  bool sent = PQputCopyData(c, data.data(), static_cast<int>(data.size())) == 1 && PQputCopyEnd(c, nullptr) == 1;
+  std::optional<pg::ServerError> failure;
+  while (PGresult* raw = PQgetResult(c)) {
+    pg::Result res(raw);
+    if (PQresultStatus(raw) != PGRES_COMMAND_OK && !failure) failure = pg::errorFromResult(raw, what);
+  }
+  if (failure) rethrow(*failure, true);
+  if (!sent) {
+    disconnect();
+    throw Error(ErrorClass::Retriable, fmt::format("sink \"{}\": {} failed: {}", cfg_.name, what, conn_ ? conn_->lastError() : "connection lost"));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recovery and progress
+
+std::optional<uint64_t> PostgresSink::recover(const std::optional<std::string>& checkpoint, RecoverMode mode) {
+  connect();
+  try {
+    conn_->exec(
+        "CREATE SCHEMA IF NOT EXISTS tidemark; "
+        "CREATE TABLE IF NOT EXISTS tidemark.sink_progress (sink text PRIMARY KEY, log_cursor bigint NOT NULL, "
+        "updated_at timestamptz NOT NULL); "
+        "CREATE TABLE IF NOT EXISTS tidemark.sink_superseded (sink text, target text, key text, "
+        "log_offset bigint NOT NULL, PRIMARY KEY (sink, target, key))",
+        "creating tidemark.sink_progress at the destination");
+  } catch (const pg::ServerError& e) {
+    rethrow(e, false);
+  }
+  pg::Result r = conn_->execParams("SELECT log_cursor FROM tidemark.sink_progress WHERE sink = $1", {cfg_.name},
+                                   "reading the sink's progress at the destination");
+  std::optional<uint64_t> stands;
+  if (PQntuples(r.get()) == 1) stands = std::stoull(PQgetvalue(r.get(), 0, 0));
+  if (dead_letters_ != nullptr) {
+    for (const core::DeadLetter& d : dead_letters_->list(cfg_.name, {})) {
+      if (d.state == "pending") dead_keys_[{d.table, d.key}] = d.offset;
+    }
+  }
+  switch (mode) {
+    case RecoverMode::FirstRun:
+      if (stands) {
+        throw Error(ErrorClass::Fatal,
+                    fmt::format("sink \"{}\": the destination already holds the progress of a sink of that name "
+                                "(change-log offset {}), but the state directory is new: its rows cannot be tied to "
+                                "this change log",
+                                cfg_.name, *stands),
+                    fmt::format("to keep the destination's rows and deliver everything the log holds over them, run "
+                                "with --reset-sink {}; to start afresh, empty the destination tables and DELETE FROM "
+                                "tidemark.sink_progress WHERE sink = '{}' there",
+                                cfg_.name, cfg_.name));
+      }
+      // From now on the destination says where the sink stands.
+      conn_->execParams("INSERT INTO tidemark.sink_progress (sink, log_cursor, updated_at) VALUES ($1, 0, now())",
+                        {cfg_.name}, "saving the sink's progress at the destination");
+      durable_cursor_ = 0;
+      return std::nullopt;
+    case RecoverMode::Resume:
+      if (!stands && checkpoint.value_or("0") != "0") {
+        throw Error(ErrorClass::Fatal,
+                    fmt::format("sink \"{}\": the state directory says the destination holds changes up to change-log "
+                                "offset {}, but the destination has no progress row for the sink "
+                                "(tidemark.sink_progress): it was restored, rebuilt or pointed elsewhere",
+                                cfg_.name, checkpoint.value_or("?")),
+                    fmt::format("run with --reset-sink {} to deliver everything the change log holds over what the "
+                                "destination has, then compare with tidemark verify",
+                                cfg_.name));
+      }
+      durable_cursor_ = stands.value_or(0);
+      return stands;
+    case RecoverMode::Added:
+      durable_cursor_ = stands.value_or(0);
+      return stands;
+    case RecoverMode::Reset:
+      return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+void PostgresSink::flush() {
+  apply(*batch_);
+  if (marked_cursor_ == durable_cursor_ && !in_transaction_) return;
+  begin();
+  try {
+    conn_->execParams(
+        "INSERT INTO tidemark.sink_progress (sink, log_cursor, updated_at) VALUES ($1, $2, now()) "
+        "ON CONFLICT (sink) DO UPDATE SET log_cursor = EXCLUDED.log_cursor, updated_at = EXCLUDED.updated_at",
+        {cfg_.name, std::to_string(marked_cursor_)}, "saving the sink's progress at the destination");
+  } catch (const pg::ServerError& e) {
+    rethrow(e, false);
+  }
+  exec("COMMIT", "committing at the destination");
+  in_transaction_ = false;
+  durable_cursor_ = marked_cursor_;
+  pending_bytes_ = 0;
+  if (isolating_) logger_.info("the rows after the rejected change apply in batches again");
+  isolating_ = false;
+}
+
+void PostgresSink::reset() {
+  if (conn_ && in_transaction_) {
+    try {
+      conn_->exec("ROLLBACK", "rolling back at the destination");
+    } catch (const Error&) {
+      disconnect();
+    }
+  }
+  in_transaction_ = false;
+  savepoint_ = false;
+  if (poisoned_ && !isolating_) {
+    logger_.info("a batch was rejected: applying change by change from change-log offset {} to the next commit, "
+                 "to set aside the change the destination rejects",
+                 durable_cursor_);
+  }
+  isolating_ = isolating_ || poisoned_;
+  poisoned_ = false;
+  batch_ = std::make_unique<Batch>();
+  open_.clear();
+  open_bytes_ = 0;
+  seq_ = 0;
+  pending_bytes_ = 0;
+  marked_cursor_ = durable_cursor_;
+  // What this transaction created is gone: look again.
+  for (auto& [name, target] : targets_) {
+    target->columns.clear();
+    target->by_name.clear();
+    target->stage.clear();
+  }
+}
+
+void PostgresSink::rollbackTo(const std::string&) { reset(); }
+
+void PostgresSink::rollbackToMark() {
+  open_.clear();
+  open_bytes_ = 0;
+  seq_ = 0;
+  if (!savepoint_) return;
+  // Part of the transaction was sent: take it back.
+  exec("ROLLBACK TO SAVEPOINT tm_txn; RELEASE SAVEPOINT tm_txn", "dropping a transaction at the destination");
+  savepoint_ = false;
+  for (auto& [name, target] : targets_) {
+    target->columns.clear();
+    target->by_name.clear();
+    target->stage.clear();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schemas and tables
+
+void PostgresSink::tableSchema(std::string_view topic, std::string_view version, std::string_view text) {
+  if (schemas_.count(std::string(version)) != 0) return;
+  json doc = json::parse(text);
+  Schema s;
+  s.topic = topic;
+  s.version = version;
+  s.schema = doc.at("schema").get<std::string>();
+  s.table = doc.at("table").get<std::string>();
+  s.json = text;
+  for (const auto& c : doc.at("columns")) {
+    Column col;
+    col.name = c.at("name").get<std::string>();
+    col.quoted = quote(col.name);
+    col.type = c.at("type").is_string() ? c.at("type").get<std::string>() : "text";
+    col.form.value = c.value("value", "text");
+    col.form.element = c.value("element", "");
+    col.form.typmod = c.value("typmod", -1);
+    col.form.varying = col.type.starts_with("bit varying");
+    col.key = c.value("key", false);
+    if (col.key) s.key.push_back(s.columns.size());
+    s.columns.push_back(std::move(col));
+  }
+  schemas_.emplace(s.version, std::move(s));
+}
+
+PostgresSink::Target& PostgresSink::ensureTarget(const Schema& schema) {
+  const std::string qualified = targetTable(schema.schema, schema.table);
+  auto& slot = targets_[qualified];
+  if (!slot) slot = std::make_unique<Target>();
+  Target& t = *slot;
+  t.qualified = qualified;
+  bool known = !t.columns.empty();
+  for (const Column& c : schema.columns) {
+    auto it = t.by_name.find(c.name);
+    if (it == t.by_name.end() || t.columns[it->second].type != c.type) known = false;
+  }
+  if (known) return t;
+  if (cfg_.mode == "upsert" && schema.key.empty()) {
+    throw Error(ErrorClass::Config,
+                fmt::format("sink \"{}\": table {}.{} has no primary key, so upsert mode cannot tell its rows apart",
+                            cfg_.name, quote(schema.schema), quote(schema.table)),
+                "give the source table a primary key (or REPLICA IDENTITY USING INDEX on a unique index), or "
+                "deliver it with a sink in mode: append");
+  }
+  begin();
+  // What the destination has now.
+  pg::Result r;
+  try {
+    r = conn_->execParams(
+        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        {qualified}, "reading the destination table's columns");
+  } catch (const pg::ServerError& e) {
+    rethrow(e, false);
+  }
+  std::map<std::string, std::string> existing;
+  for (int i = 0; i < PQntuples(r.get()); ++i) existing[PQgetvalue(r.get(), i, 0)] = PQgetvalue(r.get(), i, 1);
+  if (existing.empty()) {
+    std::vector<std::string> defs;
+    std::vector<std::string> key;
+    for (const Column& c : schema.columns) {
+      defs.push_back(fmt::format("{} {}", c.quoted, c.type));
+      if (c.key) key.push_back(c.quoted);
+    }
+    if (cfg_.mode == "append") {
+      defs.insert(defs.end(), {R"("__op" text)", R"("__lsn" pg_lsn)", R"("__commit_ts" timestamptz)",
+                               R"("__txid" bigint)", R"("__seq" bigint)"});
+    } else {
+      if (cfg_.soft_delete) defs.emplace_back(R"("__deleted" boolean NOT NULL DEFAULT false)");
+      defs.push_back(fmt::format("PRIMARY KEY ({})", fmt::join(key, ", ")));
+    }
+    exec(fmt::format("CREATE SCHEMA IF NOT EXISTS {}; CREATE TABLE {} ({})", quote(cfg_.schema.value_or(schema.schema)),
+                     qualified, fmt::join(defs, ", ")),
+         fmt::format("creating table {} at the destination", qualified));
+    logger_.info("created table {} at the destination ({} mode)", qualified, cfg_.mode);
+    for (const Column& c : schema.columns) existing[c.name] = c.type;
+  } else {
+    if (cfg_.soft_delete && existing.count("__deleted") == 0) {
+      exec(fmt::format(R"(ALTER TABLE {} ADD COLUMN "__deleted" boolean NOT NULL DEFAULT false)", qualified),
+           "adding __deleted at the destination");
+    }
+    for (const Column& c : schema.columns) {
+      auto it = existing.find(c.name);
+      if (it == existing.end()) {
+        exec(fmt::format("ALTER TABLE {} ADD COLUMN {} {}", qualified, c.quoted, c.type),
+             fmt::format("adding column {} to {} at the destination", c.quoted, qualified));
+        logger_.info("added column {} {} to {} at the destination, as the source did", c.quoted, c.type, qualified);
+        existing[c.name] = c.type;
+      } else if (it->second != c.type) {
+        throw Error(ErrorClass::Fatal,
+                    fmt::format("sink \"{}\": column {} of {} is {} at the source but {} at the destination",
+                                cfg_.name, c.quoted, qualified, c.type, it->second),
+                    fmt::format("change it at the destination (ALTER TABLE {} ALTER COLUMN {} TYPE {} USING ...), "
+                                "then run again: the sink goes on from the first change with the new type",
+                                qualified, c.quoted, c.type));
+      }
+    }
+  }
+  // The target's columns: the union of every version seen, in the order they came.
+  for (const Column& c : schema.columns) {
+    auto it = t.by_name.find(c.name);
+    if (it == t.by_name.end()) {
+      t.by_name[c.name] = t.columns.size();
+      t.columns.push_back(c);
+    } else {
+      t.columns[it->second] = c;
+    }
+  }
+  t.key.clear();
+  for (size_t k : schema.key) t.key.push_back(t.by_name[schema.columns[k].name]);
+  return t;
+}
+
+void PostgresSink::stageFor(Target& t) {
+  if (!t.stage.empty() && t.stage_columns == t.columns.size()) return;
+  t.stage = fmt::format("tm_stage_{}", ++stage_seq_);
+  std::vector<std::string> cols;
+  for (const Column& c : t.columns) cols.push_back(c.quoted);
+  exec(fmt::format("CREATE TEMPORARY TABLE {} AS SELECT {} FROM {} WITH NO DATA", t.stage, fmt::join(cols, ", "),
+                   t.qualified),
+       "creating a staging table at the destination");
+  t.stage_columns = t.columns.size();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Changes
+
+std::optional<PostgresSink::Change> PostgresSink::parse(const core::Event& event) {
+  if (event.schema_version.empty() || event.value == "null") return std::nullopt;  // not a row; a tombstone
+  auto found = schemas_.find(std::string(event.schema_version));
+  if (found == schemas_.end()) {
+    throw Error(ErrorClass::Fatal,
+                fmt::format("sink \"{}\": an event of {} refers to table schema {}, which the change log did not "
+                            "hold before it",
+                            cfg_.name, event.topic, event.schema_version),
+                "the change log is damaged; this is a bug in tidemark, please report it");
+  }
+  const Schema& schema = found->second;
+  json doc = json::parse(event.value);
+  const std::string op = doc.value("op", "");
+  if (op.size() != 1 || std::string_view("cudrt").find(op[0]) == std::string_view::npos) return std::nullopt;
+  Change c;
+  c.op = op[0];
+  c.schema = &schema;
+  c.target = &ensureTarget(schema);
+  Target& t = *c.target;
+  c.values.assign(t.columns.size(), std::nullopt);
+  c.present.assign(t.columns.size(), true);  // a column the version lacks (dropped) is NULL
+  c.offset = event.offset;
+  c.topic = event.topic;
+  c.key = event.key;
+  c.event_key = event.key;
+  if (c.op != 't') {
+    const json& image = doc.at(c.op == 'd' ? "before" : "after");
+    if (!image.is_object()) {
+      throw Error(ErrorClass::Poison, fmt::format("sink \"{}\": a change of {} without its row image", cfg_.name, t.qualified));
+    }
+    std::vector<bool> unchanged(schema.columns.size(), false);
+    for (std::string_view rest = event.unchanged; !rest.empty();) {
+      const size_t comma = rest.find(',');
+      const size_t i = std::stoul(std::string(rest.substr(0, comma)));
+      if (i < unchanged.size()) unchanged[i] = true;
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    }
+    for (size_t i = 0; i < schema.columns.size(); ++i) {
+      const Column& col = schema.columns[i];
+      const size_t ti = t.by_name.at(col.name);
+      if (c.op == 'd' && !col.key && cfg_.mode == "upsert") {
+        c.present[ti] = false;
+        continue;
+      }
+      if (unchanged[i]) {
+        c.present[ti] = false;
+        if (col.key && c.op != 'd' && cfg_.mode == "upsert") {
+          throw Error(ErrorClass::Poison,
+                      fmt::format("sink \"{}\": the source did not resend key column {} of {}", cfg_.name, col.quoted,
+                                  t.qualified),
+                      "set REPLICA IDENTITY FULL on the source table so that its key is always sent");
+        }
+        continue;
+      }
+      auto v = image.find(col.name);
+      if (v == image.end() || v->is_null()) continue;
+      std::string text;
+      try {
+        pgtext::append(col.form, *v, text);
+      } catch (const Error& e) {
+        throw Error(ErrorClass::Poison, fmt::format("sink \"{}\": column {} of {}: {}", cfg_.name, col.quoted, t.qualified, e.what()));
+      }
+      c.values[ti] = std::move(text);
+    }
+  }
+  if (cfg_.mode == "append") {
+    const json& source = doc.value("source", json::object());
+    if (auto lsn = source.find("lsn"); lsn != source.end() && lsn->is_number_unsigned()) c.lsn = lsnText(lsn->get<uint64_t>());
+    if (auto ts = source.find("ts_ms"); ts != source.end() && ts->is_number_integer()) {
+      c.commit_ts = pgtext::timestampText(ts->get<int64_t>() * 1000) + "+00";
+    }
+    if (auto tx = source.find("txId"); tx != source.end() && tx->is_number()) c.txid = tx->dump();
+  }
+  c.seq = seq_++;
+  if (isolating_ || !dead_keys_.empty()) c.event_value = event.value;
+  c.bytes = event.value.size() + event.key.size();
+  return c;
+}
+
+void PostgresSink::write(const core::Event& event) {
+  std::optional<Change> c;
+  try {
+    c = parse(event);
+  } catch (const Error& e) {
+    if (e.errorClass() != ErrorClass::Poison) throw;
+    if (!isolating_) {
+      poisoned_ = true;
+      throw;
+    }
+    // A value that cannot be written: set aside without trying.
+    Change rejected;
+    rejected.offset = event.offset;
+    rejected.topic = event.topic;
+    rejected.key = rejected.event_key = event.key;
+    rejected.event_value = event.value;
+    auto found = schemas_.find(std::string(event.schema_version));
+    if (found != schemas_.end()) rejected.schema = &found->second;
+    setAside(rejected, e);
+    return;
+  }
+  if (!c) return;
+  open_bytes_ += c->bytes;
+  pending_bytes_ += c->bytes;
+  open_.push_back(std::move(*c));
+  if (open_bytes_ < kApplyBytes) return;
+  // A large transaction: send what came before it, then its first part, under a savepoint.
+  begin();
+  if (!savepoint_) {
+    apply(*batch_);
+    exec("SAVEPOINT tm_txn", "marking a transaction's start at the destination");
+    savepoint_ = true;
+  }
+  if (isolating_) {
+    applyIsolated(open_);
+  } else {
+    Batch part;
+    for (Change& ch : open_) fold(part, std::move(ch));
+    apply(part);
+  }
+  open_.clear();
+  open_bytes_ = 0;
+}
+
+void PostgresSink::markTransactionEnd(uint64_t cursor) {
+  if (isolating_) {
+    if (!open_.empty()) {
+      begin();
+      applyIsolated(open_);
+    }
+  } else {
+    for (Change& ch : open_) fold(*batch_, std::move(ch));
+  }
+  open_.clear();
+  open_bytes_ = 0;
+  seq_ = 0;
+  if (savepoint_) {
+    exec("RELEASE SAVEPOINT tm_txn", "ending a transaction at the destination");
+    savepoint_ = false;
+  }
+  marked_cursor_ = cursor;
+  if (batch_->bytes >= kApplyBytes) apply(*batch_);
+}
+
+void PostgresSink::fold(Batch& batch, Change&& c) {
+  Target* t = c.target;
+  if (c.op == 't' && cfg_.mode == "upsert") {
+    // Everything before it first.
+    apply(batch);
+    applyTruncate(*t);
+    return;
+  }
+  batch.bytes += c.bytes;
+  Batch::Table& table = batch.tables[t];
+  if (cfg_.mode == "append") {
+    table.rows.push_back(std::move(c));
+    return;
+  }
+  auto [it, inserted] = table.index.try_emplace(c.key, table.slots.size());
+  if (inserted) {
+    table.slots.push_back(std::move(c));
+    return;
+  }
+  Change& slot = table.slots[it->second];
+  if (c.op == 'd' || slot.op == 'd') {
+    slot = std::move(c);
+    return;
+  }
+  // An update over the key's earlier state in this batch: the columns it carries win.
+  slot.values.resize(t->columns.size());
+  slot.present.resize(t->columns.size(), true);
+  for (size_t i = 0; i < c.values.size(); ++i) {
+    if (!c.present[i]) continue;
+    slot.values[i] = std::move(c.values[i]);
+    slot.present[i] = true;
+  }
+  slot.op = c.op;
+  slot.offset = c.offset;
+}
+
+void PostgresSink::apply(Batch& batch) {
+  if (batch.empty()) return;
+  begin();
+  for (auto& [target, table] : batch.tables) {
+    if (cfg_.mode == "append") {
+      applyAppend(*target, table.rows);
+      noteKeysApplied(table.rows);
+    } else {
+      applyUpsert(*target, table.slots);
+      noteKeysApplied(table.slots);
+    }
+  }
+  batch.tables.clear();
+  batch.bytes = 0;
+}
+
+void PostgresSink::applyUpsert(Target& t, std::vector<Change>& slots) {
+  if (slots.empty()) return;
+  stageFor(t);
+  std::vector<std::string> key_cols;
+  std::vector<std::string> join;
+  for (size_t k : t.key) {
+    key_cols.push_back(t.columns[k].quoted);
+    join.push_back(fmt::format("t.{0} = s.{0}", t.columns[k].quoted));
+  }
+  // Deletes: the keys into the staging table, then one statement.
+  std::string data;
+  for (const Change& c : slots) {
+    if (c.op != 'd') continue;
+    for (size_t i = 0; i < t.key.size(); ++i) {
+      if (i > 0) data += '\t';
+      appendCopyValue(c.values[t.key[i]], data);
+    }
+    data += '\n';
+  }
+  if (!data.empty()) {
+    copyIn(fmt::format("COPY {} ({}) FROM STDIN", t.stage, fmt::join(key_cols, ", ")), data,
+           fmt::format("copying deleted keys of {}", t.qualified));
+    try {
+      conn_->exec(cfg_.soft_delete
+                      ? fmt::format(R"(UPDATE {} t SET "__deleted" = true FROM {} s WHERE {}; TRUNCATE {})", t.qualified,
+                                    t.stage, fmt::join(join, " AND "), t.stage)
+                      : fmt::format("DELETE FROM {} t USING {} s WHERE {}; TRUNCATE {}", t.qualified, t.stage,
+                                    fmt::join(join, " AND "), t.stage),
+                  fmt::format("deleting rows of {}", t.qualified));
+    } catch (const pg::ServerError& e) {
+      rethrow(e, true);
+    }
+  }
+  // Rows, grouped by the columns they carry.
+  std::map<std::vector<bool>, std::vector<const Change*>> groups;
+  for (Change& c : slots) {
+    if (c.op == 'd') continue;
+    c.values.resize(t.columns.size());
+    c.present.resize(t.columns.size(), true);
+    groups[c.present].push_back(&c);
+  }
+  for (const auto& [present, rows] : groups) {
+    std::vector<std::string> cols;
+    std::vector<std::string> sets;
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      if (!present[i]) continue;
+      cols.push_back(t.columns[i].quoted);
+      if (!t.columns[i].key) sets.push_back(fmt::format("{0} = EXCLUDED.{0}", t.columns[i].quoted));
+    }
+    data.clear();
+    for (const Change* c : rows) {
+      bool first = true;
+      for (size_t i = 0; i < t.columns.size(); ++i) {
+        if (!present[i]) continue;
+        if (!first) data += '\t';
+        first = false;
+        appendCopyValue(c->values[i], data);
+      }
+      data += '\n';
+    }
+    copyIn(fmt::format("COPY {} ({}) FROM STDIN", t.stage, fmt::join(cols, ", ")), data,
+           fmt::format("copying rows of {}", t.qualified));
+    std::string insert_cols = fmt::format("{}", fmt::join(cols, ", "));
+    std::string select_cols = insert_cols;
+    if (cfg_.soft_delete) {
+      insert_cols += R"(, "__deleted")";
+      select_cols += ", false";
+      sets.emplace_back(R"("__deleted" = false)");
+    }
+    const std::string action = sets.empty() ? "DO NOTHING" : fmt::format("DO UPDATE SET {}", fmt::join(sets, ", "));
+    try {
+      conn_->exec(fmt::format("INSERT INTO {} ({}) SELECT {} FROM {} ON CONFLICT ({}) {}; TRUNCATE {}", t.qualified,
+                              insert_cols, select_cols, t.stage, fmt::join(key_cols, ", "), action, t.stage),
+                  fmt::format("writing rows of {}", t.qualified));
+    } catch (const pg::ServerError& e) {
+      rethrow(e, true);
+    }
+  }
+}
+
+void PostgresSink::applyAppend(Target& t, const std::vector<Change>& rows) {
+  if (rows.empty()) return;
+  std::vector<std::string> cols;
+  for (const Column& c : t.columns) cols.push_back(c.quoted);
+  std::string data;
+  for (const Change& c : rows) {
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      appendCopyValue(i < c.values.size() && (i >= c.present.size() || c.present[i]) ? c.values[i] : std::nullopt,
+                      data);
+      data += '\t';
+    }
+    data += c.op;
+    data += '\t';
+    data += c.lsn.empty() ? "\\N" : c.lsn;
+    data += '\t';
+    data += c.commit_ts.empty() ? "\\N" : c.commit_ts;
+    data += '\t';
+    data += c.txid.empty() ? "\\N" : c.txid;
+    data += '\t';
+    data += std::to_string(c.seq);
+    data += '\n';
+  }
+  copyIn(fmt::format("COPY {} ({}, {}) FROM STDIN", t.qualified, fmt::join(cols, ", "), kAppendColumns), data,
+         fmt::format("appending rows to {}", t.qualified));
+}
+
+void PostgresSink::applyTruncate(Target& t) {
+  if (!cfg_.truncate) return;
+  begin();
+  try {
+    conn_->exec(cfg_.soft_delete ? fmt::format(R"(UPDATE {} SET "__deleted" = true)", t.qualified)
+                                 : fmt::format("TRUNCATE {}", t.qualified),
+                fmt::format("truncating {}", t.qualified));
+  } catch (const pg::ServerError& e) {
+    rethrow(e, true);
+  }
+}
+
+void PostgresSink::noteKeysApplied(const std::vector<Change>& changes) {
+  if (dead_keys_.empty()) return;
+  for (const Change& c : changes) {
+    auto it = dead_keys_.find({c.target->qualified, c.key});
+    if (it == dead_keys_.end() || c.offset <= it->second) continue;
+    try {
+      conn_->execParams(
+          "INSERT INTO tidemark.sink_superseded (sink, target, key, log_offset) VALUES ($1, $2, $3, $4) "
+          "ON CONFLICT (sink, target, key) DO UPDATE SET log_offset = greatest(tidemark.sink_superseded.log_offset, "
+          "EXCLUDED.log_offset)",
+          {cfg_.name, c.target->qualified, c.key, std::to_string(c.offset)}, "noting a newer change of a set-aside key");
+    } catch (const pg::ServerError& e) {
+      rethrow(e, false);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rejected changes
+
+void PostgresSink::applyOne(Change& c) {
+  Batch one;
+  Target* t = c.target;
+  if (c.op == 't' && cfg_.mode == "upsert") {
+    applyTruncate(*t);
+    return;
+  }
+  fold(one, std::move(c));
+  apply(one);
+}
+
+void PostgresSink::applyIsolated(std::vector<Change>& changes) {
+  for (Change& c : changes) {
+    exec("SAVEPOINT tm_row", "marking a change at the destination");
+    Change copy = c;
+    try {
+      applyOne(c);
+      exec("RELEASE SAVEPOINT tm_row", "applying a change at the destination");
+    } catch (const Error& e) {
+      if (e.errorClass() != ErrorClass::Poison) throw;
+      exec("ROLLBACK TO SAVEPOINT tm_row; RELEASE SAVEPOINT tm_row", "setting a change aside at the destination");
+      for (auto& [name, target] : targets_) target->stage.clear();  // made under the savepoint, maybe
+      if (dead_letters_ == nullptr) throw;
+      setAside(copy, e);
+    }
+  }
+}
+
+void PostgresSink::setAside(const Change& c, const Error& e) {
+  if (dead_letters_ == nullptr) throw e;
+  if (dead_letters_->pending(cfg_.name) >= max_dead_letters_) {
+    throw Error(ErrorClass::Fatal,
+                fmt::format("{} (change-log offset {}), and the dead letter queue of sink \"{}\" already holds "
+                            "dlq.max_records ({}) records",
+                            e.what(), c.offset, cfg_.name, max_dead_letters_),
+                "look at the rejected changes with tidemark dlq list, fix their cause at the destination, then "
+                "tidemark dlq retry (or discard) them, or raise dlq.max_records; then run again");
+  }
+  core::DeadLetter d;
+  d.sink = cfg_.name;
+  d.offset = c.offset;
+  d.topic = c.topic;
+  if (c.schema != nullptr) {
+    d.table = targetTable(c.schema->schema, c.schema->table);
+    d.schema = c.schema->json;
+  }
+  d.key = c.event_key;
+  d.value = c.event_value;
+  try {
+    const json doc = json::parse(c.event_value);
+    const json& source = doc.at("source");
+    if (auto lsn = source.find("lsn"); lsn != source.end() && lsn->is_number_unsigned()) {
+      d.position = lsnText(lsn->get<uint64_t>());
+    }
+  } catch (const json::exception&) {
+  }
+  d.error = e.what();
+  dead_letters_->add(d);
+  dead_keys_[{d.table, d.key}] = d.offset;
+  logger_.warn("set aside change-log offset {} ({} key {}) in the dead letter queue: {}", d.offset, d.table, d.key,
+               e.what());
+}
+
+PostgresSink::RetryResult PostgresSink::retryDeadLetters(const std::vector<core::DeadLetter>&) {
+  throw Error(ErrorClass::Fatal, "not yet");
+}
+
+}  // namespace tidemark::sinks
