@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "config/settings.h"
 #include "ops/check/check.h"
+#include "ops/dlq/dlq_command.h"
 #include "ops/setup/setup.h"
 #include "pipeline/pipeline.h"
 
@@ -120,6 +121,17 @@ int main(int argc, char** argv) {
   check->add_option("-c,--config", config_file, "Pipeline configuration file (YAML)")->required();
   check->add_flag("--json", check_json, "Print the results as JSON");
 
+  tidemark::dlq::Options dlq_options;
+  CLI::App* dlq = app.add_subcommand(
+      "dlq", "The dead letter queue: changes a destination rejected, set aside (list, show, retry, discard)");
+  dlq->add_option("action", dlq_options.action, "list, show, retry or discard")
+      ->required()
+      ->check(CLI::IsMember({"list", "show", "retry", "discard"}));
+  dlq->add_option("-c,--config", config_file, "Pipeline configuration file (YAML)")->required();
+  dlq->add_option("--sink", dlq_options.sink, "Only this sink's records (sinks[].name)");
+  dlq->add_option("--id", dlq_options.ids, "Only these records (repeatable)");
+  dlq->add_flag("--json", dlq_options.json, "list: print JSON");
+
   app.add_subcommand("config-reference", "Print the configuration reference (Markdown)");
 
   // CLI11 answers an unknown word with "A subcommand is required"; say what it is instead.
@@ -156,6 +168,9 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("check")) {
       return tidemark::check::checkCommand(tidemark::config::loadFile(config_file), check_json);
+    }
+    if (app.got_subcommand("dlq")) {
+      return tidemark::dlq::dlqCommand(tidemark::config::loadFile(config_file), dlq_options);
     }
     if (app.got_subcommand("status")) {
       // status reads the state store, which needs no credentials: a password the environment

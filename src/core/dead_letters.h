@@ -21,6 +21,7 @@ struct DeadLetter {
   std::string key;         // the event's key (JSON)
   std::string value;       // the whole event (JSON)
   std::string schema;      // its table's schema record (JSON), to write it again
+  std::string unchanged;   // the columns the source did not resend (core::Event::unchanged)
   std::string position;    // the change's source position, readable (PostgreSQL: its LSN)
   std::string error;
   std::string state = "pending";  // pending | retried | discarded | superseded

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/lsn.h"
+#include "core/change.h"
 
 namespace tidemark::state {
 
@@ -73,6 +74,12 @@ class OffsetStore {
   virtual std::vector<CapturedTable> loadCapture() = 0;
   /// Replaces the captured tables, atomically and durably.
   virtual void saveCapture(const std::vector<CapturedTable>& tables) = 0;
+  /// Keeps a table schema the change log carries (core::TableSchema), durably, for sinks that
+  /// start reading the log past the record that carried it (after a restart, or once its
+  /// segment was deleted). Saving a version kept already changes nothing.
+  virtual void saveTableSchema(const core::TableSchema& schema) = 0;
+  /// Every table schema kept, in the order they were first saved.
+  virtual std::vector<core::TableSchema> loadTableSchemas() = 0;
 };
 
 }  // namespace tidemark::state

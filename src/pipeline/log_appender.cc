@@ -57,6 +57,8 @@ void LogAppender::append(const core::Event& e, const core::TableSchema* schema) 
       if (it != written_.end()) held = &it->second;
     }
     if (held == nullptr || *held != schema->version) {
+      // Kept in the store too, for sinks that start reading past this record.
+      if (saved_schemas_.insert(schema->version).second) store_.saveTableSchema(*schema);
       log_.append(changelog::tableSchema(schema->topic, schema->version, schema->json));
       open_written_[schema->topic] = schema->version;
     }

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/change.h"
 #include "core/change_writer.h"
@@ -87,6 +88,7 @@ class LogAppender : public core::ChangeWriter {
   std::unordered_map<std::string, std::string> written_;
   std::unordered_map<std::string, std::string> open_written_;
   std::string unchanged_;  // the unchanged columns of the event being written
+  std::unordered_set<std::string> saved_schemas_;  // versions saved to the store by this process
 };
 
 }  // namespace tidemark::pipeline

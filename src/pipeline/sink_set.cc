@@ -101,6 +101,11 @@ void SinkSet::start(const std::optional<state::StoredPosition>& stored, const st
     store_.saveSink(s->name(), from);
     starts.push_back(std::move(from));
   }
+  // The table schemas of records before where each sink starts reading.
+  const std::vector<core::TableSchema> schemas = store_.loadTableSchemas();
+  for (auto& s : sinks_) {
+    for (const core::TableSchema& t : schemas) s->tableSchema(t.topic, t.version, t.json);
+  }
   SinkWorker::Options options;
   options.flush_interval = cfg_.delivery.flush_interval;
   options.flush_bytes = cfg_.delivery.flush_bytes;

@@ -41,7 +41,7 @@ class DlqStore final : public core::DeadLetters {
     exec("CREATE TABLE IF NOT EXISTS dead_letter ("
          " id INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL, log_offset INTEGER NOT NULL,"
          " topic TEXT NOT NULL, target TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
-         " schema TEXT NOT NULL, position TEXT NOT NULL, error TEXT NOT NULL,"
+         " schema TEXT NOT NULL, unchanged TEXT NOT NULL, position TEXT NOT NULL, error TEXT NOT NULL,"
          " state TEXT NOT NULL DEFAULT 'pending', note TEXT NOT NULL DEFAULT '',"
          " created_at TEXT NOT NULL, UNIQUE (sink, log_offset))");
   }
@@ -49,8 +49,8 @@ class DlqStore final : public core::DeadLetters {
   void add(const core::DeadLetter& d) override {
     std::lock_guard lock(mutex_);
     Stmt s = prepare(
-        "INSERT INTO dead_letter (sink, log_offset, topic, target, key, value, schema, position, error, created_at)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (sink, log_offset) DO NOTHING");
+        "INSERT INTO dead_letter (sink, log_offset, topic, target, key, value, schema, position, error, created_at,"
+        " unchanged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (sink, log_offset) DO NOTHING");
     bind(s, 1, d.sink);
     sqlite3_bind_int64(s.get(), 2, static_cast<int64_t>(d.offset));
     bind(s, 3, d.topic);
@@ -61,6 +61,7 @@ class DlqStore final : public core::DeadLetters {
     bind(s, 8, d.position);
     bind(s, 9, d.error);
     bind(s, 10, isoTime(unixMicrosNow()));
+    bind(s, 11, d.unchanged);
     step(s, "setting a change aside");
   }
 
@@ -75,7 +76,7 @@ class DlqStore final : public core::DeadLetters {
   std::vector<core::DeadLetter> list(const std::string& sink, const std::vector<int64_t>& ids) override {
     std::lock_guard lock(mutex_);
     Stmt s = prepare(
-        "SELECT id, sink, log_offset, topic, target, key, value, schema, position, error, state, created_at"
+        "SELECT id, sink, log_offset, topic, target, key, value, schema, position, error, state, created_at, unchanged"
         " FROM dead_letter WHERE (?1 = '' OR sink = ?1) ORDER BY log_offset, id");
     bind(s, 1, sink);
     std::vector<core::DeadLetter> out;
@@ -95,6 +96,7 @@ class DlqStore final : public core::DeadLetters {
       d.error = text(s, 9);
       d.state = text(s, 10);
       d.created_at = text(s, 11);
+      d.unchanged = text(s, 12);
       out.push_back(std::move(d));
     }
     if (rc != SQLITE_DONE) fail("reading set-aside changes");

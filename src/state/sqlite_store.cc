@@ -167,6 +167,8 @@ class SqliteStore final : public OffsetStore {
     exec("CREATE TABLE IF NOT EXISTS status ("
          " id INTEGER PRIMARY KEY CHECK (id = 1), json TEXT NOT NULL)");
     exec(kCapturedTableDdl);
+    exec("CREATE TABLE IF NOT EXISTS table_schema ("
+         " version TEXT PRIMARY KEY, topic TEXT NOT NULL, json TEXT NOT NULL, saved_at INTEGER NOT NULL)");
     identity_ = fileIdentity();
   }
 
@@ -238,6 +240,34 @@ class SqliteStore final : public OffsetStore {
       sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
       throw;
     }
+  }
+
+  void saveTableSchema(const core::TableSchema& schema) override {
+    std::lock_guard lock(mutex_);
+    checkStillThere();
+    Stmt s = prepare(
+        "INSERT INTO table_schema (version, topic, json, saved_at) VALUES (?1, ?2, ?3, strftime('%s','now')) "
+        "ON CONFLICT (version) DO NOTHING");
+    sqlite3_bind_text(s.get(), 1, schema.version.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s.get(), 2, schema.topic.c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(s.get(), 3, schema.json.c_str(), -1, SQLITE_TRANSIENT);
+    check(sqlite3_step(s.get()), SQLITE_DONE, "saving a table schema");
+  }
+
+  std::vector<core::TableSchema> loadTableSchemas() override {
+    std::lock_guard lock(mutex_);
+    Stmt s = prepare("SELECT topic, version, json FROM table_schema ORDER BY rowid");
+    std::vector<core::TableSchema> out;
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      auto text = [&](int col) {
+        const unsigned char* t = sqlite3_column_text(s.get(), col);
+        return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+      };
+      out.push_back(core::TableSchema{text(0), text(1), text(2)});
+    }
+    check(rc, SQLITE_DONE, "reading table schemas");
+    return out;
   }
 
   void save(const StoredPosition& p) override {

@@ -62,6 +62,8 @@ struct FakeStore final : state::OffsetStore {
   void saveStatus(const std::string& json) override { status = json; }
   std::vector<state::CapturedTable> loadCapture() override { return capture; }
   void saveCapture(const std::vector<state::CapturedTable>& tables) override { capture = tables; }
+  void saveTableSchema(const core::TableSchema&) override {}
+  std::vector<core::TableSchema> loadTableSchemas() override { return {}; }
   std::optional<state::StoredPosition> saved;
   // The LSN of the position saved last (the PostgreSQL source's).
   Lsn savedLsn() const { return saved ? pg::decodePosition(saved->source).lsn : Lsn{}; }

@@ -485,7 +485,10 @@ std::optional<PostgresSink::Change> PostgresSink::parse(const core::Event& event
     if (auto tx = source.find("txId"); tx != source.end() && tx->is_number()) c.txid = tx->dump();
   }
   c.seq = seq_++;
-  if (isolating_ || !dead_keys_.empty()) c.event_value = event.value;
+  if (isolating_ || !dead_keys_.empty()) {
+    c.event_value = event.value;
+    c.unchanged = event.unchanged;
+  }
   c.bytes = event.value.size() + event.key.size();
   return c;
 }
@@ -506,6 +509,7 @@ void PostgresSink::write(const core::Event& event) {
     rejected.topic = event.topic;
     rejected.key = rejected.event_key = event.key;
     rejected.event_value = event.value;
+    rejected.unchanged = event.unchanged;
     auto found = schemas_.find(std::string(event.schema_version));
     if (found != schemas_.end()) rejected.schema = &found->second;
     setAside(rejected, e);
@@ -792,6 +796,7 @@ void PostgresSink::setAside(const Change& c, const Error& e) {
   }
   d.key = c.event_key;
   d.value = c.event_value;
+  d.unchanged = c.unchanged;
   try {
     const json doc = json::parse(c.event_value);
     const json& source = doc.at("source");
@@ -807,8 +812,55 @@ void PostgresSink::setAside(const Change& c, const Error& e) {
                e.what());
 }
 
-PostgresSink::RetryResult PostgresSink::retryDeadLetters(const std::vector<core::DeadLetter>&) {
-  throw Error(ErrorClass::Fatal, "not yet");
+PostgresSink::RetryResult PostgresSink::retryDeadLetters(const std::vector<core::DeadLetter>& letters) {
+  RetryResult result;
+  reset();
+  begin();  // waits for the running sink's transaction, if any, and keeps it out until COMMIT
+  for (const core::DeadLetter& d : letters) {
+    // A newer change of the key was applied since: this one must not overwrite it.
+    pg::Result r;
+    try {
+      r = conn_->execParams(
+          "SELECT log_offset FROM tidemark.sink_superseded WHERE sink = $1 AND target = $2 AND key = $3",
+          {cfg_.name, d.table, d.key}, "looking for newer changes of the key");
+    } catch (const pg::ServerError& e) {
+      rethrow(e, false);
+    }
+    if (PQntuples(r.get()) == 1 && std::stoull(PQgetvalue(r.get(), 0, 0)) > d.offset) {
+      result.superseded.emplace_back(
+          d.id, fmt::format("a newer change of the key (change-log offset {}) was applied since",
+                            PQgetvalue(r.get(), 0, 0)));
+      continue;
+    }
+    std::string version;
+    try {
+      const json schema = json::parse(d.schema);
+      version = schema.at("version").get<std::string>();
+      tableSchema(d.topic, version, d.schema);
+    } catch (const std::exception& e) {
+      result.failed.emplace_back(d.id, fmt::format("its table schema cannot be read: {}", e.what()));
+      continue;
+    }
+    exec("SAVEPOINT tm_row", "marking a change at the destination");
+    try {
+      core::Event e{.topic = d.topic, .key = d.key, .value = d.value};
+      e.schema_version = version;
+      e.unchanged = d.unchanged;
+      e.offset = d.offset;
+      std::optional<Change> c = parse(e);
+      if (c) applyOne(*c);
+      exec("RELEASE SAVEPOINT tm_row", "applying a change at the destination");
+      result.applied.push_back(d.id);
+    } catch (const Error& e) {
+      if (e.errorClass() != ErrorClass::Poison) throw;
+      exec("ROLLBACK TO SAVEPOINT tm_row; RELEASE SAVEPOINT tm_row", "dropping a change at the destination");
+      for (auto& [name, target] : targets_) target->stage.clear();
+      result.failed.emplace_back(d.id, e.what());
+    }
+  }
+  exec("COMMIT", "committing at the destination");
+  in_transaction_ = false;
+  return result;
 }
 
 }  // namespace tidemark::sinks

@@ -119,6 +119,7 @@ class PostgresSink final : public Sink {
     uint64_t offset = 0;
     std::string event_key;
     std::string event_value;
+    std::string unchanged;
     std::string topic;
     size_t bytes = 0;
   };

@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <random>
 #include <set>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "support/assertions.h"
+#include "support/background_writer.h"
 #include "support/pipeline_fixture.h"
 #include "support/poll.h"
 
@@ -112,6 +114,175 @@ TEST_F(PostgresSinkTest, MixedWorkloadIsEqualInUpsertAndOnceEachInAppend) {
   EXPECT_EQ(destScalar("SELECT string_agg(__op, '' ORDER BY __seq) FROM log.acct WHERE id = 5000"), "cdcu");
   // The progress row says where each sink stands.
   EXPECT_EQ(destScalar("SELECT count(*) FROM tidemark.sink_progress"), "2");
+}
+
+// A row the destination rejects (a CHECK constraint the source does not have) goes to the dead
+// letter queue, alone; everything else is delivered. Retried after the constraint is dropped, it
+// is applied, unless a newer change of its key was applied meanwhile.
+TEST_F(PostgresSinkTest, ARejectedRowIsSetAsideAndRetriedWithoutOverwritingANewerOne) {
+  sql("CREATE TABLE p (id int PRIMARY KEY, v int)");
+  dest("CREATE TABLE public.p (id int PRIMARY KEY, v int CHECK (v < 100))");
+  const auto config = writeConfig(TidemarkConfig({"public.p"}).withSinks(sink("up", "upsert")));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  sql("INSERT INTO p SELECT i, i FROM generate_series(1, 50) i");
+  sql("BEGIN; INSERT INTO p VALUES (51, 5000); INSERT INTO p VALUES (52, 52); COMMIT");  // 51 is rejected
+  sql("INSERT INTO p VALUES (53, 6000)");                                                // so is 53
+  sql("INSERT INTO p SELECT i, i FROM generate_series(54, 80) i");
+  sql("UPDATE p SET v = 7 WHERE id = 51");  // newer than the rejected change of 51
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  EXPECT_EQ(destScalar("SELECT count(*) FROM p"), "79");  // every row but 53
+  EXPECT_EQ(destScalar("SELECT v FROM p WHERE id = 51"), "7");
+  EXPECT_EQ(destScalar("SELECT count(*) FROM p WHERE id = 53"), "0");
+
+  RunResult list = runTidemark({"dlq", "list", "-c", config.string(), "--json"});
+  ASSERT_EQ(list.exitCode, 0) << list.description;
+  const json letters = json::parse(list.out);
+  ASSERT_EQ(letters.size(), 2u) << list.out;
+  EXPECT_EQ(letters[0]["key"], "{\"id\":51}");
+  EXPECT_EQ(letters[1]["key"], "{\"id\":53}");
+  EXPECT_TRUE(contains(letters[0]["error"].get<std::string>(), "p_v_check")) << letters[0]["error"];
+  EXPECT_EQ(letters[0]["state"], "pending");
+  RunResult show =
+      runTidemark({"dlq", "show", "-c", config.string(), "--id", std::to_string(letters[1]["id"].get<int>())});
+  ASSERT_EQ(show.exitCode, 0) << show.description;
+  EXPECT_EQ(json::parse(show.out)[0]["event"]["after"]["v"], 6000) << show.out;
+
+  // Still rejected: left pending, exit 2.
+  RunResult again = runTidemark({"dlq", "retry", "-c", config.string()});
+  EXPECT_EQ(again.exitCode, 2) << again.description;
+  EXPECT_TRUE(contains(again.out, "superseded")) << again.description;
+  EXPECT_TRUE(contains(again.out, "still rejected")) << again.description;
+
+  dest("ALTER TABLE public.p DROP CONSTRAINT p_v_check");
+  RunResult retry = runTidemark({"dlq", "retry", "-c", config.string()});
+  ASSERT_EQ(retry.exitCode, 0) << retry.description;
+  EXPECT_EQ(destScalar("SELECT v FROM p WHERE id = 51"), "7");     // the newer change stands
+  EXPECT_EQ(destScalar("SELECT v FROM p WHERE id = 53"), "6000");  // applied
+  EXPECT_TRUE(sameRows("public.p"));
+  const json after = json::parse(runTidemark({"dlq", "list", "-c", config.string(), "--json"}).out);
+  EXPECT_EQ(after[0]["state"], "superseded");
+  EXPECT_EQ(after[1]["state"], "retried");
+}
+
+// A column added on the source reaches the destination before the first row that carries it;
+// a changed type stops that sink only, naming the table, the column, both types and the fix.
+TEST_F(PostgresSinkTest, AnAddedColumnArrivesAndAChangedTypeStopsOnlyThatSink) {
+  sql("CREATE TABLE s (id int PRIMARY KEY, a text)");
+  const auto config = writeConfig(
+      TidemarkConfig({"public.s"})
+          .withSinks(sink("up", "upsert") + "- name: files\n  kind: jsonl\n  path: " + outDir().string() + "\n"));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  sql("INSERT INTO s VALUES (1, 'one')");
+  sql("ALTER TABLE s ADD COLUMN b numeric(8,3)");
+  sql("INSERT INTO s VALUES (2, 'two', 2.5)");
+  sql("ALTER TABLE s DROP COLUMN a");
+  sql("INSERT INTO s VALUES (3, 3.25)");
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  EXPECT_EQ(destScalar("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
+                       "WHERE attrelid = 'public.s'::regclass AND attname = 'b'"),
+            "numeric(8,3)");
+  EXPECT_EQ(destScalar("SELECT string_agg(id || ':' || coalesce(a, '-') || ':' || coalesce(b::text, '-'), ' ' "
+                       "ORDER BY id) FROM s"),
+            "1:one:- 2:two:2.500 3:-:3.250");
+
+  sql("ALTER TABLE s ALTER COLUMN b TYPE bigint");
+  sql("INSERT INTO s VALUES (4, 4)");
+  std::unique_ptr<Process> run;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, run));
+  // The jsonl sink goes on; the postgres sink stops with the message.
+  ASSERT_EVENTUALLY(contains(run->stderrText(), "is bigint at the source but numeric(8,3) at the destination"), 60s)
+      << run->describe();
+  EXPECT_TRUE(contains(run->stderrText(), "column \"b\" of \"public\".\"s\"")) << run->describe();
+  EXPECT_TRUE(contains(run->stderrText(), "ALTER TABLE \"public\".\"s\" ALTER COLUMN \"b\" TYPE bigint"))
+      << run->describe();
+  sql("INSERT INTO s VALUES (5, 5)");
+  ASSERT_EVENTUALLY(events("public.s").size() >= 5, 60s) << run->describe();
+  EXPECT_TRUE(run->running()) << run->describe();
+  run->signal(SIGTERM);
+  run->waitExit(30s);
+  EXPECT_EQ(destScalar("SELECT count(*) FROM s"), "3");
+}
+
+// Hostile names (mixed case, spaces, quotes, keywords, an attempt to end the statement) as
+// schema, table and column names arrive as they are, and nothing they say runs.
+TEST_F(PostgresSinkTest, HostileNamesRoundTripAndNothingTheySayRuns) {
+  dest("CREATE TABLE public.x (id int)");
+  const std::string table = R"("My Schema; drop table x;--"."a;drop table x;--")";
+  sql(R"(CREATE SCHEMA "My Schema; drop table x;--")");
+  sql("CREATE TABLE " + table +
+      R"( ("Select" int PRIMARY KEY, "with space" text, "quo""te" text, "MiXeD" text, "x');drop table x;--" int))");
+  const auto config =
+      writeConfig(TidemarkConfig({"'" + table + "'"}).withSinks(sink("up", "upsert") + sink("log", "append")));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  sql("INSERT INTO " + table + R"( VALUES (1, 'a b', 'q"', 'M', 1), (2, ''';drop table x;--', NULL, NULL, 2))");
+  sql("UPDATE " + table + R"( SET "with space" = 'changed' WHERE "Select" = 1)");
+  sql("DELETE FROM " + table + R"( WHERE "Select" = 2)");
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  EXPECT_TRUE(sameRows(table));
+  EXPECT_EQ(destScalar(R"(SELECT count(*) FROM log."a;drop table x;--")"), "4");
+  EXPECT_EQ(destScalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'x'"), "1");
+}
+
+// kill -9 twenty times at random moments while writers commit single rows, key changes and
+// deletes, counter updates and multi-MB transactions: at the end the upsert destination equals
+// the source, and the append destination holds every change once.
+TEST_F(PostgresSinkTest, TwentyKillsLoseAndRepeatNothing) {
+  sql("CREATE TABLE a (id bigint PRIMARY KEY, v text)");
+  sql("CREATE TABLE b (id bigint PRIMARY KEY, v text)");
+  sql("CREATE TABLE n (id int PRIMARY KEY, n bigint NOT NULL)");
+  sql("INSERT INTO n VALUES (1, 0)");
+  const auto config = writeConfig(TidemarkConfig({"public.a", "public.b", "public.n"})
+                                      .withSinks(sink("up", "upsert") + sink("log", "append")));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  constexpr int64_t kBig = 2500;
+  BackgroundWriter singles(pg().dsn(db()), [](int64_t batch) {
+    const std::string id = std::to_string(batch + 1);
+    // Every fifth batch moves an earlier row to a new key, every seventh deletes one.
+    if (batch % 5 == 4) return "UPDATE a SET id = id + 1000000 WHERE id = " + std::to_string(batch - 3);
+    if (batch % 7 == 6) return "DELETE FROM a WHERE id = " + std::to_string(batch - 5);
+    return "INSERT INTO a VALUES (" + id + ", 'v" + id + "')";
+  }, std::numeric_limits<int64_t>::max(), 2ms);
+  BackgroundWriter bigs(pg().dsn(db()), [](int64_t batch) {
+    const int64_t from = 1 + batch * kBig;
+    return "INSERT INTO b SELECT g, repeat(md5(g::text), 64) FROM generate_series(" + std::to_string(from) + ", " +
+           std::to_string(from + kBig - 1) + ") g";
+  }, 8, 2500ms);
+  BackgroundWriter counter(pg().dsn(db()), [](int64_t) { return std::string("UPDATE n SET n = n + 1 WHERE id = 1"); },
+                           std::numeric_limits<int64_t>::max(), 5ms);
+  const unsigned seed = std::random_device{}();
+  RecordProperty("seed", static_cast<int>(seed));
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> pause_ms(300, 2500);
+  for (int kill = 0; kill < 20; ++kill) {
+    std::unique_ptr<Process> p = startRun(config);
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));
+    ASSERT_TRUE(p->running()) << "kill " << kill << " (seed " << seed << "): " << p->describe();
+    p->signal(SIGKILL);
+    ASSERT_EQ(p->waitExit(30s), 128 + SIGKILL);
+  }
+  singles.stop();
+  bigs.stop();
+  counter.stop();
+  ASSERT_EQ(singles.error() + bigs.error() + counter.error(), "");
+  RunResult r = runUntil(config, currentLsn(), 300s);
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  EXPECT_TRUE(sameRows("public.a")) << "seed " << seed;
+  EXPECT_TRUE(sameRows("public.b")) << "seed " << seed;
+  EXPECT_TRUE(sameRows("public.n")) << "seed " << seed;
+  // Every counter update once.
+  EXPECT_EQ(destScalar("SELECT count(*) FROM log.n WHERE __op = 'u'"), std::to_string(counter.committed()));
+  EXPECT_EQ(destScalar("SELECT count(DISTINCT n) FROM log.n WHERE __op = 'u'"), std::to_string(counter.committed()));
+  EXPECT_EQ(destScalar("SELECT count(*) FROM log.b"), std::to_string(bigs.committed() * kBig));
+  for (const char* t : {"a", "b", "n"}) {
+    EXPECT_EQ(destScalar(std::string("SELECT count(*) FROM (SELECT 1 FROM log.") + t +
+                         " GROUP BY __txid, __seq HAVING count(*) > 1) d"),
+              "0")
+        << t << ", seed " << seed;
+  }
+  EXPECT_GE(bigs.committed(), 3);
 }
 
 }  // namespace
