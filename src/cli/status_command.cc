@@ -128,9 +128,14 @@ void printText(const Json& s) {
   }
   if (s.contains("sinks") && s["sinks"].is_object()) {
     for (const auto& [name, sink] : s["sinks"].items()) {
-      std::cout << fmt::format("  sink {:<6} {} at offset {}, {} records behind, lag {} s{}\n", name,
+      const bool dead = sink.contains("dead_letters") && sink["dead_letters"].is_number() &&
+                        sink["dead_letters"].get<uint64_t>() > 0;
+      std::cout << fmt::format("  sink {:<6} {} at offset {}, {} records behind, lag {} s{}{}\n", name,
                                orDash(sink["state"]), orDash(sink["position"]), orDash(sink["lag_records"]),
                                orDash(sink["lag_seconds"]),
+                               dead ? fmt::format(", {} in the dead letter queue (tidemark dlq list)",
+                                                  orDash(sink["dead_letters"]))
+                                    : "",
                                sink["last_error"].is_null() ? "" : fmt::format(" ({})", orDash(sink["last_error"])));
     }
   }

@@ -110,6 +110,7 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
     one["last_error"] = w.error.empty() ? json(nullptr) : json(w.error);
     one["attempt"] = w.attempt;
     one["gives_up_at"] = w.state == "retrying" ? json(isoTime(w.gives_up_at_us)) : json(nullptr);
+    one["dead_letters"] = s.dead_letters;
     sink_docs[s.name] = one;
   }
   j["sinks"] = sink_docs;
@@ -274,6 +275,11 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
   m.family("tidemark_sink_up", "gauge", "1 while the sink delivers, 0 while it retries or has given up.");
   for (const SinkStatus& s : in.sinks) {
     m.sample("tidemark_sink_up", s.worker.state == "running" ? 1 : 0, fmt::format("sink=\"{}\"", labelValue(s.name)));
+  }
+  m.family("tidemark_sink_dead_letters", "gauge", "Changes the sink set aside in the dead letter queue, still pending.");
+  for (const SinkStatus& s : in.sinks) {
+    m.sample("tidemark_sink_dead_letters", static_cast<double>(s.dead_letters),
+             fmt::format("sink=\"{}\"", labelValue(s.name)));
   }
   m.family("tidemark_log_size_bytes", "gauge", "Bytes the change log holds on disk.");
   if (in.log) m.sample("tidemark_log_size_bytes", static_cast<double>(in.log->size_bytes));

@@ -103,6 +103,7 @@ async function refresh() {
       const d = (hb.sinks || {})[n] || {};
       return "<div><b>" + esc(n) + "</b> " + esc(v.state) + ", " + esc(v.lag_records) + " records behind" +
         (v.lag_seconds ? " (" + esc(v.lag_seconds) + " s)" : "") + ", delivered lag " + ms(d.delivered_lag_ms) +
+        (v.dead_letters ? ", <b>" + esc(v.dead_letters) + " in the dead letter queue</b>" : "") +
         (v.last_error ? "<div class='muted'>" + esc(v.last_error) + "</div>" : "") + "</div>";
     }).join("") + (s.log ? "<div class='muted'>change log " + bytes(s.log.size_bytes) + " of " + bytes(s.log.max_bytes) +
       (s.log.held_by ? ", held by " + esc(s.log.held_by) : "") + "</div>" : "") || "–";

@@ -47,6 +47,14 @@ class PostgresSinkTest : public PgPipelineTest {
   std::string destinationDsn() const { return destination().dsn(db()); }
   PgRows dest(const std::string& statement) { return destination().exec(db(), statement); }
   std::string destScalar(const std::string& statement) { return destination().scalar(db(), statement); }
+  /// As destScalar, but empty while the statement fails (the table is not there yet).
+  std::string destPoll(const std::string& statement) {
+    try {
+      return destScalar(statement);
+    } catch (const std::exception&) {
+      return "";
+    }
+  }
 
   /// A sink item for the sinks: section.
   std::string sink(const std::string& name, const std::string& mode, const std::string& extra = "") const {
@@ -283,6 +291,83 @@ TEST_F(PostgresSinkTest, TwentyKillsLoseAndRepeatNothing) {
         << t << ", seed " << seed;
   }
   EXPECT_GE(bigs.committed(), 3);
+}
+
+// The destination down for a minute: capture goes on (the slot advances, the jsonl sink gets
+// every row), the postgres sink retries, then catches up; equal at the end.
+TEST_F(PostgresSinkTest, ADestinationDownForAMinuteCatchesUpAndCaptureGoesOn) {
+  sql("CREATE TABLE c (id int PRIMARY KEY, v text)");
+  const auto config = writeConfig(
+      TidemarkConfig({"public.c"})
+          .withSinks(sink("up", "upsert") + "- name: files\n  kind: jsonl\n  path: " + outDir().string() + "\n"));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  std::unique_ptr<Process> run;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, run));
+  sql("INSERT INTO c SELECT i, 'v' || i FROM generate_series(1, 100) i");
+  ASSERT_EVENTUALLY(destPoll("SELECT count(*) FROM c") == "100", 60s) << run->describe();
+
+  destination().halt();
+  struct Restart {
+    ~Restart() {
+      if (!destination().running()) destination().start();
+    }
+  } restart;
+  const auto down_at = std::chrono::steady_clock::now();
+  for (int i = 0; i < 20; ++i) {
+    sql("INSERT INTO c SELECT i, 'v' || i FROM generate_series(" + std::to_string(101 + i * 100) + ", " +
+        std::to_string(200 + i * 100) + ") i");
+  }
+  sql("UPDATE c SET v = 'changed' WHERE id % 3 = 0");
+  const uint64_t written = parseLsn(currentLsn());
+  // Capture goes on: the slot confirms past the writes, the other sink has every row.
+  ASSERT_EVENTUALLY(parseLsn(slotConfirmedFlushLsn().value_or("0/0")) >= written, 60s) << run->describe();
+  ASSERT_EVENTUALLY(events("public.c").size() >= 2100 + 700, 60s) << run->describe();
+  StatusResult st;
+  ASSERT_TRUE(statusEventually(config, [](const StatusResult& s) {
+    return s.json && (*s.json)["sinks"]["up"]["state"] == "retrying";
+  }, 60s, &st)) << describeStatus(st);
+  EXPECT_GT((*st.json)["sinks"]["up"]["lag_records"].get<int64_t>(), 0);
+  EXPECT_FALSE((*st.json)["sinks"]["up"]["last_error"].is_null());
+  std::this_thread::sleep_until(down_at + 60s);  // the outage lasts a minute
+  ASSERT_TRUE(run->running()) << run->describe();
+  destination().start();
+  ASSERT_EVENTUALLY(destPoll("SELECT count(*) FROM c") == "2100", 120s) << run->describe();
+  ASSERT_TRUE(statusEventually(config, [](const StatusResult& s) {
+    return s.json && (*s.json)["sinks"]["up"]["state"] == "running" && (*s.json)["sinks"]["up"]["lag_records"] == 0;
+  }, 60s, &st)) << describeStatus(st);
+  run->signal(SIGTERM);
+  EXPECT_EQ(run->waitExit(30s), 0) << run->describe();
+  EXPECT_TRUE(sameRows("public.c"));
+}
+
+// Past retry.window the postgres sink is failed, with its last error; the other sink goes on.
+TEST_F(PostgresSinkTest, PastTheRetryWindowTheSinkFailsAndTheOthersGoOn) {
+  sql("CREATE TABLE c (id int PRIMARY KEY, v text)");
+  const auto config = writeConfig(
+      TidemarkConfig({"public.c"})
+          .withSinks(sink("up", "upsert") + "- name: files\n  kind: jsonl\n  path: " + outDir().string() + "\n")
+          .withTopLevel("retry:\n  window: 3s\n  max_backoff: 500ms"));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  std::unique_ptr<Process> run;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, run));
+  destination().halt();
+  struct Restart {
+    ~Restart() {
+      if (!destination().running()) destination().start();
+    }
+  } restart;
+  sql("INSERT INTO c SELECT i, 'v' || i FROM generate_series(1, 10) i");
+  StatusResult st;
+  ASSERT_TRUE(statusEventually(config, [](const StatusResult& s) {
+    return s.json && (*s.json)["sinks"]["up"]["state"] == "failed";
+  }, 60s, &st)) << describeStatus(st);
+  EXPECT_TRUE(contains((*st.json)["sinks"]["up"]["last_error"].get<std::string>(), "destination")) << describeStatus(st);
+  sql("INSERT INTO c SELECT i, 'v' || i FROM generate_series(11, 20) i");
+  ASSERT_EVENTUALLY(events("public.c").size() == 20, 60s) << run->describe();
+  EXPECT_TRUE(run->running()) << run->describe();
+  EXPECT_TRUE(contains(run->stderrText(), "giving up after retry.window")) << run->describe();
+  run->signal(SIGTERM);
+  run->waitExit(30s);
 }
 
 }  // namespace
