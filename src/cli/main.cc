@@ -20,6 +20,7 @@
 #include "config/settings.h"
 #include "ops/check/check.h"
 #include "ops/dlq/dlq_command.h"
+#include "ops/verify/verify.h"
 #include "ops/setup/setup.h"
 #include "pipeline/pipeline.h"
 
@@ -132,6 +133,17 @@ int main(int argc, char** argv) {
   dlq->add_option("--id", dlq_options.ids, "Only these records (repeatable)");
   dlq->add_flag("--json", dlq_options.json, "list: print JSON");
 
+  tidemark::verify::Options verify_options;
+  std::string verify_timeout = "2m";
+  CLI::App* verify = app.add_subcommand(
+      "verify", "Compare the source's tables with each PostgreSQL destination: counts and checksums by key "
+                "range, at a point the destination reached; exit 0 only when all match");
+  verify->add_option("-c,--config", config_file, "Pipeline configuration file (YAML)")->required();
+  verify->add_option("--sink", verify_options.sink, "Only this sink (sinks[].name)");
+  verify->add_flag("--json", verify_options.json, "Print the results as JSON");
+  verify->add_option("--timeout", verify_timeout, "How long to wait for the destinations to catch up (default 2m)");
+  verify->add_option("--chunk-rows", verify_options.chunk_rows, "Rows per compared key range (default 10000)");
+
   app.add_subcommand("config-reference", "Print the configuration reference (Markdown)");
 
   // CLI11 answers an unknown word with "A subcommand is required"; say what it is instead.
@@ -168,6 +180,15 @@ int main(int argc, char** argv) {
     }
     if (app.got_subcommand("check")) {
       return tidemark::check::checkCommand(tidemark::config::loadFile(config_file), check_json);
+    }
+    if (app.got_subcommand("verify")) {
+      auto timeout = tidemark::config::parseDuration(verify_timeout);
+      if (!timeout.value) {
+        throw tidemark::Error(tidemark::ErrorClass::Config, "--timeout: " + timeout.problem,
+                              "write a duration such as 30s or 5m");
+      }
+      verify_options.timeout = *timeout.value;
+      return tidemark::verify::verifyCommand(tidemark::config::loadFile(config_file), verify_options);
     }
     if (app.got_subcommand("dlq")) {
       return tidemark::dlq::dlqCommand(tidemark::config::loadFile(config_file), dlq_options);

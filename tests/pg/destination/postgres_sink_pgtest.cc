@@ -68,9 +68,20 @@ class PostgresSinkTest : public PgPipelineTest {
   /// compare by.
   static std::string rowsOf(PgCluster& server, const std::string& db, const std::string& table,
                             const std::string& columns = "*") {
-    const std::string row = columns == "*" ? "t::text" : "(ROW(" + columns + "))::text";
+    // The alias is one no test table has as a column name: a column of that name would win.
+    const std::string row = columns == "*" ? "whole_row::text" : "(ROW(" + columns + "))::text";
     return server.scalar(db, "SELECT coalesce(string_agg(r, E'\\n' ORDER BY r), '') FROM (SELECT " + row +
-                                 " AS r FROM " + table + " t) s");
+                                 " AS r FROM " + table + " whole_row) s");
+  }
+  /// `tidemark verify` (the pipeline streaming meanwhile) says every table is equal.
+  ::testing::AssertionResult verifiedEqual(const std::filesystem::path& config) {
+    std::unique_ptr<Process> run;
+    startStreaming(config, run);
+    RunResult v = runTidemark({"verify", "-c", config.string(), "--chunk-rows", "5000"});
+    run->signal(SIGTERM);
+    run->waitExit(30s);
+    if (v.exitCode == 0 && contains(v.out, "every table is equal")) return ::testing::AssertionSuccess();
+    return ::testing::AssertionFailure() << v.description;
   }
   ::testing::AssertionResult sameRows(const std::string& table, const std::string& columns = "*") {
     const std::string src = rowsOf(pg(), db(), table, columns);
@@ -93,7 +104,7 @@ TEST_F(PostgresSinkTest, MixedWorkloadIsEqualInUpsertAndOnceEachInAppend) {
   sql("INSERT INTO acct SELECT i, 'name ' || i, CASE WHEN i % 10 = 0 THEN repeat(md5(i::text), 400) END, i * 1.25, "
       "'2024-01-01 00:00:00+00'::timestamptz + i * interval '1 hour', DATE '0044-03-15 BC' + i, "
       "decode(md5(i::text), 'hex'), ARRAY[i, NULL, -i], i / 3.0, jsonb_build_object('i', i, 's', 'x\"y'), "
-      "'12:34:56.789'::time, '1999-12-31 23:59:59.123', B'1', B'0010' FROM generate_series(1, 300) i");
+      "'12:34:56.789'::time, '1999-12-31 23:59:59.123', B'1', B'1010' FROM generate_series(1, 300) i");
   sql("INSERT INTO other SELECT 'k' || (i % 7), i, 'tab\there, new\nline, back\\slash' FROM generate_series(1, 50) i");
   sql("UPDATE acct SET name = 'renamed ' || id WHERE id % 10 = 0");   // big stays TOASTed and unchanged
   sql("DELETE FROM acct WHERE id % 7 = 0");
@@ -122,6 +133,7 @@ TEST_F(PostgresSinkTest, MixedWorkloadIsEqualInUpsertAndOnceEachInAppend) {
   EXPECT_EQ(destScalar("SELECT string_agg(__op, '' ORDER BY __seq) FROM log.acct WHERE id = 5000"), "cdcu");
   // The progress row says where each sink stands.
   EXPECT_EQ(destScalar("SELECT count(*) FROM tidemark.sink_progress"), "2");
+  EXPECT_TRUE(verifiedEqual(config));
 }
 
 // A row the destination rejects (a CHECK constraint the source does not have) goes to the dead
@@ -280,6 +292,7 @@ TEST_F(PostgresSinkTest, TwentyKillsLoseAndRepeatNothing) {
   EXPECT_TRUE(sameRows("public.a")) << "seed " << seed;
   EXPECT_TRUE(sameRows("public.b")) << "seed " << seed;
   EXPECT_TRUE(sameRows("public.n")) << "seed " << seed;
+  EXPECT_TRUE(verifiedEqual(config)) << "seed " << seed;
   // Every counter update once.
   EXPECT_EQ(destScalar("SELECT count(*) FROM log.n WHERE __op = 'u'"), std::to_string(counter.committed()));
   EXPECT_EQ(destScalar("SELECT count(DISTINCT n) FROM log.n WHERE __op = 'u'"), std::to_string(counter.committed()));
@@ -368,6 +381,53 @@ TEST_F(PostgresSinkTest, PastTheRetryWindowTheSinkFailsAndTheOthersGoOn) {
   EXPECT_TRUE(contains(run->stderrText(), "giving up after retry.window")) << run->describe();
   run->signal(SIGTERM);
   run->waitExit(30s);
+}
+
+// verify: equal after a workload, computed chunk by chunk; rows changed at the destination
+// behind tidemark's back show as the key ranges that hold them, and exit 2.
+TEST_F(PostgresSinkTest, VerifyFindsTheKeyRangesThatDiffer) {
+  sql("CREATE TABLE v (a int, b text, payload text, PRIMARY KEY (a, b))");
+  sql("CREATE TABLE w (id bigint PRIMARY KEY, n numeric)");
+  const auto config = writeConfig(TidemarkConfig({"public.v", "public.w"}).withSinks(sink("up", "upsert")));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  std::unique_ptr<Process> run;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, run));
+  sql("INSERT INTO v SELECT i / 10, 'k' || (i % 10), md5(i::text) FROM generate_series(1, 20000) i");
+  sql("INSERT INTO w SELECT i, i * 1.5 FROM generate_series(1, 3000) i");
+  sql("UPDATE v SET payload = 'changed' WHERE a % 100 = 0");
+  sql("DELETE FROM w WHERE id % 11 = 0");
+
+  RunResult ok = runTidemark({"verify", "-c", config.string(), "--json", "--chunk-rows", "1000"});
+  ASSERT_EQ(ok.exitCode, 0) << ok.description;
+  const json report = json::parse(ok.out);
+  EXPECT_TRUE(report["equal"].get<bool>()) << ok.out;
+  ASSERT_EQ(report["tables"].size(), 2u) << ok.out;
+  EXPECT_EQ(report["tables"][0]["source_rows"], 20000) << ok.out;
+  EXPECT_EQ(report["tables"][0]["chunks"], 21) << ok.out;
+  EXPECT_EQ(report["tables"][1]["destination_rows"], 3000 - 272) << ok.out;
+
+  // Behind tidemark's back: a value changed in one range, a row deleted in another.
+  dest("UPDATE public.v SET payload = 'tampered' WHERE a = 555 AND b = 'k3'");
+  dest("DELETE FROM public.w WHERE id = 2500");
+  RunResult bad = runTidemark({"verify", "-c", config.string(), "--json", "--chunk-rows", "1000", "--timeout", "30s"});
+  EXPECT_EQ(bad.exitCode, 2) << bad.description;
+  const json diff = json::parse(bad.out);
+  EXPECT_FALSE(diff["equal"].get<bool>());
+  ASSERT_EQ(diff["tables"][0]["differing"].size(), 1u) << bad.out;
+  const json& range = diff["tables"][0]["differing"][0];
+  EXPECT_EQ(range["source_rows"], range["destination_rows"]) << bad.out;  // same count, values differ
+  // Keys sort (0,k1) ... (0,k9), (1,k0) ...: every thousandth is (100,k0), (200,k0), ...
+  EXPECT_EQ(range["from"], json::array({"500", "k0"})) << bad.out;
+  EXPECT_EQ(range["to"], json::array({"600", "k0"})) << bad.out;
+  ASSERT_EQ(diff["tables"][1]["differing"].size(), 1u) << bad.out;
+  EXPECT_EQ(diff["tables"][1]["differing"][0]["source_rows"].get<int>(),
+            diff["tables"][1]["differing"][0]["destination_rows"].get<int>() + 1) << bad.out;
+  RunResult text = runTidemark({"verify", "-c", config.string(), "--chunk-rows", "1000", "--timeout", "30s"});
+  EXPECT_EQ(text.exitCode, 2);
+  EXPECT_TRUE(contains(text.out, "DIFFERS  public.w -> sink up")) << text.out;
+  EXPECT_TRUE(contains(text.out, "(values differ)")) << text.out;
+  run->signal(SIGTERM);
+  EXPECT_EQ(run->waitExit(30s), 0) << run->describe();
 }
 
 }  // namespace
