@@ -62,6 +62,7 @@ demo: deps $(BUILD)/CMakeCache.txt
 bench: binary peer
 	@cmake --build $(BUILD) -j $(JOBS) --target log_bench
 	@bash bench/run.sh $(BUILD)/tidemark
+	@bash bench/destination.sh $(BUILD)/tidemark
 
 # WAL retention with idle captured tables, per heartbeat mode; WAL_SECONDS of load per mode.
 WAL_SECONDS ?= 70

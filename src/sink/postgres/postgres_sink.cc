@@ -1,6 +1,7 @@
 #include "sink/postgres/postgres_sink.h"
 
 #include <algorithm>
+#include <charconv>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "base/json_reader.h"
 
 namespace tidemark::sinks {
 
@@ -261,6 +263,7 @@ void PostgresSink::reset() {
     target->columns.clear();
     target->by_name.clear();
     target->stage.clear();
+    ++target->epoch;
   }
 }
 
@@ -278,6 +281,7 @@ void PostgresSink::rollbackToMark() {
     target->columns.clear();
     target->by_name.clear();
     target->stage.clear();
+    ++target->epoch;
   }
 }
 
@@ -394,6 +398,7 @@ PostgresSink::Target& PostgresSink::ensureTarget(const Schema& schema) {
   }
   t.key.clear();
   for (size_t k : schema.key) t.key.push_back(t.by_name[schema.columns[k].name]);
+  ++t.epoch;
   return t;
 }
 
@@ -422,14 +427,33 @@ std::optional<PostgresSink::Change> PostgresSink::parse(const core::Event& event
                 "the change log is damaged; this is a bug in tidemark, please report it");
   }
   const Schema& schema = found->second;
-  json doc = json::parse(event.value);
-  const std::string op = doc.value("op", "");
+  const jsonr::Value doc = jsonr::document(event.value);
+  jsonr::Value op_value, before, after, source;
+  for (jsonr::Members m(doc); m.next();) {
+    const std::string_view k = m.rawKey();
+    if (k == "op") {
+      op_value = m.value();
+    } else if (k == "before") {
+      before = m.value();
+    } else if (k == "after") {
+      after = m.value();
+    } else if (k == "source") {
+      source = m.value();
+    }
+  }
+  const std::string op = op_value.string();
   if (op.size() != 1 || std::string_view("cudrt").find(op[0]) == std::string_view::npos) return std::nullopt;
   Change c;
   c.op = op[0];
   c.schema = &schema;
   c.target = &ensureTarget(schema);
   Target& t = *c.target;
+  // Where each of the version's columns is in the target.
+  if (schema.mapped_epoch != t.epoch) {
+    schema.to_target.clear();
+    for (const Column& col : schema.columns) schema.to_target.push_back(t.by_name.at(col.name));
+    schema.mapped_epoch = t.epoch;
+  }
   c.values.assign(t.columns.size(), std::nullopt);
   c.present.assign(t.columns.size(), true);  // a column the version lacks (dropped) is NULL
   c.offset = event.offset;
@@ -437,25 +461,39 @@ std::optional<PostgresSink::Change> PostgresSink::parse(const core::Event& event
   c.key = event.key;
   c.event_key = event.key;
   if (c.op != 't') {
-    const json& image = doc.at(c.op == 'd' ? "before" : "after");
-    if (!image.is_object()) {
-      throw Error(ErrorClass::Poison, fmt::format("sink \"{}\": a change of {} without its row image", cfg_.name, t.qualified));
+    const jsonr::Value& image = c.op == 'd' ? before : after;
+    if (image.kind != jsonr::Kind::Object) {
+      throw Error(ErrorClass::Poison,
+                  fmt::format("sink \"{}\": a change of {} without its row image", cfg_.name, t.qualified));
     }
-    std::vector<bool> unchanged(schema.columns.size(), false);
+    // The image's fields, in order: Debezium writes them in the table's column order.
+    fields_.clear();
+    for (jsonr::Members m(image); m.next();) {
+      fields_.push_back(Field{m.keyEscaped() ? m.key() : std::string(), m.rawKey(), m.keyEscaped(), m.value()});
+    }
+    auto field = [&](size_t i, const std::string& name) -> const jsonr::Value* {
+      auto matches = [&](const Field& f) { return f.escaped ? f.key == name : f.raw_key == name; };
+      if (i < fields_.size() && matches(fields_[i])) return &fields_[i].value;
+      for (const Field& f : fields_) {
+        if (matches(f)) return &f.value;
+      }
+      return nullptr;
+    };
+    unchanged_.assign(schema.columns.size(), false);
     for (std::string_view rest = event.unchanged; !rest.empty();) {
       const size_t comma = rest.find(',');
       const size_t i = std::stoul(std::string(rest.substr(0, comma)));
-      if (i < unchanged.size()) unchanged[i] = true;
+      if (i < unchanged_.size()) unchanged_[i] = true;
       rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     }
     for (size_t i = 0; i < schema.columns.size(); ++i) {
       const Column& col = schema.columns[i];
-      const size_t ti = t.by_name.at(col.name);
+      const size_t ti = schema.to_target[i];
       if (c.op == 'd' && !col.key && cfg_.mode == "upsert") {
         c.present[ti] = false;
         continue;
       }
-      if (unchanged[i]) {
+      if (unchanged_[i]) {
         c.present[ti] = false;
         if (col.key && c.op != 'd' && cfg_.mode == "upsert") {
           throw Error(ErrorClass::Poison,
@@ -465,24 +503,35 @@ std::optional<PostgresSink::Change> PostgresSink::parse(const core::Event& event
         }
         continue;
       }
-      auto v = image.find(col.name);
-      if (v == image.end() || v->is_null()) continue;
+      const jsonr::Value* v = field(i, col.name);
+      if (v == nullptr || v->isNull()) continue;
       std::string text;
       try {
         pgtext::append(col.form, *v, text);
       } catch (const Error& e) {
-        throw Error(ErrorClass::Poison, fmt::format("sink \"{}\": column {} of {}: {}", cfg_.name, col.quoted, t.qualified, e.what()));
+        throw Error(ErrorClass::Poison,
+                    fmt::format("sink \"{}\": column {} of {}: {}", cfg_.name, col.quoted, t.qualified, e.what()));
       }
       c.values[ti] = std::move(text);
     }
   }
-  if (cfg_.mode == "append") {
-    const json& source = doc.value("source", json::object());
-    if (auto lsn = source.find("lsn"); lsn != source.end() && lsn->is_number_unsigned()) c.lsn = lsnText(lsn->get<uint64_t>());
-    if (auto ts = source.find("ts_ms"); ts != source.end() && ts->is_number_integer()) {
-      c.commit_ts = pgtext::timestampText(ts->get<int64_t>() * 1000) + "+00";
+  if (cfg_.mode == "append" && source.kind == jsonr::Kind::Object) {
+    for (jsonr::Members m(source); m.next();) {
+      const std::string_view k = m.rawKey();
+      const jsonr::Value& v = m.value();
+      if (v.kind != jsonr::Kind::Number) continue;
+      if (k == "lsn") {
+        uint64_t lsn = 0;
+        if (std::from_chars(v.raw.data(), v.raw.data() + v.raw.size(), lsn).ec == std::errc()) c.lsn = lsnText(lsn);
+      } else if (k == "ts_ms") {
+        int64_t ms = 0;
+        if (std::from_chars(v.raw.data(), v.raw.data() + v.raw.size(), ms).ec == std::errc()) {
+          c.commit_ts = pgtext::timestampText(ms * 1000) + "+00";
+        }
+      } else if (k == "txId") {
+        c.txid = v.raw;
+      }
     }
-    if (auto tx = source.find("txId"); tx != source.end() && tx->is_number()) c.txid = tx->dump();
   }
   c.seq = seq_++;
   if (isolating_ || !dead_keys_.empty()) {

@@ -36,6 +36,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/json_reader.h"
 #include "base/log.h"
 #include "config/config.h"
 #include "core/dead_letters.h"
@@ -91,6 +92,9 @@ class PostgresSink final : public Sink {
     std::vector<Column> columns;
     std::vector<size_t> key;
     std::string json;  // the record
+    // Where each column is in the target, as of the target's epoch.
+    mutable std::vector<size_t> to_target;
+    mutable uint64_t mapped_epoch = 0;
   };
   /// A destination table: every column it has that the sink writes (the union of the versions
   /// seen), in the table's order.
@@ -101,6 +105,7 @@ class PostgresSink final : public Sink {
     std::map<std::string, size_t> by_name;
     std::string stage;          // the temporary table rows pass through; empty until made
     size_t stage_columns = 0;   // columns it was made with
+    uint64_t epoch = 1;         // changes whenever `columns` does
   };
   /// One change, its values as PostgreSQL text, in the order of its target's columns.
   struct Change {
@@ -176,6 +181,15 @@ class PostgresSink final : public Sink {
   /// change of one is recorded in tidemark.sink_superseded, so that a retry does not
   /// overwrite it.
   std::map<std::pair<std::string, std::string>, uint64_t> dead_keys_;
+  // Scratch for parse(), kept to spare allocations.
+  struct Field {
+    std::string key;  // unescaped, when the raw key has escapes
+    std::string_view raw_key;
+    bool escaped = false;
+    jsonr::Value value;
+  };
+  std::vector<Field> fields_;
+  std::vector<bool> unchanged_;
 };
 
 }  // namespace tidemark::sinks

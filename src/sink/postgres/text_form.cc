@@ -1,6 +1,9 @@
 #include "sink/postgres/text_form.h"
 
+#include <charconv>
+
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "base/base64.h"
 #include "base/error.h"
@@ -45,6 +48,12 @@ constexpr int64_t daysFromCivil(int64_t y, unsigned m, unsigned d) {
 // Debezium's io.debezium.time.Date for PostgreSQL's infinite dates (events/values.cc).
 constexpr int64_t kDatePositiveInfinity = daysFromCivil(5877611, 6, 21);
 constexpr int64_t kDateNegativeInfinity = daysFromCivil(-5877611, 6, 22);
+
+}  // namespace
+
+void appendJson(const Form& form, const nlohmann::json& v, std::string& out);
+
+namespace {
 
 int64_t floorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
@@ -152,7 +161,7 @@ void appendArray(const Form& form, const Form& element, const nlohmann::json& v,
       appendArray(form, element, e, out);  // the next dimension
     } else {
       text.clear();
-      append(element, e, text);
+      appendJson(element, e, text);
       appendQuotedElement(text, out);
     }
   }
@@ -198,7 +207,7 @@ std::string timestampText(int64_t micros) {
   return out;
 }
 
-void append(const Form& form, const nlohmann::json& v, std::string& out) {
+void appendJson(const Form& form, const nlohmann::json& v, std::string& out) {
   const std::string& f = form.value;
   if (f == "bool") {
     if (!v.is_boolean()) bad(form, v, "expected true or false");
@@ -264,9 +273,9 @@ void append(const Form& form, const nlohmann::json& v, std::string& out) {
   } else if (f == "point") {
     if (!v.is_object() || !v.contains("x") || !v.contains("y")) bad(form, v, "expected {\"x\":..,\"y\":..}");
     out += '(';
-    append(Form{"float"}, v["x"], out);
+    appendJson(Form{"float"}, v["x"], out);
     out += ',';
-    append(Form{"float"}, v["y"], out);
+    appendJson(Form{"float"}, v["y"], out);
     out += ')';
   } else if (f == "hstore") {
     appendHstore(form, v, out);
@@ -282,6 +291,97 @@ void append(const Form& form, const nlohmann::json& v, std::string& out) {
   } else {
     out += v.dump();
   }
+}
+
+namespace {
+
+[[noreturn]] void badToken(const Form& form, const jsonr::Value& v, std::string_view why) {
+  std::string shown(v.raw.substr(0, 64));
+  if (v.raw.size() > 64) shown += "...";
+  throw Error(ErrorClass::Poison, fmt::format("cannot write {} as {}: {}", shown, form.value, why));
+}
+
+int64_t tokenInteger(const Form& form, const jsonr::Value& v) {
+  int64_t n = 0;
+  if (v.kind != jsonr::Kind::Number) badToken(form, v, "expected an integer");
+  const auto [end, ec] = std::from_chars(v.raw.data(), v.raw.data() + v.raw.size(), n);
+  if (ec != std::errc() || end != v.raw.data() + v.raw.size()) badToken(form, v, "expected an integer");
+  return n;
+}
+
+}  // namespace
+
+void append(const Form& form, const jsonr::Value& v, std::string& out) {
+  // The forms of most columns, straight from the event's text; the rest through a parsed tree.
+  const std::string& f = form.value;
+  switch (v.kind) {
+    case jsonr::Kind::String:
+      if (f == "text" || f == "json" || f == "uuid" || f == "interval" || f == "timetz" || f == "float" ||
+          f == "timestamp_us" || f == "timestamp_ms") {
+        v.appendString(out);  // also NaN, Infinity; infinity for timestamps
+        return;
+      }
+      if (f == "numeric") {
+        const size_t at = out.size();
+        v.appendString(out);
+        const std::string_view s(out.data() + at, out.size() - at);
+        if (s == "NAN") {
+          out.replace(at, std::string::npos, "NaN");
+        } else if (s == "POSITIVE_INFINITY") {
+          out.replace(at, std::string::npos, "Infinity");
+        } else if (s == "NEGATIVE_INFINITY") {
+          out.replace(at, std::string::npos, "-Infinity");
+        }
+        return;
+      }
+      if (f == "timestamptz") {
+        appendTimestampTz(v.string(), out);
+        return;
+      }
+      break;
+    case jsonr::Kind::Number:
+      if (f == "integer" || f == "float" || f == "numeric" || f == "text") {
+        out += v.raw;
+        return;
+      }
+      if (f == "date" || f == "timestamp_us" || f == "timestamp_ms" || f == "time_us" || f == "time_ms") {
+        const int64_t n = tokenInteger(form, v);
+        if (f == "date") {
+          if (n >= kDatePositiveInfinity) {
+            out += "infinity";
+          } else if (n <= kDateNegativeInfinity) {
+            out += "-infinity";
+          } else {
+            out += dateText(n);
+          }
+        } else if (f == "time_us" || f == "time_ms") {
+          appendClock(f == "time_ms" ? n * 1000 : n, out);
+        } else {
+          appendTimestamp(f == "timestamp_ms" ? n * 1000 : n, out);
+        }
+        return;
+      }
+      break;
+    case jsonr::Kind::Bool:
+      if (f == "bool" || f == "text") {
+        out += v.raw == "true" ? "t" : "f";
+        return;
+      }
+      if (f == "bit") {
+        out += v.raw == "true" ? '1' : '0';
+        return;
+      }
+      break;
+    default:
+      break;
+  }
+  nlohmann::json tree;
+  try {
+    tree = nlohmann::json::parse(v.raw);
+  } catch (const nlohmann::json::exception&) {
+    badToken(form, v, "not JSON");
+  }
+  appendJson(form, tree, out);
 }
 
 void appendCopyEscaped(std::string_view text, std::string& out) {

@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-#include <nlohmann/json.hpp>
+#include "base/json_reader.h"
 
 namespace tidemark::sinks::pgtext {
 
@@ -36,7 +36,7 @@ struct Form {
 
 /// Appends the text input form of `v` (not JSON null) for a column of `form`. Throws
 /// Error(Poison) when the value is not what the form renders.
-void append(const Form& form, const nlohmann::json& v, std::string& out);
+void append(const Form& form, const jsonr::Value& v, std::string& out);
 
 /// Appends `text` escaped for COPY's text format (backslash, tab, newline, carriage return).
 void appendCopyEscaped(std::string_view text, std::string& out);
