@@ -7,8 +7,10 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "support/jsonl.h"
 #include "support/poll.h"
@@ -131,6 +133,18 @@ void PgPipelineTest::startStreaming(const std::filesystem::path& config, std::un
   p = startRun(config);
   ASSERT_EVENTUALLY(slotActive() || !p->running(), std::chrono::seconds(60)) << p->describe();
   ASSERT_TRUE(p->running()) << p->describe();
+}
+
+void PgPipelineTest::killRunsAtRandomMoments(const std::filesystem::path& config, int times, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> pause_ms(300, 2500);
+  for (int kill = 0; kill < times; ++kill) {
+    std::unique_ptr<Process> p = startRun(config);
+    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));  // a random moment to die at
+    ASSERT_TRUE(p->running()) << "kill " << kill << " (seed " << seed << "): " << p->describe();
+    p->signal(SIGKILL);
+    ASSERT_EQ(p->waitExit(std::chrono::seconds(30)), 128 + SIGKILL);
+  }
 }
 
 void PgPipelineTest::setSystem(const std::string& name, const std::string& value) {

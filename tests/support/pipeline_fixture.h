@@ -165,6 +165,9 @@ class PgPipelineTest : public ::testing::Test {
 
   /// Starts a long run (no --until-lsn) and waits until it streams from the slot.
   void startStreaming(const std::filesystem::path& config, std::unique_ptr<Process>& p);
+  /// `times` runs of `config`, each killed with SIGKILL at a random moment 300 to 2500 ms after
+  /// its start (drawn from `seed`, which failure messages name). Use inside ASSERT_NO_FATAL_FAILURE.
+  void killRunsAtRandomMoments(const std::filesystem::path& config, int times, unsigned seed);
 
   /// Runs `tidemark status -c config --json`.
   StatusResult status(const std::filesystem::path& config,

@@ -1,6 +1,7 @@
 // The `sinks` check: can each destination take events? For jsonl that is a directory tidemark
 // may create files in; proven by creating and removing one probe file, as permissions, a
-// read-only mount or a full quota only show when writing.
+// read-only mount or a full quota only show when writing. For postgres, a database tidemark can
+// connect to and create its schemas and tables in (or whose tables exist already), read only.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "ops/check/check.h"
+#include "postgres/connection.h"
 
 namespace tidemark::check {
 
@@ -73,6 +75,42 @@ Probe probeDirectory(const std::filesystem::path& dir) {
           {}};
 }
 
+// A PostgreSQL destination: reachable, and the user may create what the sink creates (its
+// schema tidemark, and the target tables) or they exist already. Reads only.
+Probe probeDatabase(const config::SinkConfig& sink) {
+  try {
+    pg::ConnectOptions o;
+    o.dsn = sink.dsn;
+    o.what = fmt::format("destination (sink \"{}\")", sink.name);
+    o.application_name = "tidemark check";
+    o.dsn_setting = "sinks[].dsn";
+    o.password_setting.clear();
+    pg::Connection c = pg::Connection::open(o);
+    pg::Result r = c.exec(
+        "SELECT current_user, current_database(), has_database_privilege(current_database(), 'CREATE'), "
+        "to_regclass('tidemark.sink_progress') IS NOT NULL",
+        "reading the destination's privileges");
+    const std::string user = PQgetvalue(r.get(), 0, 0);
+    const std::string db = PQgetvalue(r.get(), 0, 1);
+    const bool create = std::string_view(PQgetvalue(r.get(), 0, 2)) == "t";
+    const bool progress = std::string_view(PQgetvalue(r.get(), 0, 3)) == "t";
+    if (!create && !progress) {
+      return {false,
+              fmt::format("database {} as {}: may not create schemas, and tidemark.sink_progress does not exist", db,
+                          user),
+              fmt::format("GRANT CREATE ON DATABASE {} TO {} (at the destination), or create schema tidemark and "
+                          "the target tables for it",
+                          pg::quoteIdentifierText(db), pg::quoteIdentifierText(user))};
+    }
+    return {true,
+            fmt::format("database {} as {}, {}", db, user,
+                        progress ? "tidemark.sink_progress exists" : "may create its schemas and tables"),
+            {}};
+  } catch (const Error& e) {
+    return {false, e.what(), e.hint().empty() ? "check sinks[].dsn" : e.hint()};
+  }
+}
+
 }  // namespace
 
 CheckResult checkSinks(const std::vector<config::SinkConfig>& sinks) {
@@ -88,10 +126,17 @@ CheckResult checkSinks(const std::vector<config::SinkConfig>& sinks) {
       }
     } else if (sink.kind == "stdout") {
       saw = fmt::format("{} (stdout): standard output", sink.name);
+    } else if (sink.kind == "postgres") {
+      Probe p = probeDatabase(sink);
+      saw = fmt::format("{} (postgres): {}", sink.name, p.saw);
+      if (!p.ok) {
+        r.outcome = Outcome::Fail;
+        r.fix += (r.fix.empty() ? "" : "; ") + fmt::format("{}: {}", sink.name, p.fix);
+      }
     } else {
       saw = fmt::format("{} ({}): not checked, an unknown kind", sink.name, sink.kind);
       r.outcome = Outcome::Fail;
-      r.fix += (r.fix.empty() ? "" : "; ") + fmt::format("{}: use kind jsonl or stdout", sink.name);
+      r.fix += (r.fix.empty() ? "" : "; ") + fmt::format("{}: use kind jsonl, stdout or postgres", sink.name);
     }
     r.saw += (r.saw.empty() ? "" : "; ") + saw;
   }

@@ -1407,27 +1407,13 @@ std::shared_ptr<const TypeInfo> withTypmod(std::shared_ptr<const TypeInfo> type,
 }
 
 std::string_view valueForm(const TypeInfo& type) {
+  // The kind's name, where the rendering depends on the kind alone.
   switch (type.kind) {
-    case ValueKind::Bool: return "bool";
-    case ValueKind::Integer: return "integer";
-    case ValueKind::Float: return "float";
-    case ValueKind::Numeric: return "numeric";
-    case ValueKind::Text: return "text";
-    case ValueKind::Bytea: return "bytea";
-    case ValueKind::Json: return "json";
-    case ValueKind::Uuid: return "uuid";
-    case ValueKind::Date: return "date";
     case ValueKind::Timestamp: return countsMillis(type.typmod) ? "timestamp_ms" : "timestamp_us";
-    case ValueKind::TimestampTz: return "timestamptz";
     case ValueKind::Time: return countsMillis(type.typmod) ? "time_ms" : "time_us";
-    case ValueKind::TimeTz: return "timetz";
-    case ValueKind::Interval: return "interval";
     case ValueKind::Bits: return type.typmod == 1 ? "bit" : "bits";
-    case ValueKind::Point: return "point";
-    case ValueKind::Hstore: return "hstore";
-    case ValueKind::Array: return "array";
+    default: return kindName(type.kind);
   }
-  return "text";
 }
 
 std::shared_ptr<const TypeInfo> hstoreType() {

@@ -344,15 +344,7 @@ TEST_F(ChangeLogTest, TwentyKillsDuringAMixedWorkloadLoseAndRepeatNothing) {
 
   const unsigned seed = std::random_device{}();
   RecordProperty("seed", static_cast<int>(seed));
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> pause_ms(300, 2500);
-  for (int kill = 0; kill < 20; ++kill) {
-    std::unique_ptr<Process> p = startRun(config);
-    std::this_thread::sleep_for(milliseconds(pause_ms(rng)));  // a random moment to die at
-    ASSERT_TRUE(p->running()) << "kill " << kill << " (seed " << seed << "): " << p->describe();
-    p->signal(SIGKILL);
-    ASSERT_EQ(p->waitExit(seconds(30)), 128 + SIGKILL);
-  }
+  ASSERT_NO_FATAL_FAILURE(killRunsAtRandomMoments(config, 20, seed));
   singles.stop();
   bigs.stop();
   counter.stop();

@@ -276,15 +276,7 @@ TEST_F(PostgresSinkTest, TwentyKillsLoseAndRepeatNothing) {
                            std::numeric_limits<int64_t>::max(), 5ms);
   const unsigned seed = std::random_device{}();
   RecordProperty("seed", static_cast<int>(seed));
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> pause_ms(300, 2500);
-  for (int kill = 0; kill < 20; ++kill) {
-    std::unique_ptr<Process> p = startRun(config);
-    std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms(rng)));
-    ASSERT_TRUE(p->running()) << "kill " << kill << " (seed " << seed << "): " << p->describe();
-    p->signal(SIGKILL);
-    ASSERT_EQ(p->waitExit(30s), 128 + SIGKILL);
-  }
+  ASSERT_NO_FATAL_FAILURE(killRunsAtRandomMoments(config, 20, seed));
   singles.stop();
   bigs.stop();
   counter.stop();
@@ -430,6 +422,22 @@ TEST_F(PostgresSinkTest, VerifyFindsTheKeyRangesThatDiffer) {
   EXPECT_TRUE(contains(text.out, "(values differ)")) << text.out;
   run->signal(SIGTERM);
   EXPECT_EQ(run->waitExit(30s), 0) << run->describe();
+}
+
+// tidemark check reaches each PostgreSQL destination and says what stops it.
+TEST_F(PostgresSinkTest, CheckReachesTheDestination) {
+  sql("CREATE TABLE c (id int PRIMARY KEY)");
+  const auto ok = writeConfig(TidemarkConfig({"public.c"}).withSinks(sink("up", "upsert")));
+  json entry = checkEntry(ok, "sinks");
+  EXPECT_EQ(entry["outcome"], "pass") << entry;
+  EXPECT_TRUE(contains(entry["saw"].get<std::string>(), "up (postgres): database")) << entry;
+  const auto bad = writeConfig(TidemarkConfig({"public.c"}).withSinks("- name: up\n  kind: postgres\n  dsn: \"" +
+                                                                     destination().dsn("no_such_db") + "\"\n"),
+                               "bad.yaml");
+  entry = checkEntry(bad, "sinks");
+  EXPECT_EQ(entry["outcome"], "fail") << entry;
+  EXPECT_TRUE(contains(entry["saw"].get<std::string>(), "no_such_db")) << entry;
+  EXPECT_TRUE(contains(entry["fix"].get<std::string>(), "sinks[].dsn")) << entry;
 }
 
 }  // namespace
