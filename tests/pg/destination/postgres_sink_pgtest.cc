@@ -440,5 +440,80 @@ TEST_F(PostgresSinkTest, CheckReachesTheDestination) {
   EXPECT_TRUE(contains(entry["fix"].get<std::string>(), "sinks[].dsn")) << entry;
 }
 
+// soft_delete marks deleted rows instead of removing them (and a row inserted again is live);
+// truncate: false leaves the destination's rows when the source truncates.
+TEST_F(PostgresSinkTest, SoftDeletesAndTruncatesLeftOut) {
+  sql("CREATE TABLE d (id int PRIMARY KEY, v text)");
+  const auto config = writeConfig(TidemarkConfig({"public.d"})
+                                      .withSinks(sink("soft", "upsert", "  schema: soft\n  soft_delete: true\n") +
+                                                 sink("keep", "upsert", "  schema: keep\n  truncate: false\n")));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  sql("INSERT INTO d SELECT i, 'v' || i FROM generate_series(1, 10) i");
+  sql("DELETE FROM d WHERE id <= 3");
+  sql("INSERT INTO d VALUES (2, 'again')");
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  EXPECT_EQ(destScalar("SELECT string_agg(id || ':' || __deleted, ' ' ORDER BY id) FROM soft.d WHERE id <= 4"),
+            "1:true 2:false 3:true 4:false");
+  EXPECT_EQ(destScalar("SELECT v FROM soft.d WHERE id = 2"), "again");
+  EXPECT_EQ(destScalar("SELECT count(*) FROM keep.d"), "8");
+  std::unique_ptr<Process> run;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, run));
+  RunResult v = runTidemark({"verify", "-c", config.string(), "--sink", "soft"});
+  EXPECT_EQ(v.exitCode, 0) << v.description;  // the rows marked deleted are not counted
+  sql("TRUNCATE d");
+  sql("INSERT INTO d VALUES (100, 'after')");
+  ASSERT_EVENTUALLY(destPoll("SELECT count(*) FROM keep.d WHERE id = 100") == "1", 60s) << run->describe();
+  ASSERT_EVENTUALLY(destPoll("SELECT count(*) FROM soft.d WHERE id = 100") == "1", 60s) << run->describe();
+  EXPECT_EQ(destScalar("SELECT count(*) FROM keep.d"), "9");  // the truncate was left out
+  EXPECT_EQ(destScalar("SELECT count(*) FROM soft.d WHERE NOT __deleted"), "1");
+  run->signal(SIGTERM);
+  EXPECT_EQ(run->waitExit(30s), 0) << run->describe();
+}
+
+// dlq.max_records bounds the queue: one rejected row more fails the sink, saying so; the status
+// counts each sink's dead letters; discard marks them.
+TEST_F(PostgresSinkTest, AFullDeadLetterQueueFailsTheSink) {
+  sql("CREATE TABLE p (id int PRIMARY KEY, v int)");
+  dest("CREATE TABLE public.p (id int PRIMARY KEY, v int CHECK (v < 100))");
+  const auto config = writeConfig(TidemarkConfig({"public.p"})
+                                      .withSinks(sink("up", "upsert") + "- name: files\n  kind: jsonl\n  path: " +
+                                                 outDir().string() + "\n")
+                                      .withTopLevel("dlq:\n  max_records: 2"));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  sql("INSERT INTO p VALUES (1, 1000)");
+  sql("INSERT INTO p VALUES (2, 2000)");
+  sql("INSERT INTO p VALUES (3, 3)");
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  StatusResult st = status(config);
+  ASSERT_TRUE(st.json) << st.description;
+  EXPECT_EQ((*st.json)["sinks"]["up"]["dead_letters"], 2) << st.description;
+  EXPECT_EQ((*st.json)["sinks"]["files"]["dead_letters"], 0) << st.description;
+
+  sql("INSERT INTO p VALUES (4, 4000)");
+  sql("INSERT INTO p VALUES (5, 5)");
+  std::unique_ptr<Process> run;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, run));
+  ASSERT_EVENTUALLY(contains(run->stderrText(), "already holds dlq.max_records (2) records"), 60s) << run->describe();
+  ASSERT_EVENTUALLY(events("public.p").size() == 5, 60s) << run->describe();  // the other sink goes on
+  EXPECT_TRUE(run->running()) << run->describe();
+  run->signal(SIGTERM);
+  run->waitExit(30s);
+  EXPECT_EQ(destScalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM p"), "3");
+
+  RunResult discard = runTidemark({"dlq", "discard", "-c", config.string(), "--sink", "up"});
+  ASSERT_EQ(discard.exitCode, 0) << discard.description;
+  EXPECT_TRUE(contains(discard.out, "discarded 2 records")) << discard.out;
+  r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;  // room again: 4 is set aside, 5 applied
+  EXPECT_EQ(destScalar("SELECT string_agg(id::text, ',' ORDER BY id) FROM p"), "3,5");
+  const json letters = json::parse(runTidemark({"dlq", "list", "-c", config.string(), "--json"}).out);
+  ASSERT_EQ(letters.size(), 3u);
+  EXPECT_EQ(letters[2]["key"], "{\"id\":4}");
+  EXPECT_EQ(letters[2]["state"], "pending");
+  EXPECT_EQ(letters[0]["state"], "discarded");
+}
+
 }  // namespace
 }  // namespace tidemark::test
