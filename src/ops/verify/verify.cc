@@ -151,9 +151,11 @@ std::vector<Column> keyOf(pg::Connection& c, const std::string& qualified) {
   return out;
 }
 
-std::string rowOf(const std::vector<Column>& key, const std::vector<std::string>& values) {
+// Key values as a row of literals, quoted by the server's rules (libpq's, whatever
+// standard_conforming_strings says there).
+std::string rowOf(const pg::Connection& c, const std::vector<Column>& key, const std::vector<std::string>& values) {
   std::vector<std::string> parts;
-  for (size_t i = 0; i < key.size(); ++i) parts.push_back(pg::quoteLiteralText(values[i]) + "::" + key[i].type);
+  for (size_t i = 0; i < key.size(); ++i) parts.push_back(c.quoteLiteral(values[i]) + "::" + key[i].type);
   return fmt::format("ROW({})", fmt::join(parts, ", "));
 }
 
@@ -163,10 +165,11 @@ std::string keyRow(const std::vector<Column>& key) {
   return fmt::format("ROW({})", fmt::join(cols, ", "));
 }
 
-std::string predicate(const std::vector<Column>& key, const Chunk& chunk, const std::string& extra) {
+std::string predicate(const pg::Connection& c, const std::vector<Column>& key, const Chunk& chunk,
+                      const std::string& extra) {
   std::vector<std::string> parts;
-  if (!chunk.from.empty()) parts.push_back(fmt::format("{} > {}", keyRow(key), rowOf(key, chunk.from)));
-  if (!chunk.to.empty()) parts.push_back(fmt::format("{} <= {}", keyRow(key), rowOf(key, chunk.to)));
+  if (!chunk.from.empty()) parts.push_back(fmt::format("{} > {}", keyRow(key), rowOf(c, key, chunk.from)));
+  if (!chunk.to.empty()) parts.push_back(fmt::format("{} <= {}", keyRow(key), rowOf(c, key, chunk.to)));
   if (!extra.empty()) parts.push_back(extra);
   return parts.empty() ? "true" : fmt::format("{}", fmt::join(parts, " AND "));
 }
@@ -185,7 +188,7 @@ std::vector<Chunk> chunksOf(pg::Connection& source, const std::string& qualified
   }
   std::vector<std::string> last;
   for (;;) {
-    const std::string where = last.empty() ? "" : fmt::format(" WHERE {} > {}", keyRow(key), rowOf(key, last));
+    const std::string where = last.empty() ? "" : fmt::format(" WHERE {} > {}", keyRow(key), rowOf(source, key, last));
     pg::Result r = source.exec(fmt::format("SELECT {} FROM {} t{} ORDER BY {} OFFSET {} LIMIT 1", fmt::join(texts, ", "),
                                            qualified, where, fmt::join(order, ", "), rows - 1),
                                "splitting a table into chunks");
@@ -205,7 +208,7 @@ Figures figures(pg::Connection& c, const std::string& qualified, const std::vect
   for (const Column& col : columns) cols.push_back(col.quoted);
   pg::Result r = c.exec(fmt::format("SELECT count(*), coalesce(sum(hashtextextended((ROW({}))::text, 0)), 0)::text "
                                     "FROM {} WHERE {}",
-                                    fmt::join(cols, ", "), qualified, predicate(key, chunk, extra)),
+                                    fmt::join(cols, ", "), qualified, predicate(c, key, chunk, extra)),
                         "counting and summing a chunk");
   return Figures{std::stoull(PQgetvalue(r.get(), 0, 0)), PQgetvalue(r.get(), 0, 1)};
 }
