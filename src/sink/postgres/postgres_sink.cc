@@ -126,7 +126,7 @@ void PostgresSink::rethrow(const pg::ServerError& e, bool rows) {
   throw Error(ErrorClass::Fatal, message, e.hint());
 }
 
-void PostgresSink::copyIn(const std::string& sql, const std::string& data, std::string_view what) {
+bool PostgresSink::copyIn(const std::string& sql, const std::string& data, std::string_view what, bool unique_ok) {
   PGconn* c = conn_->raw();
   pg::Result r(PQexec(c, sql.c_str()));
   if (!r || PQresultStatus(r.get()) != PGRES_COPY_IN) {
@@ -143,11 +143,13 @@ void PostgresSink::copyIn(const std::string& sql, const std::string& data, std::
     pg::Result res(raw);
     if (PQresultStatus(raw) != PGRES_COMMAND_OK && !failure) failure = pg::errorFromResult(raw, what);
   }
+  if (failure && unique_ok && failure->sqlstate() == "23505") return false;
   if (failure) rethrow(*failure, true);
   if (!sent) {
     disconnect();
     throw Error(ErrorClass::Retriable, fmt::format("sink \"{}\": {} failed: {}", cfg_.name, what, conn_ ? conn_->lastError() : "connection lost"));
   }
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -623,12 +625,21 @@ void PostgresSink::fold(Batch& batch, Change&& c) {
   }
   auto [it, inserted] = table.index.try_emplace(c.key, table.slots.size());
   if (inserted) {
+    c.fresh = c.op == 'c';
     table.slots.push_back(std::move(c));
     return;
   }
   Change& slot = table.slots[it->second];
-  if (c.op == 'd' || slot.op == 'd') {
+  if (c.op == 'd' && cfg_.soft_delete && slot.op != 'd') {
+    // Soft deletes keep the row: the one this batch wrote, marked.
+    slot.soft_deleted = true;
+    slot.offset = c.offset;
+    return;
+  }
+  if (c.op == 'd' || slot.op == 'd' || slot.soft_deleted) {
+    const bool fresh = slot.fresh;  // a property of the key before the batch
     slot = std::move(c);
+    slot.fresh = fresh;
     return;
   }
   // An update over the key's earlier state in this batch: the columns it carries win.
@@ -661,6 +672,42 @@ void PostgresSink::apply(Batch& batch) {
 
 void PostgresSink::applyUpsert(Target& t, std::vector<Change>& slots) {
   if (slots.empty()) return;
+  // Rows the destination did not have before the batch go straight into the table by COPY,
+  // the cheapest way in; should one be there after all (its output reset, rows written at the
+  // destination), the COPY is taken back and they go the upsert way with the rest.
+  std::string data;
+  std::vector<std::string> all_cols;
+  for (const Column& col : t.columns) all_cols.push_back(col.quoted);
+  size_t fresh = 0;
+  for (Change& c : slots) {
+    if (c.op == 'd' || !c.fresh || c.soft_deleted) {
+      c.fresh = false;
+      continue;
+    }
+    c.values.resize(t.columns.size());
+    c.present.resize(t.columns.size(), true);
+    if (std::find(c.present.begin(), c.present.end(), false) != c.present.end()) {
+      c.fresh = false;
+      continue;
+    }
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+      if (i > 0) data += '\t';
+      appendCopyValue(c.values[i], data);
+    }
+    data += '\n';
+    ++fresh;
+  }
+  if (fresh > 0) {
+    exec("SAVEPOINT tm_fresh", "marking new rows at the destination");
+    if (copyIn(fmt::format("COPY {} ({}) FROM STDIN", t.qualified, fmt::join(all_cols, ", ")), data,
+               fmt::format("copying new rows into {}", t.qualified), true)) {
+      exec("RELEASE SAVEPOINT tm_fresh", "keeping new rows at the destination");
+      if (fresh == slots.size()) return;
+    } else {
+      exec("ROLLBACK TO SAVEPOINT tm_fresh; RELEASE SAVEPOINT tm_fresh", "taking new rows back at the destination");
+      for (Change& c : slots) c.fresh = false;
+    }
+  }
   stageFor(t);
   std::vector<std::string> key_cols;
   std::vector<std::string> join;
@@ -669,7 +716,7 @@ void PostgresSink::applyUpsert(Target& t, std::vector<Change>& slots) {
     join.push_back(fmt::format("t.{0} = s.{0}", t.columns[k].quoted));
   }
   // Deletes: the keys into the staging table, then one statement.
-  std::string data;
+  data.clear();
   for (const Change& c : slots) {
     if (c.op != 'd') continue;
     for (size_t i = 0; i < t.key.size(); ++i) {
@@ -693,14 +740,16 @@ void PostgresSink::applyUpsert(Target& t, std::vector<Change>& slots) {
     }
   }
   // Rows, grouped by the columns they carry.
-  std::map<std::vector<bool>, std::vector<const Change*>> groups;
+  // By the columns they carry, and (soft_delete) whether they are marked deleted.
+  std::map<std::pair<std::vector<bool>, bool>, std::vector<const Change*>> groups;
   for (Change& c : slots) {
-    if (c.op == 'd') continue;
+    if (c.op == 'd' || c.fresh) continue;
     c.values.resize(t.columns.size());
     c.present.resize(t.columns.size(), true);
-    groups[c.present].push_back(&c);
+    groups[{c.present, c.soft_deleted}].push_back(&c);
   }
-  for (const auto& [present, rows] : groups) {
+  for (const auto& [group, rows] : groups) {
+    const auto& [present, soft_deleted] = group;
     std::vector<std::string> cols;
     std::vector<std::string> sets;
     for (size_t i = 0; i < t.columns.size(); ++i) {
@@ -725,8 +774,8 @@ void PostgresSink::applyUpsert(Target& t, std::vector<Change>& slots) {
     std::string select_cols = insert_cols;
     if (cfg_.soft_delete) {
       insert_cols += R"(, "__deleted")";
-      select_cols += ", false";
-      sets.emplace_back(R"("__deleted" = false)");
+      select_cols += soft_deleted ? ", true" : ", false";
+      sets.emplace_back(soft_deleted ? R"("__deleted" = true)" : R"("__deleted" = false)");
     }
     const std::string action = sets.empty() ? "DO NOTHING" : fmt::format("DO UPDATE SET {}", fmt::join(sets, ", "));
     try {

@@ -114,7 +114,13 @@ class PostgresSink final : public Sink {
     const Schema* schema = nullptr;
     std::vector<std::optional<std::string>> values;
     std::vector<bool> present;  // false: leave the stored value (not resent, or a key-only image)
-    std::string key;            // the key values, joined: identifies the row in a batch
+    std::string key;            // the event's key: identifies the row in a batch
+    /// The key's first change in its batch was an insert: the row was not at the destination
+    /// before the batch, as far as the source knows, so it can be COPY'd in as it is.
+    bool fresh = false;
+    /// soft_delete: the row, deleted after it was written in this batch: written with
+    /// __deleted set, so that it is there, marked, as it would be had the batch been split.
+    bool soft_deleted = false;
     // append mode
     std::string lsn;
     std::string commit_ts;
@@ -136,7 +142,9 @@ class PostgresSink final : public Sink {
   void disconnect();
   void begin();
   void exec(const std::string& sql, std::string_view what);
-  void copyIn(const std::string& sql, const std::string& data, std::string_view what);
+  /// COPY ... FROM STDIN with `data`. With `unique_ok`, a unique violation returns false
+  /// instead of throwing (the transaction is then aborted up to the caller's savepoint).
+  bool copyIn(const std::string& sql, const std::string& data, std::string_view what, bool unique_ok = false);
   /// Classifies a failure of a statement that wrote rows: constraint and data errors are the
   /// row's (Poison), privilege and definition errors are the configuration's.
   [[noreturn]] void rethrow(const pg::ServerError& e, bool rows);

@@ -448,9 +448,9 @@ TEST_F(PostgresSinkTest, SoftDeletesAndTruncatesLeftOut) {
                                       .withSinks(sink("soft", "upsert", "  schema: soft\n  soft_delete: true\n") +
                                                  sink("keep", "upsert", "  schema: keep\n  truncate: false\n")));
   ASSERT_NO_FATAL_FAILURE(initPipeline(config));
-  sql("INSERT INTO d SELECT i, 'v' || i FROM generate_series(1, 10) i");
-  sql("DELETE FROM d WHERE id <= 3");
-  sql("INSERT INTO d VALUES (2, 'again')");
+  // One transaction: the rows are written and deleted within one batch.
+  sql("BEGIN; INSERT INTO d SELECT i, 'v' || i FROM generate_series(1, 10) i; DELETE FROM d WHERE id <= 3; "
+      "INSERT INTO d VALUES (2, 'again'); COMMIT");
   RunResult r = runUntil(config, currentLsn());
   ASSERT_EQ(r.exitCode, 0) << r.description;
   EXPECT_EQ(destScalar("SELECT string_agg(id || ':' || __deleted, ' ' ORDER BY id) FROM soft.d WHERE id <= 4"),
@@ -513,6 +513,21 @@ TEST_F(PostgresSinkTest, AFullDeadLetterQueueFailsTheSink) {
   EXPECT_EQ(letters[2]["key"], "{\"id\":4}");
   EXPECT_EQ(letters[2]["state"], "pending");
   EXPECT_EQ(letters[0]["state"], "discarded");
+}
+
+// A row inserted at the source that the destination holds already (written there, or kept by
+// --reset-sink) is overwritten, as upsert says, not an error.
+TEST_F(PostgresSinkTest, ARowAlreadyAtTheDestinationIsOverwritten) {
+  sql("CREATE TABLE e (id int PRIMARY KEY, v text)");
+  dest("CREATE TABLE public.e (id int PRIMARY KEY, v text)");
+  dest("INSERT INTO public.e VALUES (2, 'stale'), (99, 'destination only')");
+  const auto config = writeConfig(TidemarkConfig({"public.e"}).withSinks(sink("up", "upsert")));
+  ASSERT_NO_FATAL_FAILURE(initPipeline(config));
+  sql("INSERT INTO e SELECT i, 'v' || i FROM generate_series(1, 5) i");
+  RunResult r = runUntil(config, currentLsn());
+  ASSERT_EQ(r.exitCode, 0) << r.description;
+  EXPECT_EQ(destScalar("SELECT string_agg(id || ':' || v, ' ' ORDER BY id) FROM e"),
+            "1:v1 2:v2 3:v3 4:v4 5:v5 99:destination only");
 }
 
 }  // namespace
