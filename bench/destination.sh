@@ -10,11 +10,9 @@
 # and ends with one row in a marker table. A run ends once its destination holds the marker
 # (tidemark: run --until-lsn, which returns once the destination committed it; the
 # subscriber: the marker row there, polled every 20 ms). Runs are ordered subscription,
-# tidemark, tidemark, subscription, so that drift in machine load cancels out; first,
-# pg_recvlogical reads the same WAL into /dev/null: how fast the walsender decodes it, which
-# bounds every consumer of a slot. Per run: wall time (catch-up), rows/s; for tidemark its CPU
-# and peak RSS (the subscriber's apply worker runs inside its server). The table goes to
-# stdout and, as JSON, to
+# tidemark, tidemark, subscription, so that drift in machine load cancels out. Per run: wall
+# time (catch-up), rows/s; for tidemark its CPU and peak RSS (the subscriber's apply worker
+# runs inside its server). The table goes to stdout and, as JSON, to
 # bench/results/<date>-destination.json.
 #
 #   bench/destination.sh path/to/tidemark [TXNS] [ROWS_PER_TXN] [BIG_TXN_ROWS]
@@ -117,23 +115,10 @@ YAML
   rm -rf "$dir"
 }
 
-# The server's own pace: pg_recvlogical reading the same WAL from a slot of its own into
-# /dev/null. No consumer of that slot can catch up faster than the walsender decodes.
-run_recvlogical() {  # key title rows slot endpos
-  local key=$1 title=$2 n=$3 slot=$4 endpos=$5 start end
-  start=$(date +%s.%N)
-  pg_recvlogical -h 127.0.0.1 -p "$src" -U postgres -d bench -S "$slot" --start --endpos="$endpos" \
-    -o proto_version=1 -o publication_names=bench_pub -f /dev/null --no-loop
-  end=$(date +%s.%N)
-  python3 -c 'import json,sys; print(json.dumps({"workload": sys.argv[1], "title": sys.argv[2], "reader": "pg_recvlogical", "rows": int(sys.argv[3]), "wall_s": float(sys.argv[5]) - float(sys.argv[4]), "cpu_s": None, "peak_rss_kib": None}))' \
-    "$key" "$title" "$n" "$start" "$end" >>"$figures"
-}
-
 phase() {  # key title rows; the load and its marker are committed, its slots exist
   local key=$1 title=$2 n=$3 endpos
   endpos=$(psql_ "$src" bench -c "SELECT pg_current_wal_lsn()")
   echo "  $title: catching up on $n rows" >&2
-  run_recvlogical "$key" "$title" "$n" "${key}_r1" "$endpos"
   run_subscription "$key" "$title" "$n" "${key}_s1"
   run_tidemark "$key" "$title" "$n" "${key}_t1" "$endpos"
   run_tidemark "$key" "$title" "$n" "${key}_t2" "$endpos"
@@ -141,7 +126,7 @@ phase() {  # key title rows; the load and its marker are committed, its slots ex
 }
 
 slots() {
-  for s in r1 s1 t1 t2 s2; do
+  for s in s1 t1 t2 s2; do
     psql_ "$src" bench -c "SELECT lsn FROM pg_create_logical_replication_slot('${1}_$s', 'pgoutput')" >/dev/null
   done
 }
@@ -180,7 +165,7 @@ def mean(xs):
 table, ratios = [], []
 for key in dict.fromkeys(r["workload"] for r in runs):
     row = {}
-    for reader in ("pg_recvlogical", "subscription", "tidemark"):
+    for reader in ("subscription", "tidemark"):
         rs = [r for r in runs if r["workload"] == key and r["reader"] == reader]
         if not rs:
             continue
@@ -193,12 +178,8 @@ for key in dict.fromkeys(r["workload"] for r in runs):
             t["peak_rss_mib"] = round(max(r["peak_rss_kib"] for r in rs) / 1024, 1)
         table.append(t)
         row[reader] = t
-    ratio = {"workload": key,
-             "subscription_wall_over_tidemark_wall": round(row["subscription"]["wall_s"] / row["tidemark"]["wall_s"], 2)}
-    if "pg_recvlogical" in row:
-        # The best any consumer of a slot can do: catch up as fast as the walsender decodes.
-        ratio["subscription_wall_over_decoding_wall"] = round(row["subscription"]["wall_s"] / row["pg_recvlogical"]["wall_s"], 2)
-    ratios.append(ratio)
+    ratios.append({"workload": key,
+                   "subscription_wall_over_tidemark_wall": round(row["subscription"]["wall_s"] / row["tidemark"]["wall_s"], 2)})
 
 print()
 print(f"{'workload':<34} {'reader':<16} {'catch-up s':>11} {'rows/s':>10} {'CPU s':>7} {'RSS MiB':>8}")
@@ -208,9 +189,7 @@ for t in table:
 print()
 print("subscription catch-up / tidemark catch-up (goal >= 1.5; tidemark's peak RSS <= 64 MiB)")
 for r in ratios:
-    ceiling = r.get("subscription_wall_over_decoding_wall")
-    print(f"  {r['workload']:<6} {r['subscription_wall_over_tidemark_wall']:.2f}x"
-          + (f" (the server's own decoding bounds it: subscription / pg_recvlogical = {ceiling:.2f}x)" if ceiling else ""))
+    print(f"  {r['workload']:<6} {r['subscription_wall_over_tidemark_wall']:.2f}x")
 stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
 path = os.path.join(sys.argv[2], f"{stamp}-destination.json")
 with open(path, "w") as fh:
