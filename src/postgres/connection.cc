@@ -35,6 +35,16 @@ ConnectOptions sourceOptions(const config::SourceConfig& source, std::string app
   return o;
 }
 
+ConnectOptions destinationOptions(const config::SinkConfig& sink, std::string application_name) {
+  ConnectOptions o;
+  o.dsn = sink.dsn;
+  o.what = fmt::format("destination (sink \"{}\")", sink.name);
+  o.application_name = std::move(application_name);
+  o.dsn_setting = "sinks[].dsn";
+  o.password_setting.clear();
+  return o;
+}
+
 Connection Connection::open(const ConnectOptions& options) {
   // The dsn goes in as "dbname" with expand_dbname, so a conninfo string or a URI both work;
   // keywords after it override what the dsn says.

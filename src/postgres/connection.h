@@ -41,6 +41,8 @@ struct ConnectOptions {
 
 /// Options for connecting to a pipeline's source: its dsn, password and connect timeout.
 ConnectOptions sourceOptions(const config::SourceConfig& source, std::string application_name = "tidemark");
+/// Options for connecting to a postgres sink's database (sinks[].dsn).
+ConnectOptions destinationOptions(const config::SinkConfig& sink, std::string application_name);
 
 /// A server error, with its SQLSTATE when there is one.
 class ServerError : public Error {

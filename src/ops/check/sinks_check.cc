@@ -79,13 +79,7 @@ Probe probeDirectory(const std::filesystem::path& dir) {
 // schema tidemark, and the target tables) or they exist already. Reads only.
 Probe probeDatabase(const config::SinkConfig& sink) {
   try {
-    pg::ConnectOptions o;
-    o.dsn = sink.dsn;
-    o.what = fmt::format("destination (sink \"{}\")", sink.name);
-    o.application_name = "tidemark check";
-    o.dsn_setting = "sinks[].dsn";
-    o.password_setting.clear();
-    pg::Connection c = pg::Connection::open(o);
+    pg::Connection c = pg::Connection::open(pg::destinationOptions(sink, "tidemark check"));
     pg::Result r = c.exec(
         "SELECT current_user, current_database(), has_database_privilege(current_database(), 'CREATE'), "
         "to_regclass('tidemark.sink_progress') IS NOT NULL",

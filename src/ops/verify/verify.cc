@@ -68,13 +68,7 @@ pg::Connection sourceConnection(const config::PipelineConfig& cfg) {
 }
 
 pg::Connection destinationConnection(const config::SinkConfig& sink) {
-  pg::ConnectOptions o;
-  o.dsn = sink.dsn;
-  o.what = fmt::format("destination (sink \"{}\")", sink.name);
-  o.application_name = "tidemark verify";
-  o.dsn_setting = "sinks[].dsn";
-  o.password_setting.clear();
-  return pg::Connection::open(o);
+  return pg::Connection::open(pg::destinationOptions(sink, "tidemark verify"));
 }
 
 std::string scalar(pg::Connection& c, const std::string& sql, const std::vector<std::optional<std::string>>& params,

@@ -69,13 +69,7 @@ std::string PostgresSink::targetTable(const std::string& schema, const std::stri
 void PostgresSink::connect() {
   if (conn_ && PQstatus(conn_->raw()) == CONNECTION_OK) return;
   conn_.reset();
-  pg::ConnectOptions o;
-  o.dsn = cfg_.dsn;
-  o.what = fmt::format("destination (sink \"{}\")", cfg_.name);
-  o.application_name = "tidemark sink " + cfg_.name;
-  o.dsn_setting = "sinks[].dsn";
-  o.password_setting.clear();
-  conn_.emplace(pg::Connection::open(o));
+  conn_.emplace(pg::Connection::open(pg::destinationOptions(cfg_, "tidemark sink " + cfg_.name)));
   // The server's notices ("schema ... already exists, skipping") are not for the operator.
   PQsetNoticeProcessor(conn_->raw(), [](void*, const char*) {}, nullptr);
   for (auto& [name, target] : targets_) {
