@@ -842,12 +842,7 @@ void PostgresSink::noteKeysApplied(const std::vector<Change>& changes) {
 
 void PostgresSink::applyOne(Change& c) {
   Batch one;
-  Target* t = c.target;
-  if (c.op == 't' && cfg_.mode == "upsert") {
-    applyTruncate(*t);
-    return;
-  }
-  fold(one, std::move(c));
+  fold(one, std::move(c));  // a truncate is applied by fold itself
   apply(one);
 }
 
@@ -862,7 +857,6 @@ void PostgresSink::applyIsolated(std::vector<Change>& changes) {
       if (e.errorClass() != ErrorClass::Poison) throw;
       exec("ROLLBACK TO SAVEPOINT tm_row; RELEASE SAVEPOINT tm_row", "setting a change aside at the destination");
       for (auto& [name, target] : targets_) target->stage.clear();  // made under the savepoint, maybe
-      if (dead_letters_ == nullptr) throw;
       setAside(copy, e);
     }
   }
