@@ -26,6 +26,10 @@ struct TableSchema {
   std::string topic;
   std::string version;
   std::string json;  // {"schema","table","topic","version","columns":[...],"key":[...]}
+  /// The database whose text forms the table's values also come in (Value::text), e.g.
+  /// "postgresql"; empty when the source has none. Destinations of the same kind write those
+  /// forms as they are, exactly as the source printed them.
+  std::string text_form;
 };
 
 /// A table as its changes name it.
@@ -50,6 +54,10 @@ struct Value {
   };
   State state = State::Null;
   std::string_view json;
+  /// A Present value as the source database prints it (PostgreSQL: its type's output
+  /// function), when the table's schema has a text_form; what its own kind of destination
+  /// reads back without going through Debezium's rendering.
+  std::string_view text;
 };
 
 /// A row's values, one per column of its Table, in the same order.

@@ -18,6 +18,9 @@ struct Event {
   /// placeholder for a value the source did not resend (comma-separated; empty: none).
   std::string_view schema_version{};
   std::string_view unchanged{};
+  /// The row as the source database printed it, when its table schema has a text_form
+  /// (core/text_row.h); empty otherwise.
+  std::string_view text{};
   uint64_t offset = 0;  // in the change log
 };
 

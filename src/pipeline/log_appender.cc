@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "base/error.h"
+#include "core/text_row.h"
 
 namespace tidemark::pipeline {
 
@@ -34,7 +35,16 @@ uint64_t LogAppender::write(const core::Change& change) {
     }
   }
   e.unchanged = unchanged_;
-  append(e, change.table != nullptr ? change.table->schema_record.get() : nullptr);
+  const core::TableSchema* schema = change.table != nullptr ? change.table->schema_record.get() : nullptr;
+  // The row as the source printed it, for destinations of its own kind.
+  text_.clear();
+  const bool deleted = change.op == core::Op::Delete;
+  const core::Row* image = deleted ? change.before : change.after;
+  if (schema != nullptr && !schema->text_form.empty() && image != nullptr) {
+    core::appendTextRow(static_cast<char>(change.op), *image, envelope_.valueOffsets(deleted), text_);
+    e.text = text_;
+  }
+  append(e, schema);
   return e.value.size();
 }
 
@@ -65,6 +75,7 @@ void LogAppender::append(const core::Event& e, const core::TableSchema* schema) 
     r.headers.push_back({changelog::kSchemaVersionHeader, schema->version});
   }
   if (!e.unchanged.empty()) r.headers.push_back({changelog::kUnchangedHeader, e.unchanged});
+  if (!e.text.empty()) r.headers.push_back({changelog::kTextHeader, e.text});
   log_.append(r);
   if (log_.pendingBytes() >= options_.spill_bytes) {
     // A large transaction: its first part goes to disk now, not at its end.

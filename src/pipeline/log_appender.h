@@ -88,6 +88,7 @@ class LogAppender : public core::ChangeWriter {
   std::unordered_map<std::string, std::string> written_;
   std::unordered_map<std::string, std::string> open_written_;
   std::string unchanged_;  // the unchanged columns of the event being written
+  std::string text_;       // its row as the source printed it (core/text_row.h)
   std::unordered_set<std::string> saved_schemas_;  // versions saved to the store by this process
 };
 

@@ -110,6 +110,7 @@ void SinkWorker::feed(std::stop_token stop) {
       for (const changelog::Header& h : r->record.headers) {
         if (h.name == changelog::kSchemaVersionHeader) e.schema_version = h.value;
         if (h.name == changelog::kUnchangedHeader) e.unchanged = h.value;
+        if (h.name == changelog::kTextHeader) e.text = h.value;
       }
       sink_.write(e);
     }

@@ -264,7 +264,7 @@ class SqliteStore final : public OffsetStore {
         const unsigned char* t = sqlite3_column_text(s.get(), col);
         return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
       };
-      out.push_back(core::TableSchema{text(0), text(1), text(2)});
+      out.push_back(core::TableSchema{.topic = text(0), .version = text(1), .json = text(2), .text_form = {}});
     }
     check(rc, SQLITE_DONE, "reading table schemas");
     return out;

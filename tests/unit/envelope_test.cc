@@ -331,10 +331,10 @@ TEST(DebeziumEnvelope, WrapsAnySourcesChangeAndKeysItByTheTablesKey) {
   table.topic = "shop.inventory.customers";
   table.quoted_columns = {R"("id")", R"("email")", R"("bio")"};
   table.key = {0};
-  core::Row before = {{core::Value::State::Present, "7"}, {}, {}};
-  core::Row after = {{core::Value::State::Present, "7"},
-                     {core::Value::State::Present, R"("a@example.com")"},
-                     {core::Value::State::Unchanged, R"("__debezium_unavailable_value")"}};
+  core::Row before = {{core::Value::State::Present, "7", "7"}, {}, {}};
+  core::Row after = {{core::Value::State::Present, "7", "7"},
+                     {core::Value::State::Present, R"("a@example.com")", "a@example.com"},
+                     {core::Value::State::Unchanged, R"("__debezium_unavailable_value")", {}}};
   core::Change c;
   c.op = core::Op::Update;
   c.table = &table;
@@ -370,7 +370,7 @@ TEST(DebeziumEnvelope, WrapsAnySourcesChangeAndKeysItByTheTablesKey) {
   EXPECT_EQ(envelope.encode(c).key, "");
 
   // A row that does not match its table is an error, not a shifted event.
-  core::Row short_row = {{core::Value::State::Present, "7"}};
+  core::Row short_row = {{core::Value::State::Present, "7", "7"}};
   c.after = &short_row;
   EXPECT_THROW(envelope.encode(c), Error);
 }

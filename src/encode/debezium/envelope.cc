@@ -27,16 +27,18 @@ Envelope::Envelope(std::string server_name) : server_name_(std::move(server_name
   value_.reserve(4096);
 }
 
-void Envelope::writeRow(const core::Table& table, const core::Row& row) {
+void Envelope::writeRow(const core::Table& table, const core::Row& row, std::vector<uint32_t>& offsets) {
   if (row.size() != table.quoted_columns.size()) {
     throw Error(ErrorClass::Fatal, fmt::format("a row of {}.{} has {} values for {} columns", table.schema,
                                                table.name, row.size(), table.quoted_columns.size()));
   }
+  offsets.clear();
   value_ += '{';
   for (size_t i = 0; i < row.size(); ++i) {
     if (i) value_ += ',';
     value_ += table.quoted_columns[i];
     value_ += ':';
+    offsets.push_back(static_cast<uint32_t>(value_.size()));
     appendValue(value_, row[i]);
   }
   value_ += '}';
@@ -71,10 +73,10 @@ core::Event Envelope::encode(const core::Change& c) {
   const core::Table& table = *c.table;
   value_.clear();
   value_ += "{\"before\":";
-  if (c.before != nullptr) writeRow(table, *c.before);
+  if (c.before != nullptr) writeRow(table, *c.before, before_offsets_);
   else value_ += "null";
   value_ += ",\"after\":";
-  if (c.after != nullptr) writeRow(table, *c.after);
+  if (c.after != nullptr) writeRow(table, *c.after, after_offsets_);
   else value_ += "null";
   value_ += ",\"source\":";
   value_ += c.source_block;

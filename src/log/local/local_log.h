@@ -72,6 +72,9 @@ inline constexpr std::string_view kSchemaVersionHeader = "tidemark.schema_versio
 /// On an event: the positions of the columns whose value the source did not resend
 /// (core::Event::unchanged).
 inline constexpr std::string_view kUnchangedHeader = "tidemark.unchanged";
+/// On an event of a table whose schema has a text_form: its row as the source printed it
+/// (core/text_row.h; core::Event::text).
+inline constexpr std::string_view kTextHeader = "tidemark.text";
 
 /// The end of a transaction whose source position after it is `position`.
 RecordView transactionEnd(std::string_view position);

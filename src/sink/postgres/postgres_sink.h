@@ -10,10 +10,15 @@
 // Modes:
 //   upsert  one row per key, as the source has it. Within a batch the changes of a key are
 //           folded into its last state (a delete, or the row with every column it set), then
-//           applied per table: deletes by key, rows by INSERT ... ON CONFLICT (key) DO UPDATE
-//           of the columns they carry, both through COPY into a temporary table. A column the
-//           source did not resend (an unchanged TOASTed value) is left out of the update, never
-//           written as Debezium's placeholder. soft_delete: a delete sets __deleted.
+//           applied per table: new rows by COPY, deletes by key, rows by INSERT ... ON CONFLICT
+//           (key) DO UPDATE of the columns they carry, a few as one statement, more through
+//           COPY into a temporary table. A column the source did not resend (an unchanged
+//           TOASTed value) is left out of the update, never written as Debezium's placeholder.
+//           soft_delete: a delete sets __deleted.
+//
+// Values: the source's own text of each row when the event carries it (a PostgreSQL source:
+// core/text_row.h), written as it is; otherwise Debezium's JSON turned back into PostgreSQL's
+// text forms (text_form.h).
 //   append  a row per change, COPY'd into the table, with __op, __lsn, __commit_ts, __txid and
 //           __seq (the change's place in its source transaction).
 //
@@ -76,6 +81,7 @@ class PostgresSink final : public Sink {
   /// The destination table of a source schema and table, quoted.
   std::string targetTable(const std::string& schema, const std::string& table) const;
 
+  struct Target;
   struct Column {
     std::string name;
     std::string quoted;
@@ -92,9 +98,13 @@ class PostgresSink final : public Sink {
     std::vector<Column> columns;
     std::vector<size_t> key;
     std::string json;  // the record
+    bool postgres_text = false;  // its events carry PostgreSQL's own text of their rows
     // Where each column is in the target, as of the target's epoch.
     mutable std::vector<size_t> to_target;
     mutable uint64_t mapped_epoch = 0;
+    // Its target, as last checked against the destination, at the target's epoch then.
+    mutable Target* target = nullptr;
+    mutable uint64_t target_epoch = 0;
   };
   /// A destination table: every column it has that the sink writes (the union of the versions
   /// seen), in the table's order.
@@ -128,7 +138,6 @@ class PostgresSink final : public Sink {
     uint64_t seq = 0;
     // for the dead letter queue
     uint64_t offset = 0;
-    std::string event_key;
     std::string event_value;
     std::string unchanged;
     std::string topic;
@@ -149,7 +158,10 @@ class PostgresSink final : public Sink {
   /// row's (Poison), privilege and definition errors are the configuration's.
   [[noreturn]] void rethrow(const pg::ServerError& e, bool rows);
 
+  /// The target of `schema`'s rows, with every column the schema has, created or altered
+  /// at the destination when it is not (checkTarget), or as checked last.
   Target& ensureTarget(const Schema& schema);
+  Target& checkTarget(const Schema& schema);
   std::optional<Change> parse(const core::Event& event);
   void fold(Batch& batch, Change&& change);
   void apply(Batch& batch);
@@ -172,6 +184,7 @@ class PostgresSink final : public Sink {
   std::optional<pg::Connection> conn_;
 
   std::unordered_map<std::string, Schema> schemas_;         // by version
+  const Schema* last_schema_ = nullptr;                     // the last one looked up
   std::map<std::string, std::unique_ptr<Target>> targets_;  // by qualified name; checked in this txn
   std::unique_ptr<Batch> batch_;  // whole transactions, not yet sent
   std::vector<Change> open_;      // the transaction being read

@@ -110,6 +110,9 @@ void ChangeBuilder::renderRow(RowBuffer& out, const Relation& rel, const pgoutpu
     const size_t start = out.text.size();
     if (!key_only || col.part_of_key) {
       out.row[i].state = renderValue(out.text, col, tuple[i], columnOf(fallback, i));
+      // The server's own text, for destinations that are PostgreSQL too (the message buffer
+      // outlives the change).
+      if (out.row[i].state == core::Value::State::Present) out.row[i].text = effective(tuple[i], columnOf(fallback, i)).value;
     }
     out.spans.emplace_back(static_cast<uint32_t>(start), static_cast<uint32_t>(out.text.size() - start));
   }

@@ -186,7 +186,8 @@ TableSchema tableSchema(const Relation& rel) {
     columns.push_back(std::move(col));
     if (c.part_of_key) key.push_back(c.name);
   }
-  const std::string content = nlohmann::ordered_json{{"columns", columns}, {"key", key}}.dump();
+  const std::string content =
+      nlohmann::ordered_json{{"columns", columns}, {"key", key}, {"text_form", "postgresql"}}.dump();
   uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
   for (unsigned char ch : rel.schema + '.' + rel.table + '\n' + content) {
     h = (h ^ ch) * 0x100000001b3ULL;
@@ -194,8 +195,11 @@ TableSchema tableSchema(const Relation& rel) {
   TableSchema t;
   t.topic = rel.topic;
   t.version = fmt::format("{:016x}", h);
-  nlohmann::ordered_json doc{{"schema", rel.schema}, {"table", rel.table},  {"topic", rel.topic},
-                             {"version", t.version}, {"columns", columns}, {"key", key}};
+  // Events carry each value as the server printed it too (header tidemark.text).
+  t.text_form = "postgresql";
+  nlohmann::ordered_json doc{{"schema", rel.schema},   {"table", rel.table}, {"topic", rel.topic},
+                             {"version", t.version},   {"columns", columns}, {"key", key},
+                             {"text_form", t.text_form}};
   t.json = doc.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   return t;
 }
