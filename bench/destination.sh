@@ -12,8 +12,15 @@
 # subscriber: the marker row there, polled every 20 ms). Runs are ordered subscription,
 # tidemark, tidemark, subscription, so that drift in machine load cancels out. Per run: wall
 # time (catch-up), rows/s; for tidemark its CPU and peak RSS (the subscriber's apply worker
-# runs inside its server). The table goes to stdout and, as JSON, to
+# runs inside its server); and the CPU the servers spent meanwhile: the source's (its
+# walsender, decoding) and the destination's (applying), read from each postmaster's
+# children once their backends have exited. On a machine with few cores the sum of the three
+# bounds the catch-up time. The table goes to stdout and, as JSON, to
 # bench/results/<date>-destination.json.
+#
+# With APPLY_BENCH=path/to/apply_bench it first runs that on the destination server: the
+# ways the sink can write a batch, by batch size (bench/apply_bench.cc); its table goes to
+# stdout and to bench/results/<date>-apply.txt.
 #
 #   bench/destination.sh path/to/tidemark [TXNS] [ROWS_PER_TXN] [BIG_TXN_ROWS]
 set -euo pipefail
@@ -51,6 +58,19 @@ CREATE TABLE marker (id int PRIMARY KEY);'
 psql_ "$src" postgres -c "CREATE DATABASE bench"
 psql_ "$src" bench -c "$tables_sql" -c "CREATE PUBLICATION bench_pub FOR TABLE orders, marker"
 
+# CPU seconds of a server's processes so far: its postmaster's own and its exited children's.
+server_cpu() {  # dir
+  local pid
+  pid=$(head -1 "$1/data/postmaster.pid")
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f\n", ($14 + $15 + $16 + $17) / hz}' "/proc/$pid/stat"
+}
+# Waits until a server has no client backend, walsender or replication worker left but this
+# one (their CPU is counted once they exit).
+settled() {  # port
+  until [ "$(psql_ "$1" postgres -c "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND \
+      backend_type IN ('client backend', 'walsender', 'logical replication worker')")" = 0 ]; do sleep 0.05; done
+}
+
 figures="$work/figures.jsonl"
 : >"$figures"
 next_id=1
@@ -63,8 +83,10 @@ fresh_destinations() {
 }
 
 run_subscription() {  # key title rows slot
-  local key=$1 title=$2 n=$3 slot=$4 start end
+  local key=$1 title=$2 n=$3 slot=$4 start end src0 sub0
   fresh_destinations
+  src0=$(server_cpu "$work/src")
+  sub0=$(server_cpu "$work/sub")
   start=$(date +%s.%N)
   psql_ "$sub" bench -c "CREATE SUBSCRIPTION s CONNECTION 'host=127.0.0.1 port=$src user=postgres dbname=bench' \
     PUBLICATION bench_pub WITH (copy_data = false, create_slot = false, slot_name = '$slot')"
@@ -74,8 +96,11 @@ run_subscription() {  # key title rows slot
     || { echo "the subscriber holds the wrong number of rows" >&2; exit 1; }
   psql_ "$sub" bench -c "ALTER SUBSCRIPTION s DISABLE" -c "ALTER SUBSCRIPTION s SET (slot_name = NONE)" \
     -c "DROP SUBSCRIPTION s"
-  python3 -c 'import json,sys; print(json.dumps({"workload": sys.argv[1], "title": sys.argv[2], "reader": "subscription", "rows": int(sys.argv[3]), "wall_s": float(sys.argv[5]) - float(sys.argv[4]), "cpu_s": None, "peak_rss_kib": None}))' \
-    "$key" "$title" "$n" "$start" "$end" >>"$figures"
+  settled "$src"
+  settled "$sub"
+  python3 -c 'import json,sys; print(json.dumps({"workload": sys.argv[1], "title": sys.argv[2], "reader": "subscription", "rows": int(sys.argv[3]), "wall_s": float(sys.argv[5]) - float(sys.argv[4]), "cpu_s": None, "peak_rss_kib": None, "source_server_cpu_s": float(sys.argv[6]), "destination_server_cpu_s": float(sys.argv[7])}))' \
+    "$key" "$title" "$n" "$start" "$end" "$(echo "$(server_cpu "$work/src") - $src0" | bc)" \
+    "$(echo "$(server_cpu "$work/sub") - $sub0" | bc)" >>"$figures"
 }
 
 run_tidemark() {  # key title rows slot endpos
@@ -103,15 +128,20 @@ http:
 heartbeat:
   mode: "off"
 YAML
-  local f
+  local f src0 dst0
+  src0=$(server_cpu "$work/src")
+  dst0=$(server_cpu "$work/dst")
   f=$(cd "$work" && python3 "$here/measure.py" --name "$slot" --watch "$dir/state" -- \
     "$tidemark" run -c "$dir/pipeline.yaml" --until-lsn "$endpos")
   [ "$(psql_ "$dst" bench -c "SELECT count(*) FROM orders")" = "$expected_rows" ] \
     || { echo "tidemark's destination holds the wrong number of rows" >&2; exit 1; }
   [ "$(psql_ "$dst" bench -c "SELECT count(*) FROM marker WHERE id = $marker")" = 1 ] \
     || { echo "tidemark's destination lacks the marker" >&2; exit 1; }
-  python3 -c 'import json,sys; f=json.loads(sys.argv[4]); print(json.dumps({"workload": sys.argv[1], "title": sys.argv[2], "reader": "tidemark", "rows": int(sys.argv[3]), "wall_s": f["wall_s"], "cpu_s": f["user_s"] + f["sys_s"], "peak_rss_kib": f["peak_rss_kib"]}))' \
-    "$key" "$title" "$n" "$f" >>"$figures"
+  settled "$src"
+  settled "$dst"
+  python3 -c 'import json,sys; f=json.loads(sys.argv[4]); print(json.dumps({"workload": sys.argv[1], "title": sys.argv[2], "reader": "tidemark", "rows": int(sys.argv[3]), "wall_s": f["wall_s"], "cpu_s": f["user_s"] + f["sys_s"], "peak_rss_kib": f["peak_rss_kib"], "source_server_cpu_s": float(sys.argv[5]), "destination_server_cpu_s": float(sys.argv[6])}))' \
+    "$key" "$title" "$n" "$f" "$(echo "$(server_cpu "$work/src") - $src0" | bc)" \
+    "$(echo "$(server_cpu "$work/dst") - $dst0" | bc)" >>"$figures"
   rm -rf "$dir"
 }
 
@@ -130,6 +160,15 @@ slots() {
     psql_ "$src" bench -c "SELECT lsn FROM pg_create_logical_replication_slot('${1}_$s', 'pgoutput')" >/dev/null
   done
 }
+
+if [ -n "${APPLY_BENCH:-}" ]; then
+  echo "# the ways the sink can write a batch, by batch size (apply_bench)" >&2
+  psql_ "$dst" postgres -c "CREATE DATABASE apply_bench"
+  mkdir -p "$results"
+  "$APPLY_BENCH" "host=127.0.0.1 port=$dst dbname=apply_bench user=postgres" 2>/dev/null \
+    | tee "$results/$(date -u +%Y-%m-%dT%H-%M-%SZ)-apply.txt"
+  psql_ "$dst" postgres -c "DROP DATABASE apply_bench"
+fi
 
 echo "# tidemark's PostgreSQL destination beside CREATE SUBSCRIPTION: $txns x $rows rows, one transaction of $big rows" >&2
 
@@ -172,7 +211,9 @@ for key in dict.fromkeys(r["workload"] for r in runs):
         wall = mean([r["wall_s"] for r in rs])
         t = {"workload": key, "title": rs[0]["title"], "reader": reader, "runs": len(rs), "rows": rs[0]["rows"],
              "wall_s": round(wall, 2), "rows_per_s": round(rs[0]["rows"] / wall),
-             "walls_s": [round(r["wall_s"], 2) for r in rs]}
+             "walls_s": [round(r["wall_s"], 2) for r in rs],
+             "source_server_cpu_s": round(mean([r["source_server_cpu_s"] for r in rs]), 2),
+             "destination_server_cpu_s": round(mean([r["destination_server_cpu_s"] for r in rs]), 2)}
         if reader == "tidemark":
             t["cpu_s"] = round(mean([r["cpu_s"] for r in rs]), 2)
             t["peak_rss_mib"] = round(max(r["peak_rss_kib"] for r in rs) / 1024, 1)
@@ -182,10 +223,14 @@ for key in dict.fromkeys(r["workload"] for r in runs):
                    "subscription_wall_over_tidemark_wall": round(row["subscription"]["wall_s"] / row["tidemark"]["wall_s"], 2)})
 
 print()
-print(f"{'workload':<34} {'reader':<16} {'catch-up s':>11} {'rows/s':>10} {'CPU s':>7} {'RSS MiB':>8}")
+print(f"{'workload':<34} {'reader':<16} {'catch-up s':>11} {'rows/s':>10} {'CPU s':>7} {'RSS MiB':>8} "
+      f"{'source CPU s':>13} {'dest CPU s':>11}")
 for t in table:
     print(f"{t['title']:<34} {t['reader'] + ' x' + str(t['runs']):<16} {t['wall_s']:>11.2f} {t['rows_per_s']:>10,} "
-          f"{t.get('cpu_s', float('nan')):>7.2f} {t.get('peak_rss_mib', float('nan')):>8.1f}")
+          f"{t.get('cpu_s', float('nan')):>7.2f} {t.get('peak_rss_mib', float('nan')):>8.1f} "
+          f"{t['source_server_cpu_s']:>13.2f} {t['destination_server_cpu_s']:>11.2f}")
+print("(source CPU: the source server's, mostly its walsender decoding; dest CPU: the destination server's,")
+print(" the subscriber's apply worker included)")
 print()
 print("subscription catch-up / tidemark catch-up (goal >= 1.5; tidemark's peak RSS <= 64 MiB)")
 for r in ratios:
