@@ -33,6 +33,7 @@ constexpr std::string_view kSinkModes[] = {"upsert", "append"};
 constexpr std::string_view kBufferKinds[] = {"local"};
 constexpr std::string_view kHeartbeatModes[] = {"table", "message", "query", "off"};
 constexpr std::string_view kInvalidUtf8Modes[] = {"fail", "escape"};
+constexpr std::string_view kSnapshotModes[] = {"initial", "initial_only", "never"};
 
 bool isAsciiLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool isAsciiDigit(char c) { return c >= '0' && c <= '9'; }
@@ -296,6 +297,44 @@ constexpr Setting kSettings[] = {
                     SettingValue&& v) { t.pipeline.source.read_only = take<bool>(v); },
         .show = [](const PipelineConfig& p,
                    const SinkConfig&) { return code(fmt::format("{}", p.source.read_only)); },
+    },
+    {
+        .path = "source.snapshot",
+        .type = SettingType::Mapping,
+        .description = "Reading the rows the captured tables already hold, as `op: r` events "
+                       "(Debezium's snapshot), before streaming what changes after.",
+    },
+    {
+        .path = "source.snapshot.mode",
+        .type = SettingType::Enum,
+        .allowed = kSnapshotModes,
+        .description = "`initial`: on the pipeline's first run, read every captured table, then "
+                       "stream; nothing is missed and nothing doubled (the stream skips the "
+                       "transactions the read already saw). An interrupted read starts over on "
+                       "the next run. `initial_only`: read, then stop. `never`: stream only.",
+        .store = [](SettingTarget& t,
+                    SettingValue&& v) { t.pipeline.source.snapshot_mode = take<std::string>(v); },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(p.source.snapshot_mode); },
+    },
+    {
+        .path = "source.snapshot.chunk_rows",
+        .check = [](std::string_view value) -> std::string {
+          if (value.empty() || value.size() > 7 || value.find_first_not_of("0123456789") != std::string_view::npos ||
+              value == "0" || value.find_first_not_of('0') == std::string_view::npos) {
+            return "expected a whole number of rows, 1 to 9999999";
+          }
+          return {};
+        },
+        .description = "Rows fetched from a table at a time; each such part is committed to the "
+                       "change log as it comes, so memory stays flat whatever the table's size.",
+        .hint = "e.g. chunk_rows: 10000",
+        .store =
+            [](SettingTarget& t, SettingValue&& v) {
+              t.pipeline.source.snapshot_chunk_rows = std::stoull(take<std::string>(v));
+            },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(fmt::format("{}", p.source.snapshot_chunk_rows)); },
     },
     {
         .path = "source.confirm_keepalives",

@@ -68,6 +68,7 @@ enum class Op : char {
   Update = 'u',
   Delete = 'd',
   Truncate = 't',
+  Read = 'r',     // a row as a snapshot read it (after only)
   Message = 'm',  // a message the application wrote into the stream (pg_logical_emit_message)
 };
 

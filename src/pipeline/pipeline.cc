@@ -306,11 +306,43 @@ class Runner {
     if (!resolved) resolved = pg::resolveStart(catalog, stream, system, cfg_.source, stored, log_);
     const pg::StartPoint start = *resolved;
 
-    pg::Position position{system.system_identifier, system.timeline, cfg_.source.slot, start.lsn};
+    pg::Position position{.system_identifier = system.system_identifier, .timeline = system.timeline,
+                          .slot = cfg_.source.slot, .lsn = start.lsn, .cover = {}, .snapshot_pending = false};
+    if (stored) {
+      position.cover = stored->cover;
+      position.snapshot_pending = stored->snapshot_pending;
+    }
+    // The initial snapshot: on the first run, or again when one was interrupted.
+    const bool snapshot = cfg_.source.snapshot_mode != "never" && (!stored || stored->snapshot_pending);
+    if (snapshot && stored) {
+      log_.warn("the initial snapshot of an earlier run did not finish; it is read again from the start (the "
+                "change log keeps the rows read before, which the new read supersedes)");
+    }
+    position.snapshot_pending = position.snapshot_pending || snapshot;
     // Record the starting point before streaming, so that from now on everything in the log
     // is covered by a stored position.
     if (!stored) appender_->commit(pg::encodePosition(position));
     store_->saveCapture(capture.tables());
+    auto makeSession = [&] {
+      session.emplace(cfg_, options_.until_lsn, *appender_, stream, pg::makeCatalog(catalog),
+                      capture.classifier([&catalog](RelationId relid) { return pg::partitionAncestors(catalog, relid); }),
+                      system.dbname, position, log_, monitor_.get(),
+                      [this](const pg::SessionStatus& s) { status_.report(s); });
+    };
+    if (snapshot) {
+      status_.setState(PipelineState::Running, "reading the initial snapshot");
+      makeSession();
+      pg::Connection reader = pg::Connection::open(pg::sourceOptions(cfg_.source));
+      if (!session->snapshot(reader, capture.tables(), stop_)) {
+        finish(core::StopReason::Requested);
+        return;
+      }
+    }
+    if (cfg_.source.snapshot_mode == "initial_only") {
+      if (!snapshot) log_.info("source.snapshot.mode is initial_only and the snapshot was read already: nothing to do");
+      finish(core::StopReason::Until);
+      return;
+    }
     if (options_.until_lsn && start.lsn >= *options_.until_lsn) {
       log_.info("already at {}, at or beyond --until-lsn {}", start.lsn.str(), options_.until_lsn->str());
       finish(core::StopReason::Until);
@@ -319,10 +351,7 @@ class Runner {
     watchSource(heartbeat, capture);
     stream.start(cfg_.source.slot, start.lsn, cfg_.source.publication);
     log_.info("streaming from {} (publication \"{}\")", start.lsn.str(), cfg_.source.publication);
-    session.emplace(cfg_, options_.until_lsn, *appender_, stream, pg::makeCatalog(catalog),
-                    capture.classifier([&catalog](RelationId relid) { return pg::partitionAncestors(catalog, relid); }),
-                    system.dbname, position, log_, monitor_.get(),
-                    [this](const pg::SessionStatus& s) { status_.report(s); });
+    if (!session) makeSession();
     status_.setState(PipelineState::Running);
     if (!stall_.empty()) log_.info("the stream flows again after the stall");
     stall_.clear();

@@ -203,7 +203,9 @@ std::filesystem::path PgPipelineTest::writeConfig(const TidemarkConfig& c,
   if (c.passwordFile) y << "  password_file: " << *c.passwordFile << "\n";
   y << "  slot: " << slot_ << "\n"
     << "  publication: " << publication() << "\n"
-    << "  tables: " << yamlList(c.tables) << "\n";
+    << "  tables: " << yamlList(c.tables) << "\n"
+    << "  snapshot:\n    mode: " << c.snapshot << "\n";
+  if (c.snapshotChunkRows) y << "    chunk_rows: " << *c.snapshotChunkRows << "\n";
   if (c.sourceExtra) y << indented(*c.sourceExtra, 2);
   y << "sinks:\n";
   if (c.sinks) {

@@ -45,8 +45,17 @@ struct TidemarkConfig {
   TidemarkConfig& withHttp(std::string yamlLines) { http = std::move(yamlLines); return *this; }
   /// More top-level lines: "topic_prefix: x".
   TidemarkConfig& withTopLevel(std::string yamlLines) { topLevel = std::move(yamlLines); return *this; }
+  /// source.snapshot.mode. Tests stream only (never) unless they say otherwise: what they
+  /// write before initPipeline() is not captured.
+  TidemarkConfig& withSnapshot(std::string mode, std::optional<int> chunkRows = std::nullopt) {
+    snapshot = std::move(mode);
+    snapshotChunkRows = chunkRows;
+    return *this;
+  }
 
   std::string name = "t1";
+  std::string snapshot = "never";
+  std::optional<int> snapshotChunkRows;
   std::vector<std::string> tables;         // "public.orders", ...
   std::string user = "postgres";
   std::optional<std::string> dsnPassword;  // appended to the dsn as password=...

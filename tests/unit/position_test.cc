@@ -18,7 +18,7 @@ namespace tidemark {
 namespace {
 
 TEST(PostgresPosition, ReadsBackWhatItWrote) {
-  pg::Position p{"7300000000000000001", 3, "tidemark_slot", Lsn{0x1600000016B3748}};
+  pg::Position p{"7300000000000000001", 3, "tidemark_slot", Lsn{0x1600000016B3748}, {}, false};
   state::SourcePosition stored = pg::encodePosition(p);
   EXPECT_EQ(stored.readable, "1600000/16B3748");
   pg::Position back = pg::decodePosition(stored);
@@ -26,6 +26,45 @@ TEST(PostgresPosition, ReadsBackWhatItWrote) {
   EXPECT_EQ(back.timeline, 3u);
   EXPECT_EQ(back.slot, "tidemark_slot");
   EXPECT_EQ(back.lsn, p.lsn);
+}
+
+// What an initial snapshot leaves for the stream: the transactions it saw, and that it is not
+// finished, read back as written.
+TEST(PostgresPosition, ReadsBackTheSnapshotCoverAndPending) {
+  pg::Position p{"7301", 1, "s", Lsn{0x3000}, pg::SnapshotCover::parse("4294967290:4294967300:4294967295,4294967298", Lsn{0x5000}),
+                 true};
+  const pg::Position back = pg::decodePosition(pg::encodePosition(p));
+  ASSERT_TRUE(back.cover);
+  EXPECT_EQ(*back.cover, *p.cover);
+  EXPECT_TRUE(back.snapshot_pending);
+  const pg::Position plain = pg::decodePosition(pg::encodePosition(pg::Position{"7301", 1, "s", Lsn{0x3000}, {}, false}));
+  EXPECT_FALSE(plain.cover);
+  EXPECT_FALSE(plain.snapshot_pending);
+}
+
+// A transaction is in the snapshot when it committed before `through` and is visible in it:
+// below xmin, or below xmax and not running. The stream's 32-bit ids are placed below xmax
+// across the wraparound of the 32-bit counter.
+TEST(SnapshotCover, CoversWhatTheSnapshotSaw) {
+  // xmin 2^32 - 6, xmax 2^32 + 4: the 32-bit ids 4294967290.. wrap to 0..3.
+  const auto c = pg::SnapshotCover::parse("4294967290:4294967300:4294967295,4294967298", Lsn{0x5000});
+  EXPECT_EQ(c.xip, (std::vector<uint64_t>{4294967295, 4294967298}));
+  const Lsn before{0x4000};
+  EXPECT_TRUE(c.covers(4294967280u, before));   // below xmin
+  EXPECT_TRUE(c.covers(4294967293u, before));   // between, not running
+  EXPECT_FALSE(c.covers(4294967295u, before));  // running at the snapshot
+  EXPECT_TRUE(c.covers(0u, before));            // 2^32: wrapped, committed
+  EXPECT_FALSE(c.covers(2u, before));           // 2^32 + 2: running
+  EXPECT_FALSE(c.covers(4u, before));           // xmax: began after
+  EXPECT_FALSE(c.covers(40u, before));          // after
+  EXPECT_FALSE(c.covers(4294967293u, Lsn{0x5000}));  // committed at or after `through`
+  // Near the start of the counter nothing wraps below zero.
+  const auto young = pg::SnapshotCover::parse("10:12:", Lsn{0x5000});
+  EXPECT_TRUE(young.covers(5u, before));
+  EXPECT_FALSE(young.covers(4294967295u, before));
+  for (const char* bad : {"", "1:2", "a:2:", "1:2:x", "1:2:3,y"}) {
+    EXPECT_THROW(pg::SnapshotCover::parse(bad, Lsn{1}), Error) << bad;
+  }
 }
 
 TEST(PostgresPosition, ATokenItDidNotWriteIsAnErrorNamingTheStore) {

@@ -701,7 +701,7 @@ void PostgresSink::fold(Batch& batch, Change&& c) {
   }
   auto [it, inserted] = table.index.try_emplace(c.key, table.slots.size());
   if (inserted) {
-    c.fresh = c.op == 'c';
+    c.fresh = c.op == 'c' || c.op == 'r';  // a snapshot's row is new as far as the source knows
     table.slots.push_back(std::move(c));
     return;
   }

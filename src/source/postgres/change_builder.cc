@@ -30,6 +30,7 @@ const char* opName(core::Op op) {
     case core::Op::Create: return "insert";
     case core::Op::Update: return "update";
     case core::Op::Delete: return "delete";
+    case core::Op::Read: return "read";
     default: return "change";
   }
 }
@@ -169,6 +170,15 @@ const core::Change& ChangeBuilder::change(core::Op op, const Relation& rel, Lsn 
                 e.hint());
   }
   writeSource(rel.schema, rel.table, lsn, true);
+  return change_;
+}
+
+const core::Change& ChangeBuilder::read(const Relation& rel, const pgoutput::TupleData& row,
+                                        const PostgresSourceBlock::SnapshotRead& snapshot) {
+  change(core::Op::Read, rel, snapshot.lsn, nullptr, pgoutput::OldTupleKind::None, &row, nullptr);
+  block_.clear();
+  source_.appendSnapshot(block_, rel.schema, rel.table, snapshot);
+  change_.source_block = block_;
   return change_;
 }
 

@@ -46,6 +46,9 @@ class ChangeBuilder {
 
   /// A truncate of one relation.
   const core::Change& truncate(const Relation& rel, Lsn lsn);
+  /// A row a snapshot read (op r): `row` holds every column, as text.
+  const core::Change& read(const Relation& rel, const pgoutput::TupleData& row,
+                           const PostgresSourceBlock::SnapshotRead& snapshot);
 
   /// A logical decoding message. Outside a transaction (non-transactional messages), txId is
   /// null, source.ts_ms is the time it was received, and the message counts as its own commit

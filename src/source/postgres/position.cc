@@ -1,5 +1,7 @@
 #include "source/postgres/position.h"
 
+#include <charconv>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -7,11 +9,60 @@
 
 namespace tidemark::pg {
 
+bool SnapshotCover::covers(uint32_t xid, Lsn commit_lsn) const {
+  if (commit_lsn >= through) return false;
+  // The stream gives 32-bit ids; xmax is a full one. Within 2^31 of it, as PostgreSQL compares
+  // them: at or past xmax, the transaction began after the snapshot.
+  const auto distance = static_cast<int32_t>(xid - static_cast<uint32_t>(xmax));
+  if (distance >= 0) return false;
+  const uint64_t back = static_cast<uint64_t>(-static_cast<int64_t>(distance));
+  if (back > xmax) return false;
+  const uint64_t full = xmax - back;
+  if (full < xmin) return true;
+  for (uint64_t running : xip) {
+    if (running == full) return false;
+  }
+  return true;
+}
+
+SnapshotCover SnapshotCover::parse(std::string_view text, Lsn through) {
+  SnapshotCover c;
+  c.through = through;
+  auto number = [&](std::string_view s) {
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size()) {
+      throw Error(ErrorClass::Fatal, fmt::format("unexpected snapshot \"{}\" from pg_current_snapshot()", text));
+    }
+    return v;
+  };
+  const size_t a = text.find(':');
+  const size_t b = a == std::string_view::npos ? a : text.find(':', a + 1);
+  if (b == std::string_view::npos) {
+    throw Error(ErrorClass::Fatal, fmt::format("unexpected snapshot \"{}\" from pg_current_snapshot()", text));
+  }
+  c.xmin = number(text.substr(0, a));
+  c.xmax = number(text.substr(a + 1, b - a - 1));
+  for (std::string_view rest = text.substr(b + 1); !rest.empty();) {
+    const size_t comma = rest.find(',');
+    c.xip.push_back(number(rest.substr(0, comma)));
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+  }
+  return c;
+}
+
 state::SourcePosition encodePosition(const Position& p) {
   nlohmann::ordered_json doc{{"system_identifier", p.system_identifier},
                              {"timeline", p.timeline},
                              {"slot", p.slot},
                              {"lsn", p.lsn.str()}};
+  if (p.cover) {
+    doc["snapshot_cover"] = {{"xmin", p.cover->xmin},
+                             {"xmax", p.cover->xmax},
+                             {"xip", p.cover->xip},
+                             {"through", p.cover->through.str()}};
+  }
+  if (p.snapshot_pending) doc["snapshot_pending"] = true;
   return state::SourcePosition{doc.dump(), p.lsn.str()};
 }
 
@@ -25,6 +76,18 @@ Position decodePosition(const state::SourcePosition& stored) {
     auto lsn = Lsn::parse(doc.at("lsn").get<std::string>());
     if (!lsn) throw std::invalid_argument("lsn is not an LSN");
     p.lsn = *lsn;
+    if (doc.contains("snapshot_cover")) {
+      const auto& c = doc.at("snapshot_cover");
+      SnapshotCover cover;
+      cover.xmin = c.at("xmin").get<uint64_t>();
+      cover.xmax = c.at("xmax").get<uint64_t>();
+      cover.xip = c.at("xip").get<std::vector<uint64_t>>();
+      auto through = Lsn::parse(c.at("through").get<std::string>());
+      if (!through) throw std::invalid_argument("snapshot_cover.through is not an LSN");
+      cover.through = *through;
+      p.cover = std::move(cover);
+    }
+    p.snapshot_pending = doc.value("snapshot_pending", false);
   } catch (const std::exception& e) {
     throw Error(ErrorClass::Fatal,
                 fmt::format("the state store's position \"{}\" is not a PostgreSQL position ({})", stored.token,

@@ -3,21 +3,47 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "base/lsn.h"
 #include "core/offset_store.h"
 
 namespace tidemark::pg {
 
+/// The transactions a snapshot's rows already hold, as pg_current_snapshot() described them
+/// inside it. The stream that follows the snapshot skips them: each committed before the
+/// snapshot was taken, so before `through` (the WAL insert position read just after), and
+/// is visible in it.
+struct SnapshotCover {
+  uint64_t xmin = 0;  // full transaction ids (xid8)
+  uint64_t xmax = 0;
+  std::vector<uint64_t> xip;
+  Lsn through;
+
+  /// Whether the transaction `xid` whose commit record is at `commit_lsn` is in the snapshot.
+  bool covers(uint32_t xid, Lsn commit_lsn) const;
+  /// Parses pg_current_snapshot()'s text, "xmin:xmax:xip,xip,...". Throws Error when it is not.
+  static SnapshotCover parse(std::string_view text, Lsn through);
+  bool operator==(const SnapshotCover&) const = default;
+};
+
 struct Position {
   std::string system_identifier;
   uint32_t timeline = 0;
   std::string slot;
   Lsn lsn;
+  /// Set while the stream may still bring transactions the initial snapshot read.
+  std::optional<SnapshotCover> cover;
+  /// An initial snapshot began and has not ended: the log holds part of it. The next run
+  /// reads it again from the start.
+  bool snapshot_pending = false;
 };
 
-/// {"system_identifier":..,"timeline":..,"slot":..,"lsn":"0/16B3748"}, readable as the LSN.
+/// {"system_identifier":..,"timeline":..,"slot":..,"lsn":"0/16B3748"}, readable as the LSN;
+/// with "snapshot_cover" and "snapshot_pending" when set.
 state::SourcePosition encodePosition(const Position& position);
 
 /// The position a token holds. Throws Error(Fatal) naming the state store when the token is

@@ -10,6 +10,7 @@
 #include "base/clock.h"
 #include "base/error.h"
 #include "source/postgres/capture.h"
+#include "source/postgres/snapshot.h"
 #include "source/postgres/values.h"
 
 namespace tidemark::pg {
@@ -212,8 +213,9 @@ void Session::onBegin(const pgoutput::BeginMessage& m) {
     return;
   }
   // The server skips transactions that committed before the start position; this guards
-  // against one sent anyway (its data is already durable).
-  skipping_ = m.final_lsn < durable_;
+  // against one sent anyway (its data is already durable). One the initial snapshot saw is
+  // in the log as its rows already.
+  skipping_ = m.final_lsn < durable_ || (position_.cover && position_.cover->covers(m.xid.value, m.final_lsn));
   in_transaction_ = !skipping_;
   tx_has_changes_ = false;
   tx_observed_written_us_.reset();
@@ -345,6 +347,8 @@ void Session::maybeFlush() {
 
 void Session::makeDurable(bool force) {
   if (pending_ <= durable_ && !force) return;
+  // Past the snapshot's transactions, the stream has nothing more of them to skip.
+  if (position_.cover && std::max(pending_, durable_) >= position_.cover->through) position_.cover.reset();
   pg::Position p = position_;
   p.lsn = std::max(pending_, durable_);
   delivery_.commit(pg::encodePosition(p));
@@ -480,6 +484,87 @@ StopReason Session::finish(StopReason why) {
   log_.info("stopped at {} ({})", durable_.str(),
             why == StopReason::Until ? "reached --until-lsn" : "stop requested");
   return why;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The initial snapshot
+
+bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables,
+                       const std::atomic<bool>& stop) {
+  const auto started = Clock::now();
+  const SnapshotStart start = beginSnapshot(conn, !cfg_.source.read_only);
+  log_.info("initial snapshot of {} table(s) from {} (transactions up to {} are in it; the stream skips them)",
+            tables.size(), position_.lsn.str(), start.cover.through.str());
+  position_.cover = start.cover;
+  position_.snapshot_pending = true;
+  const events::PostgresSourceBlock::SnapshotRead base{.marker = "true", .txid = start.txid,
+                                                       .ts_us = start.started_us, .lsn = position_.lsn};
+  // Debezium's markers: each row is written once the next is known, so that the last of a
+  // table and the last of all (whatever tables after it are empty) are marked as such.
+  struct Held {
+    const events::Relation* rel = nullptr;
+    std::vector<std::optional<std::string>> values;
+    bool first_of_all = false;
+    bool first_of_table = false;
+  };
+  std::optional<Held> held;
+  pgoutput::TupleData tuple;
+  auto emit = [&](Held& h, bool last_of_table, bool last_of_all) {
+    tuple.clear();
+    for (const auto& v : h.values) {
+      tuple.push_back(v ? pgoutput::TupleColumn{pgoutput::ColumnKind::Text, *v}
+                        : pgoutput::TupleColumn{pgoutput::ColumnKind::Null, {}});
+    }
+    auto read = base;
+    read.marker = last_of_all      ? "last"
+                  : h.first_of_all ? "first"
+                  : last_of_table  ? "last_in_data_collection"
+                  : h.first_of_table ? "first_in_data_collection"
+                                     : "true";
+    deliver(builder_.read(*h.rel, tuple, read));
+  };
+  auto commitChunk = [&] {
+    delivery_.endTransaction(position_.lsn.str());
+    delivery_.commit(pg::encodePosition(position_));
+  };
+  uint64_t rows = 0;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    SnapshotRelation described = describeForSnapshot(conn, tables[t]);
+    const events::Relation& rel = relations_.update(described.message);
+    if (!rel.captured) continue;
+    SnapshotCursor cursor(conn, described.select, cfg_.source.snapshot_chunk_rows);
+    bool first_of_table = true;
+    for (;;) {
+      if (stop.load()) return false;
+      Result chunk = cursor.next();
+      const int n = PQntuples(chunk.get());
+      if (n == 0) break;
+      for (int i = 0; i < n; ++i) {
+        if (held) emit(*held, held->rel != &rel, false);
+        Held next;
+        next.rel = &rel;
+        next.first_of_table = first_of_table;
+        next.first_of_all = rows == 0 && t == 0;
+        first_of_table = false;
+        const int columns = PQnfields(chunk.get());
+        next.values.reserve(static_cast<size_t>(columns));
+        for (int c = 0; c < columns; ++c) {
+          if (PQgetisnull(chunk.get(), i, c)) next.values.emplace_back(std::nullopt);
+          else next.values.emplace_back(std::string(PQgetvalue(chunk.get(), i, c), PQgetlength(chunk.get(), i, c)));
+        }
+        held = std::move(next);
+        ++rows;
+      }
+      commitChunk();
+    }
+  }
+  if (held) emit(*held, true, true);
+  position_.snapshot_pending = false;
+  commitChunk();
+  conn.exec("COMMIT", "ending the snapshot transaction");
+  log_.info("initial snapshot done: {} row(s) of {} table(s) in {:.1f} s", rows, tables.size(),
+            std::chrono::duration<double>(Clock::now() - started).count());
+  return true;
 }
 
 }  // namespace tidemark::pg

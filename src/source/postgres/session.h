@@ -93,6 +93,13 @@ class Session final : public core::Source {
   /// a retriable one).
   StopReason stream(const std::atomic<bool>& stop) override;
 
+  /// The initial snapshot, before stream(): every table of `tables`, read on `conn` (an
+  /// ordinary connection to the source) in one snapshot, as read events (op r, Debezium's
+  /// snapshot markers), committed to the log a chunk at a time under positions that say the
+  /// snapshot is pending. Then the stream skips the transactions the snapshot saw. False when
+  /// `stop` was set before the end (the next run reads again from the start).
+  bool snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables, const std::atomic<bool>& stop);
+
   /// After an error: makes the whole transactions already written durable (without
   /// confirming them; the next connection starts from there). When that fails too (the log
   /// or the store were what failed: a full disk), what was written since the last commit is

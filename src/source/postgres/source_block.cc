@@ -59,4 +59,24 @@ void PostgresSourceBlock::append(std::string& out, std::string_view schema, std:
   out += '}';
 }
 
+void PostgresSourceBlock::appendSnapshot(std::string& out, std::string_view schema, std::string_view table,
+                                         const SnapshotRead& read) const {
+  // As Debezium's snapshot records: the sequence has no last commit, and there is no origin.
+  head_.head(out, read.ts_us, read.marker);
+  out += "\"[null,\\\"";
+  appendInteger(out, read.lsn.value());
+  out += "\\\"]\"";
+  debezium::SourceHead::tail(out, read.ts_us);
+  out += ",\"schema\":";
+  JsonWriter::appendQuoted(out, schema);
+  out += ",\"table\":";
+  JsonWriter::appendQuoted(out, table);
+  out += ",\"txId\":";
+  if (read.txid) appendInteger(out, *read.txid);
+  else out += "null";
+  out += ",\"lsn\":";
+  appendInteger(out, read.lsn.value());
+  out += R"(,"xmin":null,"origin":null,"origin_lsn":null})";
+}
+
 }  // namespace tidemark::events

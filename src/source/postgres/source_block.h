@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,17 @@ class PostgresSourceBlock {
   /// Appends the block of an event of `schema`.`table` at `lsn`, made at `ts_us`.
   void append(std::string& out, std::string_view schema, std::string_view table, Lsn lsn, bool in_transaction,
               int64_t ts_us) const;
+
+  /// What a snapshot's read events say of it: Debezium's marker ("first", "true", ...), the
+  /// snapshot transaction's id (null when none was assigned) and start time, and the LSN the
+  /// stream goes on from.
+  struct SnapshotRead {
+    std::string_view marker;
+    std::optional<uint64_t> txid;
+    int64_t ts_us = 0;
+    Lsn lsn;
+  };
+  void appendSnapshot(std::string& out, std::string_view schema, std::string_view table, const SnapshotRead& read) const;
 
  private:
   debezium::SourceHead head_;

@@ -1,0 +1,92 @@
+#include "source/postgres/snapshot.h"
+
+#include <fmt/format.h>
+
+#include "base/error.h"
+
+namespace tidemark::pg {
+
+namespace {
+
+std::string text(PGresult* r, int row, int col) { return std::string(PQgetvalue(r, row, col), PQgetlength(r, row, col)); }
+
+}  // namespace
+
+SnapshotStart beginSnapshot(Connection& conn, bool assign_xid) {
+  conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "beginning the snapshot transaction");
+  // The snapshot is taken by this first statement; the insert position is read after it, so
+  // every transaction it sees committed before that position.
+  Result r = conn.exec(fmt::format("SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn()::text, "
+                                   "(extract(epoch FROM now()) * 1000000)::int8, {}",
+                                   assign_xid ? "pg_current_xact_id()::text" : "NULL"),
+                       "reading the snapshot's transactions");
+  const auto through = Lsn::parse(text(r.get(), 0, 1));
+  if (!through) throw Error(ErrorClass::Fatal, "pg_current_wal_insert_lsn() returned no LSN");
+  SnapshotStart s;
+  s.cover = SnapshotCover::parse(text(r.get(), 0, 0), *through);
+  s.started_us = std::stoll(text(r.get(), 0, 2));
+  if (!PQgetisnull(r.get(), 0, 3)) s.txid = std::stoull(text(r.get(), 0, 3));
+  return s;
+}
+
+SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTable& table) {
+  // The columns pgoutput sends (not dropped, not generated), in order, flagged as part of the
+  // replica identity as pgoutput flags them.
+  Result r = conn.execParams(
+      "SELECT c.relreplident, a.attname, a.atttypid::int8, a.atttypmod, "
+      "  CASE c.relreplident WHEN 'f' THEN true WHEN 'n' THEN false "
+      "  ELSE coalesce(a.attnum = ANY ((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND "
+      "    CASE c.relreplident WHEN 'i' THEN i.indisreplident ELSE i.indisprimary END LIMIT 1)::int2[]), false) END "
+      "FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+      "WHERE c.oid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum",
+      {std::to_string(table.relid.value)}, fmt::format("reading the columns of {}.{}", table.schema, table.table));
+  const int rows = PQntuples(r.get());
+  if (rows == 0) {
+    throw Error(ErrorClass::Fatal,
+                fmt::format("captured table {}.{} (oid {}) has no columns in the snapshot", table.schema, table.table,
+                            table.relid.value),
+                "it was dropped or recreated since tidemark resolved it; run again");
+  }
+  SnapshotRelation out;
+  out.storage.reserve(static_cast<size_t>(rows) + 2);
+  out.storage.push_back(table.schema);
+  out.storage.push_back(table.table);
+  out.message.relid = table.relid;
+  out.message.nspname = out.storage[0];
+  out.message.relname = out.storage[1];
+  out.message.replica_identity = PQgetvalue(r.get(), 0, 0)[0];
+  std::string columns;
+  for (int i = 0; i < rows; ++i) {
+    out.storage.push_back(text(r.get(), i, 1));
+    pgoutput::RelationColumn c;
+    c.name = out.storage.back();
+    c.type = static_cast<TypeOid>(std::stoul(text(r.get(), i, 2)));
+    c.typmod = static_cast<int32_t>(std::stol(text(r.get(), i, 3)));
+    c.part_of_key = text(r.get(), i, 4) == "t";
+    out.message.columns.push_back(c);
+    if (!columns.empty()) columns += ", ";
+    columns += quoteIdentifierText(c.name);
+  }
+  out.select = fmt::format("SELECT {} FROM {}", columns, quoteTableText(table.schema, table.table));
+  return out;
+}
+
+SnapshotCursor::SnapshotCursor(Connection& conn, const std::string& select, uint64_t chunk)
+    : conn_(conn), chunk_(chunk) {
+  conn_.exec("DECLARE tm_snapshot NO SCROLL CURSOR FOR " + select, "opening a cursor on a captured table");
+}
+
+SnapshotCursor::~SnapshotCursor() {
+  if (!open_) return;
+  try {
+    conn_.exec("CLOSE tm_snapshot", "closing the snapshot cursor");
+  } catch (const Error&) {
+    // The transaction failed or the connection is gone: the cursor is gone with it.
+  }
+}
+
+Result SnapshotCursor::next() {
+  return conn_.exec(fmt::format("FETCH FORWARD {} FROM tm_snapshot", chunk_), "reading rows of a captured table");
+}
+
+}  // namespace tidemark::pg

@@ -1,0 +1,58 @@
+// The initial snapshot's reads: one REPEATABLE READ transaction on an ordinary connection, the
+// transactions it sees (SnapshotCover, position.h), each captured table's columns as a
+// Relation message would describe them, and its rows through a cursor, a chunk at a time.
+//
+// Why this is exact without an exported snapshot: the slot's position is older than the
+// snapshot, so the stream that follows brings every transaction committed after the slot's
+// position; the ones visible in the snapshot (committed before it) are skipped, their rows
+// were read; the others are streamed. Session::snapshot drives it (session.h).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/lsn.h"
+#include "core/offset_store.h"
+#include "postgres/connection.h"
+#include "source/postgres/pgoutput_messages.h"
+#include "source/postgres/position.h"
+
+namespace tidemark::pg {
+
+struct SnapshotStart {
+  SnapshotCover cover;
+  std::optional<uint64_t> txid;  // the snapshot transaction's id (null on a read-only source)
+  int64_t started_us = 0;        // its start time, Unix microseconds
+};
+
+/// Begins the snapshot transaction on `conn` (REPEATABLE READ, READ ONLY) and says what it
+/// sees. `assign_xid`: take a transaction id for events' txId, as Debezium does (it writes a
+/// commit record; a read-only source gets null).
+SnapshotStart beginSnapshot(Connection& conn, bool assign_xid);
+
+/// A captured table as pgoutput's Relation message would describe it, read in the snapshot.
+/// The views point into `storage`.
+struct SnapshotRelation {
+  pgoutput::RelationMessage message;
+  std::vector<std::string> storage;
+  std::string select;  // SELECT <its columns> FROM <it>
+};
+SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTable& table);
+
+/// A table's rows, in text, `chunk` at a time: a cursor in the snapshot transaction.
+class SnapshotCursor {
+ public:
+  SnapshotCursor(Connection& conn, const std::string& select, uint64_t chunk);
+  ~SnapshotCursor();
+  /// The next chunk (no rows at the end).
+  Result next();
+
+ private:
+  Connection& conn_;
+  uint64_t chunk_;
+  bool open_ = true;
+};
+
+}  // namespace tidemark::pg
