@@ -77,7 +77,6 @@ SnapshotCursor::SnapshotCursor(Connection& conn, const std::string& select, uint
 }
 
 SnapshotCursor::~SnapshotCursor() {
-  if (!open_) return;
   try {
     conn_.exec("CLOSE tm_snapshot", "closing the snapshot cursor");
   } catch (const Error&) {

@@ -52,7 +52,6 @@ class SnapshotCursor {
  private:
   Connection& conn_;
   uint64_t chunk_;
-  bool open_ = true;
 };
 
 }  // namespace tidemark::pg

@@ -21,14 +21,16 @@ void PostgresSourceBlock::setOrigin(std::string_view name, Lsn origin_lsn) {
   origin_lsn_ = origin_lsn;
 }
 
-void PostgresSourceBlock::append(std::string& out, std::string_view schema, std::string_view table, Lsn lsn,
-                                 bool in_transaction, int64_t ts_us) const {
-  head_.head(out, ts_us);
-  // Debezium's sequence: the last commit's LSN and this event's LSN, as strings.
+namespace {
+
+// What stream and snapshot events share, after the head: Debezium's sequence (the last
+// commit's LSN and this event's, as strings), the tail of times, and from schema to xmin.
+void appendBody(std::string& out, Lsn last_commit, Lsn lsn, int64_t ts_us, std::string_view schema,
+                std::string_view table, std::optional<uint64_t> txid) {
   out += "\"[";
-  if (last_commit_lsn_.valid()) {
+  if (last_commit.valid()) {
     out += "\\\"";
-    appendInteger(out, last_commit_lsn_.value());
+    appendInteger(out, last_commit.value());
     out += "\\\"";
   } else {
     out += "null";
@@ -42,12 +44,22 @@ void PostgresSourceBlock::append(std::string& out, std::string_view schema, std:
   out += ",\"table\":";
   JsonWriter::appendQuoted(out, table);
   out += ",\"txId\":";
-  if (in_transaction) appendInteger(out, static_cast<uint64_t>(xid_.value));
+  if (txid) appendInteger(out, *txid);
   else out += "null";
   out += ",\"lsn\":";
   appendInteger(out, lsn.value());
   // xmin: Debezium reads the slot's xmin only with xmin.fetch.interval.ms set (default off).
-  out += R"(,"xmin":null,"origin":)";
+  out += R"(,"xmin":null)";
+}
+
+}  // namespace
+
+void PostgresSourceBlock::append(std::string& out, std::string_view schema, std::string_view table, Lsn lsn,
+                                 bool in_transaction, int64_t ts_us) const {
+  head_.head(out, ts_us);
+  appendBody(out, last_commit_lsn_, lsn, ts_us, schema, table,
+             in_transaction ? std::optional<uint64_t>(xid_.value) : std::nullopt);
+  out += R"(,"origin":)";
   if (in_transaction && !origin_.empty()) {
     JsonWriter::appendQuoted(out, origin_);
     out += ",\"origin_lsn\":";
@@ -61,22 +73,10 @@ void PostgresSourceBlock::append(std::string& out, std::string_view schema, std:
 
 void PostgresSourceBlock::appendSnapshot(std::string& out, std::string_view schema, std::string_view table,
                                          const SnapshotRead& read) const {
-  // As Debezium's snapshot records: the sequence has no last commit, and there is no origin.
+  // As Debezium's snapshot records: no last commit in the sequence, no origin.
   head_.head(out, read.ts_us, read.marker);
-  out += "\"[null,\\\"";
-  appendInteger(out, read.lsn.value());
-  out += "\\\"]\"";
-  debezium::SourceHead::tail(out, read.ts_us);
-  out += ",\"schema\":";
-  JsonWriter::appendQuoted(out, schema);
-  out += ",\"table\":";
-  JsonWriter::appendQuoted(out, table);
-  out += ",\"txId\":";
-  if (read.txid) appendInteger(out, *read.txid);
-  else out += "null";
-  out += ",\"lsn\":";
-  appendInteger(out, read.lsn.value());
-  out += R"(,"xmin":null,"origin":null,"origin_lsn":null})";
+  appendBody(out, Lsn(), read.lsn, read.ts_us, schema, table, read.txid);
+  out += R"(,"origin":null,"origin_lsn":null})";
 }
 
 }  // namespace tidemark::events
