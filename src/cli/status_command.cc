@@ -119,6 +119,12 @@ void printText(const Json& s) {
                            orDash(pos["acknowledged_lsn"]));
   std::cout << fmt::format("  events      {} captured into the change log by this run; status saved {}\n",
                            orDash(s["events"]["delivered"]), orDash(s["updated_at"]));
+  if (s.contains("snapshot") && s["snapshot"].is_object()) {
+    const Json& snap = s["snapshot"];
+    std::cout << fmt::format("  snapshot    {}, {} of {} rows, {} rows/s, ETA {} s\n", orDash(snap["state"]),
+                             orDash(snap["rows"]), orDash(snap["estimated_rows"]), orDash(snap["rows_per_second"]),
+                             orDash(snap["eta_seconds"]));
+  }
   if (s.contains("log") && s["log"].is_object()) {
     const Json& log = s["log"];
     std::cout << fmt::format("  change log  {} of {} bytes, offsets {} to {}, oldest unconsumed {} (held by {})\n",

@@ -146,6 +146,43 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
   j["events"] = {{"delivered", in.session.events_delivered}, {"bytes", in.session.bytes_delivered},
                  {"pending_bytes", in.session.pending_bytes}, {"skipped", in.session.changes_skipped},
                  {"skipped_tables", in.session.skipped_tables}};
+  if (const auto& snap = in.session.snapshot) {
+    // Rows read, and against the planner's estimates the rate and what is left.
+    uint64_t rows = 0;
+    uint64_t estimated = 0;
+    bool all_estimated = true;
+    json tables = json::object();
+    for (const auto& t : snap->tables) {
+      rows += t.rows;
+      if (t.estimated) {
+        estimated += std::max(*t.estimated, t.rows);
+      } else if (t.done) {
+        estimated += t.rows;
+      } else {
+        all_estimated = false;
+      }
+      tables[t.name] = {{"rows", t.rows}, {"estimated_rows", orNull(t.estimated)}, {"done", t.done}};
+    }
+    const int64_t until = snap->done ? snap->ended_us : in.now_us;
+    const double seconds = static_cast<double>(std::max<int64_t>(until - snap->started_us, 1)) * 1e-6;
+    const double rate = static_cast<double>(rows) / seconds;
+    json eta = nullptr;
+    if (snap->done) {
+      eta = 0;
+    } else if (all_estimated && rate > 0) {
+      eta = static_cast<int64_t>(static_cast<double>(estimated - std::min(estimated, rows)) / rate);
+    }
+    j["snapshot"] = {{"state", snap->done ? "done" : "reading"},
+                     {"started_at", isoTime(snap->started_us)},
+                     {"ended_at", snap->done ? json(isoTime(snap->ended_us)) : json(nullptr)},
+                     {"rows", rows},
+                     {"estimated_rows", all_estimated ? json(estimated) : json(nullptr)},
+                     {"rows_per_second", static_cast<int64_t>(rate)},
+                     {"eta_seconds", eta},
+                     {"tables", tables}};
+  } else {
+    j["snapshot"] = nullptr;
+  }
   const Progress& p = in.progress;
   j["progress"] = {{"backlog_bytes", orNull(p.backlog_bytes)},
                    {"bytes_per_second", p.bytes_per_second ? json(static_cast<int64_t>(*p.bytes_per_second)) : json(nullptr)},
@@ -218,6 +255,19 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
            "Changes of published tables that are not captured (not in source.tables), skipped by "
            "this process.");
   m.sample("tidemark_changes_skipped_total", static_cast<double>(in.session.changes_skipped));
+  {
+    static const std::vector<pg::SnapshotProgress::Table> kNone;
+    const auto& tables = in.session.snapshot ? in.session.snapshot->tables : kNone;
+    m.family("tidemark_snapshot_rows_total", "counter", "Rows the initial snapshot of this process read, per table.");
+    for (const auto& t : tables) {
+      m.sample("tidemark_snapshot_rows_total", static_cast<double>(t.rows), fmt::format("table=\"{}\"", labelValue(t.name)));
+    }
+    m.family("tidemark_snapshot_estimated_rows", "gauge",
+             "The planner's estimate of each snapshotted table's rows (pg_class.reltuples), when it has one.");
+    for (const auto& t : tables) {
+      m.optional("tidemark_snapshot_estimated_rows", t.estimated, 1.0, fmt::format("table=\"{}\"", labelValue(t.name)));
+    }
+  }
   m.family("tidemark_bytes_total", "counter", "Bytes of event values appended to the change log by this process.");
   m.sample("tidemark_bytes_total", static_cast<double>(in.session.bytes_delivered));
   m.family("tidemark_buffer_pending_bytes", "gauge", "Bytes appended to the change log and not yet durable.");

@@ -109,6 +109,35 @@ TEST(IsoTime, RoundTripsWithMillisecondPrecision) {
   EXPECT_FALSE(parseIsoTime("2026-11-21 05:46:56"));
 }
 
+// A snapshot half-way: rows per table, the estimate where the planner has one, the rate and
+// what is left; in the metrics per table.
+TEST(StatusDocument, SnapshotProgressPerTableWithRateAndEta) {
+  StatusInput in = sampleInput();
+  pg::SnapshotProgress snap;
+  snap.started_us = in.now_us - 10'000'000;
+  snap.tables = {{.name = "public.a", .rows = 600, .estimated = 500, .done = true},
+                 {.name = "public.b", .rows = 400, .estimated = 2000, .done = false}};
+  in.session.snapshot = snap;
+  auto j = nlohmann::json::parse(renderStatus(pipelineConfig(), in));
+  const auto& s = j["snapshot"];
+  EXPECT_EQ(s["state"], "reading");
+  EXPECT_EQ(s["rows"], 1000);
+  EXPECT_EQ(s["estimated_rows"], 2600);  // a table past its estimate counts what it read
+  EXPECT_EQ(s["rows_per_second"], 100);
+  EXPECT_EQ(s["eta_seconds"], 16);
+  EXPECT_EQ(s["tables"]["public.b"]["estimated_rows"], 2000);
+  EXPECT_FALSE(s["tables"]["public.b"]["done"].get<bool>());
+  // Without an estimate for a table still being read, no total and no ETA.
+  in.session.snapshot->tables[1].estimated.reset();
+  j = nlohmann::json::parse(renderStatus(pipelineConfig(), in));
+  EXPECT_TRUE(j["snapshot"]["estimated_rows"].is_null());
+  EXPECT_TRUE(j["snapshot"]["eta_seconds"].is_null());
+  const std::string text = renderMetrics(pipelineConfig(), in);
+  EXPECT_NE(text.find("tidemark_snapshot_rows_total{pipeline=\"shop\",table=\"public.b\"} 400\n"), std::string::npos);
+  EXPECT_NE(text.find("tidemark_snapshot_estimated_rows{pipeline=\"shop\",table=\"public.a\"} 500\n"), std::string::npos);
+  EXPECT_EQ(nlohmann::json::parse(renderStatus(pipelineConfig(), sampleInput()))["snapshot"], nullptr);
+}
+
 // A strict reading of the Prometheus text exposition format (version 0.0.4): HELP and TYPE
 // before a family's samples, each family's samples together, valid names, labels and values.
 void expectValidExposition(const std::string& text) {
@@ -139,7 +168,13 @@ void expectValidExposition(const std::string& text) {
 }
 
 TEST(Metrics, ParseAsPrometheusTextWithEveryFamilyGrouped) {
-  std::string text = renderMetrics(pipelineConfig(), sampleInput());
+  StatusInput in = sampleInput();
+  in.session.snapshot = pg::SnapshotProgress{.done = false,
+                                             .tables = {{.name = "public.a", .rows = 1, .estimated = 2, .done = false},
+                                                        {.name = "public.b", .rows = 0, .estimated = {}, .done = false}},
+                                             .started_us = in.now_us,
+                                             .ended_us = 0};
+  std::string text = renderMetrics(pipelineConfig(), in);
   expectValidExposition(text);
   EXPECT_NE(text.find("tidemark_state{pipeline=\"shop\",state=\"running\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("tidemark_slot_retained_wal_bytes{pipeline=\"shop\"} 4096\n"), std::string::npos);

@@ -98,7 +98,11 @@ async function refresh() {
     text("events", (s.events && s.events.delivered) ?? "–");
     const p = s.progress || {};
     text("rate", (p.events_per_second != null ? p.events_per_second + " events/s" : "") +
-                 (p.backlog_bytes ? ", " + bytes(p.backlog_bytes) + " behind" + (p.eta_seconds != null ? ", ~" + p.eta_seconds + " s to go" : "") : ""));
+                 (p.backlog_bytes ? ", " + bytes(p.backlog_bytes) + " behind" + (p.eta_seconds != null ? ", ~" + p.eta_seconds + " s to go" : "") : "") +
+                 (s.snapshot ? "; initial snapshot " + s.snapshot.state + ": " + s.snapshot.rows +
+                   (s.snapshot.estimated_rows != null ? " of ~" + s.snapshot.estimated_rows : "") + " rows, " +
+                   s.snapshot.rows_per_second + " rows/s" +
+                   (s.snapshot.state == "reading" && s.snapshot.eta_seconds != null ? ", ~" + s.snapshot.eta_seconds + " s to go" : "") : ""));
     $("sinks").innerHTML = Object.entries(s.sinks || {}).map(([n, v]) => {
       const d = (hb.sinks || {})[n] || {};
       return "<div><b>" + esc(n) + "</b> " + esc(v.state) + ", " + esc(v.lag_records) + " records behind" +

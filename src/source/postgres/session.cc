@@ -70,6 +70,7 @@ SessionStatus Session::status() const {
   if (paused_by_) st.paused_by = paused_by_->sink;
   for (const auto& [relid, skipped] : skipped_) st.skipped_tables[skipped.first] += skipped.second;
   st.freshness = freshness_;
+  st.snapshot = snapshot_progress_;
   return st;
 }
 
@@ -493,6 +494,8 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
                        const std::atomic<bool>& stop) {
   const auto started = Clock::now();
   const SnapshotStart start = beginSnapshot(conn, !cfg_.source.read_only);
+  SnapshotProgress& progress = snapshot_progress_.emplace();
+  progress.started_us = unixMicrosNow();
   log_.info("initial snapshot of {} table(s) from {} (transactions up to {} are in it; the stream skips them)",
             tables.size(), position_.lsn.str(), start.cover.through.str());
   position_.cover = start.cover;
@@ -528,9 +531,17 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
     delivery_.commit(pg::encodePosition(position_));
   };
   uint64_t rows = 0;
+  for (const state::CapturedTable& table : tables) {
+    progress.tables.push_back({.name = table.schema + "." + table.table,
+                               .rows = 0,
+                               .estimated = estimatedRows(conn, table),
+                               .done = false});
+  }
+  maybeReport(true);
   for (size_t t = 0; t < tables.size(); ++t) {
     SnapshotRelation described = describeForSnapshot(conn, tables[t]);
     const events::Relation& rel = relations_.update(described.message);
+    SnapshotProgress::Table& table_progress = progress.tables[t];
     if (!rel.captured) continue;
     SnapshotCursor cursor(conn, described.select, cfg_.source.snapshot_chunk_rows);
     bool first_of_table = true;
@@ -556,12 +567,18 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
         ++rows;
       }
       commitChunk();
+      table_progress.rows += static_cast<uint64_t>(n);
+      maybeReport(false);
     }
+    table_progress.done = true;
   }
   if (held) emit(*held, true, true);
   position_.snapshot_pending = false;
   commitChunk();
   conn.exec("COMMIT", "ending the snapshot transaction");
+  progress.done = true;
+  progress.ended_us = unixMicrosNow();
+  maybeReport(true);
   log_.info("initial snapshot done: {} row(s) of {} table(s) in {:.1f} s", rows, tables.size(),
             std::chrono::duration<double>(Clock::now() - started).count());
   return true;

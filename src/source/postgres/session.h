@@ -44,6 +44,20 @@ struct Freshness {
   std::optional<uint64_t> delivered_offset;    // the log offset just past its transaction
 };
 
+/// The initial snapshot of this run, as far as it went.
+struct SnapshotProgress {
+  struct Table {
+    std::string name;                  // schema.table
+    uint64_t rows = 0;                 // read so far
+    std::optional<uint64_t> estimated; // pg_class.reltuples when the table was analyzed
+    bool done = false;
+  };
+  bool done = false;
+  std::vector<Table> tables;
+  int64_t started_us = 0;
+  int64_t ended_us = 0;  // 0 while reading
+};
+
 struct SessionStatus {
   Lsn received;
   Lsn durable;
@@ -57,6 +71,7 @@ struct SessionStatus {
   uint64_t changes_skipped = 0;
   std::map<std::string, uint64_t> skipped_tables;
   Freshness freshness;
+  std::optional<SnapshotProgress> snapshot;  // set once this run read an initial snapshot
 };
 
 /// Heartbeats were written on the source but have not come through the stream, and the
@@ -160,6 +175,7 @@ class Session final : public core::Source {
   events::RelationCache relations_;
   events::ChangeBuilder builder_;
   pg::Position position_;  // the cluster, timeline and slot; its lsn is where the stream started
+  std::optional<SnapshotProgress> snapshot_progress_;
   Logger log_;
   SourceMonitor* monitor_;
   StatusReport report_;

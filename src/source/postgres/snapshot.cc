@@ -71,6 +71,15 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
   return out;
 }
 
+std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTable& table) {
+  Result r = conn.execParams("SELECT reltuples::int8 FROM pg_class WHERE oid = $1::oid", {std::to_string(table.relid.value)},
+                             fmt::format("estimating the rows of {}.{}", table.schema, table.table));
+  if (PQntuples(r.get()) == 0) return std::nullopt;
+  const long long n = std::stoll(text(r.get(), 0, 0));
+  if (n < 0) return std::nullopt;  // -1: never analyzed
+  return static_cast<uint64_t>(n);
+}
+
 SnapshotCursor::SnapshotCursor(Connection& conn, const std::string& select, uint64_t chunk)
     : conn_(conn), chunk_(chunk) {
   conn_.exec("DECLARE tm_snapshot NO SCROLL CURSOR FOR " + select, "opening a cursor on a captured table");

@@ -41,6 +41,10 @@ struct SnapshotRelation {
 };
 SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTable& table);
 
+/// The planner's estimate of a table's rows (pg_class.reltuples); none before it was
+/// analyzed or vacuumed.
+std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTable& table);
+
 /// A table's rows, in text, `chunk` at a time: a cursor in the snapshot transaction.
 class SnapshotCursor {
  public:

@@ -77,6 +77,17 @@ TEST_F(SnapshotTest, ReadWhileTheTablesChangeMissesAndDoublesNothing) {
   }();
   ASSERT_EQ(first.exitCode, 0) << first.description;
   ASSERT_TRUE(contains(first.err, "initial snapshot done")) << first.err;
+  // The first run's status tells how far its snapshot went, per table.
+  const StatusResult st = status(config);
+  ASSERT_TRUE(st.json) << st.description;
+  const json& snap = (*st.json)["snapshot"];
+  EXPECT_EQ(snap["state"], "done") << snap.dump();
+  EXPECT_EQ(snap["eta_seconds"], 0);
+  size_t reads = 0;
+  for (const json& e : events("public.s")) reads += e["op"] == "r" ? 1 : 0;
+  EXPECT_EQ(snap["tables"]["public.s"]["rows"], reads) << snap.dump();
+  EXPECT_EQ(snap["tables"]["public.ledger"]["rows"], snap["rows"].get<size_t>() - reads) << snap.dump();
+  EXPECT_TRUE(snap["tables"]["public.s"]["done"].get<bool>());
   RunResult rest = runUntil(config, currentLsn());
   ASSERT_EQ(rest.exitCode, 0) << rest.description;
 
