@@ -492,7 +492,6 @@ StopReason Session::finish(StopReason why) {
 
 bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables,
                        const std::atomic<bool>& stop) {
-  const auto started = Clock::now();
   const SnapshotStart start = beginSnapshot(conn, !cfg_.source.read_only);
   SnapshotProgress& progress = snapshot_progress_.emplace();
   progress.started_us = unixMicrosNow();
@@ -530,7 +529,6 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
     delivery_.endTransaction(position_.lsn.str());
     delivery_.commit(pg::encodePosition(position_));
   };
-  uint64_t rows = 0;
   for (const state::CapturedTable& table : tables) {
     progress.tables.push_back({.name = table.schema + "." + table.table,
                                .rows = 0,
@@ -555,7 +553,7 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
         Held next;
         next.rel = &rel;
         next.first_of_table = first_of_table;
-        next.first_of_all = rows == 0 && t == 0;
+        next.first_of_all = t == 0 && first_of_table;
         first_of_table = false;
         const int columns = PQnfields(chunk.get());
         next.values.reserve(static_cast<size_t>(columns));
@@ -564,7 +562,6 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
           else next.values.emplace_back(std::string(PQgetvalue(chunk.get(), i, c), PQgetlength(chunk.get(), i, c)));
         }
         held = std::move(next);
-        ++rows;
       }
       commitChunk();
       table_progress.rows += static_cast<uint64_t>(n);
@@ -579,8 +576,10 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
   progress.done = true;
   progress.ended_us = unixMicrosNow();
   maybeReport(true);
+  uint64_t rows = 0;
+  for (const auto& t : progress.tables) rows += t.rows;
   log_.info("initial snapshot done: {} row(s) of {} table(s) in {:.1f} s", rows, tables.size(),
-            std::chrono::duration<double>(Clock::now() - started).count());
+            static_cast<double>(progress.ended_us - progress.started_us) * 1e-6);
   return true;
 }
 
