@@ -307,16 +307,19 @@ class Runner {
     const pg::StartPoint start = *resolved;
 
     pg::Position position{.system_identifier = system.system_identifier, .timeline = system.timeline,
-                          .slot = cfg_.source.slot, .lsn = start.lsn, .cover = {}, .snapshot_pending = false};
+                          .slot = cfg_.source.slot, .lsn = start.lsn, .cover = {}, .snapshot_pending = false,
+                          .snapshot_tables = {}};
     if (stored) {
       position.cover = stored->cover;
       position.snapshot_pending = stored->snapshot_pending;
+      position.snapshot_tables = stored->snapshot_tables;
     }
-    // The initial snapshot: on the first run, or again when one was interrupted.
-    const bool snapshot = cfg_.source.snapshot_mode != "never" && (!stored || stored->snapshot_pending);
-    if (snapshot && stored) {
-      log_.warn("the initial snapshot of an earlier run did not finish; it is read again from the start (the "
-                "change log keeps the rows read before, which the new read supersedes)");
+    // The initial snapshot: on the first run, or to finish one that was interrupted.
+    const bool resume = stored && stored->snapshot_pending;
+    const bool snapshot = cfg_.source.snapshot_mode != "never" && (!stored || resume);
+    if (snapshot && resume) {
+      log_.warn("the initial snapshot of an earlier run did not finish; it goes on after the last rows the "
+                "change log holds");
     }
     position.snapshot_pending = position.snapshot_pending || snapshot;
     // Record the starting point before streaming, so that from now on everything in the log
@@ -333,7 +336,7 @@ class Runner {
       status_.setState(PipelineState::Running, "reading the initial snapshot");
       makeSession();
       pg::Connection reader = pg::Connection::open(pg::sourceOptions(cfg_.source));
-      if (!session->snapshot(reader, capture.tables(), stop_)) {
+      if (!session->snapshot(reader, capture.tables(), resume, stop_)) {
         finish(core::StopReason::Requested);
         return;
       }

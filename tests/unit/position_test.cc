@@ -18,7 +18,7 @@ namespace tidemark {
 namespace {
 
 TEST(PostgresPosition, ReadsBackWhatItWrote) {
-  pg::Position p{"7300000000000000001", 3, "tidemark_slot", Lsn{0x1600000016B3748}, {}, false};
+  pg::Position p{"7300000000000000001", 3, "tidemark_slot", Lsn{0x1600000016B3748}, {}, false, {}};
   state::SourcePosition stored = pg::encodePosition(p);
   EXPECT_EQ(stored.readable, "1600000/16B3748");
   pg::Position back = pg::decodePosition(stored);
@@ -32,12 +32,19 @@ TEST(PostgresPosition, ReadsBackWhatItWrote) {
 // finished, read back as written.
 TEST(PostgresPosition, ReadsBackTheSnapshotCoverAndPending) {
   pg::Position p{"7301", 1, "s", Lsn{0x3000}, pg::SnapshotCover::parse("4294967290:4294967300:4294967295,4294967298", Lsn{0x5000}),
-                 true};
+                 true, {}};
   const pg::Position back = pg::decodePosition(pg::encodePosition(p));
   ASSERT_TRUE(back.cover);
   EXPECT_EQ(*back.cover, *p.cover);
   EXPECT_TRUE(back.snapshot_pending);
-  const pg::Position plain = pg::decodePosition(pg::encodePosition(pg::Position{"7301", 1, "s", Lsn{0x3000}, {}, false}));
+  EXPECT_TRUE(back.snapshot_tables.empty());
+  // How far each table got: a finished one, one part read (a two-column key, one of its
+  // values with a quote and a comma), one not started.
+  p.snapshot_tables = {{"public", "done", true, 12, std::nullopt},
+                       {"odd \"schema\"", "part", false, 500, std::vector<std::string>{"7", "a,'b\""}},
+                       {"public", "empty", false, 0, std::nullopt}};
+  EXPECT_EQ(pg::decodePosition(pg::encodePosition(p)).snapshot_tables, p.snapshot_tables);
+  const pg::Position plain = pg::decodePosition(pg::encodePosition(pg::Position{"7301", 1, "s", Lsn{0x3000}, {}, false, {}}));
   EXPECT_FALSE(plain.cover);
   EXPECT_FALSE(plain.snapshot_pending);
 }

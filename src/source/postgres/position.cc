@@ -63,6 +63,15 @@ state::SourcePosition encodePosition(const Position& p) {
                              {"through", p.cover->through.str()}};
   }
   if (p.snapshot_pending) doc["snapshot_pending"] = true;
+  if (!p.snapshot_tables.empty()) {
+    auto tables = nlohmann::ordered_json::array();
+    for (const SnapshotTableState& t : p.snapshot_tables) {
+      nlohmann::ordered_json entry{{"schema", t.schema}, {"table", t.table}, {"done", t.done}, {"rows", t.rows}};
+      if (t.after) entry["after"] = *t.after;
+      tables.push_back(std::move(entry));
+    }
+    doc["snapshot_tables"] = std::move(tables);
+  }
   return state::SourcePosition{doc.dump(), p.lsn.str()};
 }
 
@@ -88,6 +97,17 @@ Position decodePosition(const state::SourcePosition& stored) {
       p.cover = std::move(cover);
     }
     p.snapshot_pending = doc.value("snapshot_pending", false);
+    if (doc.contains("snapshot_tables")) {
+      for (const auto& entry : doc.at("snapshot_tables")) {
+        SnapshotTableState t;
+        t.schema = entry.at("schema").get<std::string>();
+        t.table = entry.at("table").get<std::string>();
+        t.done = entry.at("done").get<bool>();
+        t.rows = entry.at("rows").get<uint64_t>();
+        if (entry.contains("after")) t.after = entry.at("after").get<std::vector<std::string>>();
+        p.snapshot_tables.push_back(std::move(t));
+      }
+    }
   } catch (const std::exception& e) {
     throw Error(ErrorClass::Fatal,
                 fmt::format("the state store's position \"{}\" is not a PostgreSQL position ({})", stored.token,

@@ -30,6 +30,18 @@ struct SnapshotCover {
   bool operator==(const SnapshotCover&) const = default;
 };
 
+/// How far an unfinished initial snapshot got with one table, as committed to the change log.
+struct SnapshotTableState {
+  std::string schema;
+  std::string table;
+  bool done = false;  // every row of it is in the log
+  uint64_t rows = 0;  // rows of it in the log
+  /// The key of the last row in the log, in the key's order (SnapshotRelation::key), as
+  /// text; the next run reads the rows after it. None: read the table from its start.
+  std::optional<std::vector<std::string>> after;
+  bool operator==(const SnapshotTableState&) const = default;
+};
+
 struct Position {
   std::string system_identifier;
   uint32_t timeline = 0;
@@ -38,12 +50,14 @@ struct Position {
   /// Set while the stream may still bring transactions the initial snapshot read.
   std::optional<SnapshotCover> cover;
   /// An initial snapshot began and has not ended: the log holds part of it. The next run
-  /// reads it again from the start.
+  /// goes on from where `snapshot_tables` say it got.
   bool snapshot_pending = false;
+  /// While pending: the tables the snapshot started, and how far each got.
+  std::vector<SnapshotTableState> snapshot_tables;
 };
 
 /// {"system_identifier":..,"timeline":..,"slot":..,"lsn":"0/16B3748"}, readable as the LSN;
-/// with "snapshot_cover" and "snapshot_pending" when set.
+/// with "snapshot_cover", "snapshot_pending" and "snapshot_tables" when set.
 state::SourcePosition encodePosition(const Position& position);
 
 /// The position a token holds. Throws Error(Fatal) naming the state store when the token is

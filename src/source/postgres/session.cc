@@ -490,25 +490,58 @@ StopReason Session::finish(StopReason why) {
 // ---------------------------------------------------------------------------------------------
 // The initial snapshot
 
-bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables,
+bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables, bool resume,
                        const std::atomic<bool>& stop) {
   const SnapshotStart start = beginSnapshot(conn, !cfg_.source.read_only);
   SnapshotProgress& progress = snapshot_progress_.emplace();
   progress.started_us = unixMicrosNow();
-  log_.info("initial snapshot of {} table(s) from {} (transactions up to {} are in it; the stream skips them)",
-            tables.size(), position_.lsn.str(), start.cover.through.str());
-  position_.cover = start.cover;
+  // Resumed, the stream still skips what the first snapshot saw: this one began later and sees
+  // all of that too, so the rows read now hold those transactions as well. What it sees beyond
+  // is streamed as well (read, then applied again: the same rows).
+  resume = resume && position_.cover.has_value();
+  if (!resume) {
+    position_.cover = start.cover;
+    position_.snapshot_tables.clear();
+  }
   position_.snapshot_pending = true;
+  // How far each table got, in the order they are read.
+  std::vector<SnapshotTableState> states;
+  for (const state::CapturedTable& table : tables) {
+    SnapshotTableState st;
+    st.schema = table.schema;
+    st.table = table.table;
+    for (const SnapshotTableState& stored : position_.snapshot_tables) {
+      if (stored.schema == table.schema && stored.table == table.table) st = stored;
+    }
+    states.push_back(std::move(st));
+  }
+  position_.snapshot_tables = states;
+  uint64_t rows_before = 0;
+  size_t tables_done = 0;
+  for (const SnapshotTableState& st : states) {
+    rows_before += st.rows;
+    tables_done += st.done ? 1 : 0;
+  }
+  if (resume) {
+    log_.info("initial snapshot resumed: {} of {} table(s) done, {} row(s) in the change log; the stream skips "
+              "transactions up to {} as before",
+              tables_done, tables.size(), rows_before, position_.cover->through.str());
+  } else {
+    log_.info("initial snapshot of {} table(s) from {} (transactions up to {} are in it; the stream skips them)",
+              tables.size(), position_.lsn.str(), start.cover.through.str());
+  }
   const events::PostgresSourceBlock::SnapshotRead base{.marker = "true", .txid = start.txid,
                                                        .ts_us = start.started_us, .lsn = position_.lsn};
   // Debezium's markers: each row is written once the next is known, so that the last of a
   // table and the last of all (whatever tables after it are empty) are marked as such.
   struct Held {
     const events::Relation* rel = nullptr;
+    size_t table = 0;
     std::vector<std::optional<std::string>> values;
     bool first_of_all = false;
     bool first_of_table = false;
   };
+  std::vector<std::vector<size_t>> keys(tables.size());  // each table's key, as positions in its rows
   std::optional<Held> held;
   pgoutput::TupleData tuple;
   auto emit = [&](Held& h, bool last_of_table, bool last_of_all) {
@@ -524,37 +557,59 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
                   : h.first_of_table ? "first_in_data_collection"
                                      : "true";
     deliver(builder_.read(*h.rel, tuple, read));
+    SnapshotTableState& st = position_.snapshot_tables[h.table];
+    ++st.rows;
+    st.done = last_of_table;
+    if (!keys[h.table].empty()) {
+      std::vector<std::string> after;
+      for (size_t k : keys[h.table]) after.push_back(*h.values[k]);  // key columns are never null
+      st.after = std::move(after);
+    }
   };
   auto commitChunk = [&] {
     delivery_.endTransaction(position_.lsn.str());
     delivery_.commit(pg::encodePosition(position_));
   };
-  for (const state::CapturedTable& table : tables) {
-    progress.tables.push_back({.name = table.schema + "." + table.table,
-                               .rows = 0,
-                               .estimated = estimatedRows(conn, table),
-                               .done = false});
+  for (size_t t = 0; t < tables.size(); ++t) {
+    progress.tables.push_back({.name = tables[t].schema + "." + tables[t].table,
+                               .rows = states[t].rows,
+                               .estimated = estimatedRows(conn, tables[t]),
+                               .done = states[t].done});
   }
   maybeReport(true);
+  bool nothing_yet = rows_before == 0;
   for (size_t t = 0; t < tables.size(); ++t) {
+    SnapshotTableState& st = position_.snapshot_tables[t];
+    SnapshotProgress::Table& table_progress = progress.tables[t];
+    if (st.done) continue;
     SnapshotRelation described = describeForSnapshot(conn, tables[t]);
     const events::Relation& rel = relations_.update(described.message);
-    SnapshotProgress::Table& table_progress = progress.tables[t];
     if (!rel.captured) continue;
-    SnapshotCursor cursor(conn, described.select, cfg_.source.snapshot_chunk_rows);
-    bool first_of_table = true;
+    keys[t] = described.key;
+    if (st.rows > 0 && (!st.after || described.key.empty())) {
+      log_.warn("{}.{} has no primary key or replica identity index to resume by: its {} row(s) read before are "
+                "read again from its start",
+                tables[t].schema, tables[t].table, st.rows);
+      st.rows = 0;
+      st.after.reset();
+      table_progress.rows = 0;
+    }
+    SnapshotCursor cursor(conn, described, st.after, cfg_.source.snapshot_chunk_rows);
+    bool first_of_table = st.rows == 0;
     for (;;) {
       if (stop.load()) return false;
       Result chunk = cursor.next();
       const int n = PQntuples(chunk.get());
       if (n == 0) break;
       for (int i = 0; i < n; ++i) {
-        if (held) emit(*held, held->rel != &rel, false);
+        if (held) emit(*held, held->table != t, false);
         Held next;
         next.rel = &rel;
+        next.table = t;
         next.first_of_table = first_of_table;
-        next.first_of_all = t == 0 && first_of_table;
+        next.first_of_all = nothing_yet;
         first_of_table = false;
+        nothing_yet = false;
         const int columns = PQnfields(chunk.get());
         next.values.reserve(static_cast<size_t>(columns));
         for (int c = 0; c < columns; ++c) {
@@ -567,10 +622,13 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
       table_progress.rows += static_cast<uint64_t>(n);
       maybeReport(false);
     }
+    // Empty, or all but its held last row written: done now, or when that row is.
+    if (!held || held->table != t) st.done = true;
     table_progress.done = true;
   }
   if (held) emit(*held, true, true);
   position_.snapshot_pending = false;
+  position_.snapshot_tables.clear();
   commitChunk();
   conn.exec("COMMIT", "ending the snapshot transaction");
   progress.done = true;

@@ -109,11 +109,14 @@ class Session final : public core::Source {
   StopReason stream(const std::atomic<bool>& stop) override;
 
   /// The initial snapshot, before stream(): every table of `tables`, read on `conn` (an
-  /// ordinary connection to the source) in one snapshot, as read events (op r, Debezium's
-  /// snapshot markers), committed to the log a chunk at a time under positions that say the
-  /// snapshot is pending. Then the stream skips the transactions the snapshot saw. False when
-  /// `stop` was set before the end (the next run reads again from the start).
-  bool snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables, const std::atomic<bool>& stop);
+  /// ordinary connection to the source) in one snapshot, in key order, as read events (op r,
+  /// Debezium's snapshot markers), committed to the log a chunk at a time under positions
+  /// that say the snapshot is pending and how far each table got. Then the stream skips the
+  /// transactions the snapshot saw. `resume`: the stored position's snapshot is pending; go
+  /// on after the last row each table has in the log. False when `stop` was set before the
+  /// end (the next run resumes).
+  bool snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables, bool resume,
+                const std::atomic<bool>& stop);
 
   /// After an error: makes the whole transactions already written durable (without
   /// confirming them; the next connection starts from there). When that fails too (the log

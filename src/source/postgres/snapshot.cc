@@ -68,7 +68,46 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
     columns += quoteIdentifierText(c.name);
   }
   out.select = fmt::format("SELECT {} FROM {}", columns, quoteTableText(table.schema, table.table));
+
+  // The key to read in the order of: the primary key's columns, else the replica identity
+  // index's, in the index's order.
+  Result key = conn.execParams(
+      "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+      "FROM (SELECT i.indkey FROM pg_index i WHERE i.indrelid = $1::oid AND (i.indisprimary OR i.indisreplident) "
+      "      ORDER BY i.indisprimary DESC LIMIT 1) i "
+      "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n) "
+      "JOIN pg_attribute a ON a.attrelid = $1::oid AND a.attnum = k.attnum ORDER BY k.n",
+      {std::to_string(table.relid.value)}, fmt::format("reading the key of {}.{}", table.schema, table.table));
+  for (int i = 0; i < PQntuples(key.get()); ++i) {
+    const std::string name = text(key.get(), i, 0);
+    size_t at = 0;
+    while (at < out.message.columns.size() && out.message.columns[at].name != name) ++at;
+    if (at == out.message.columns.size()) {
+      // A key column pgoutput does not send (a generated one): no order to resume by.
+      out.key.clear();
+      out.key_types.clear();
+      break;
+    }
+    out.key.push_back(at);
+    out.key_types.push_back(text(key.get(), i, 1));
+  }
   return out;
+}
+
+std::string SnapshotRelation::query(bool after) const {
+  if (key.empty()) return select;
+  std::string columns;
+  std::string values;
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (i > 0) {
+      columns += ", ";
+      values += ", ";
+    }
+    columns += quoteIdentifierText(message.columns[key[i]].name);
+    values += fmt::format("${}::{}", i + 1, key_types[i]);
+  }
+  if (!after) return fmt::format("{} ORDER BY {}", select, columns);
+  return fmt::format("{} WHERE ({}) > ({}) ORDER BY {}", select, columns, values, columns);
 }
 
 std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTable& table) {
@@ -80,9 +119,22 @@ std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTab
   return static_cast<uint64_t>(n);
 }
 
-SnapshotCursor::SnapshotCursor(Connection& conn, const std::string& select, uint64_t chunk)
+SnapshotCursor::SnapshotCursor(Connection& conn, const SnapshotRelation& relation,
+                               const std::optional<std::vector<std::string>>& after, uint64_t chunk)
     : conn_(conn), chunk_(chunk) {
-  conn_.exec("DECLARE tm_snapshot NO SCROLL CURSOR FOR " + select, "opening a cursor on a captured table");
+  const bool resume = after && !relation.key.empty();
+  if (resume && after->size() != relation.key.size()) {
+    throw Error(ErrorClass::Fatal,
+                fmt::format("the stored snapshot position of {}.{} has a key of {} value(s), but its key has {} "
+                            "column(s) now",
+                            relation.message.nspname, relation.message.relname, after->size(), relation.key.size()),
+                "its key changed while the snapshot was interrupted; move state_dir aside and run again, which "
+                "snapshots every table anew");
+  }
+  std::vector<std::optional<std::string>> params;
+  if (resume) params.assign(after->begin(), after->end());
+  conn_.execParams("DECLARE tm_snapshot NO SCROLL CURSOR FOR " + relation.query(resume), params,
+                   fmt::format("opening a cursor on {}.{}", relation.message.nspname, relation.message.relname));
 }
 
 SnapshotCursor::~SnapshotCursor() {

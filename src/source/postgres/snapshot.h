@@ -38,6 +38,15 @@ struct SnapshotRelation {
   pgoutput::RelationMessage message;
   std::vector<std::string> storage;
   std::string select;  // SELECT <its columns> FROM <it>
+  /// The columns rows are read in the order of, as positions in the row: the primary key,
+  /// else the replica identity index. Empty when the table has neither (then it is read in
+  /// no order, and cannot be resumed part way).
+  std::vector<size_t> key;
+  std::vector<std::string> key_types;  // format_type() of each, to cast a resumed key's text
+
+  /// The query that reads the rows, in key order; with `after`, only those past that key
+  /// (its values' text as parameters $1..$n, never spliced in).
+  std::string query(bool after) const;
 };
 SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTable& table);
 
@@ -45,10 +54,12 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
 /// analyzed or vacuumed.
 std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTable& table);
 
-/// A table's rows, in text, `chunk` at a time: a cursor in the snapshot transaction.
+/// A table's rows, in text, `chunk` at a time: a cursor in the snapshot transaction over
+/// SnapshotRelation::query, from the start or after the key `after`.
 class SnapshotCursor {
  public:
-  SnapshotCursor(Connection& conn, const std::string& select, uint64_t chunk);
+  SnapshotCursor(Connection& conn, const SnapshotRelation& relation, const std::optional<std::vector<std::string>>& after,
+                 uint64_t chunk);
   ~SnapshotCursor();
   /// The next chunk (no rows at the end).
   Result next();
