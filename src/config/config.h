@@ -42,8 +42,10 @@ struct SourceConfig {
   bool read_only = false;                 // write nothing to the source (no DDL, no heartbeat writes)
   bool confirm_keepalives = true;         // advance the slot on keepalives while idle
   /// The rows the tables hold before streaming: "initial" reads them on the pipeline's first
-  /// run (and again when that read was interrupted), "initial_only" reads them and stops,
-  /// "never" streams only what comes after the slot's position.
+  /// run (and goes on when that read was interrupted), "initial_only" reads them and stops,
+  /// "never" streams only what comes after the slot's position, "when_needed" is "initial"
+  /// and also starts over with a full read when the stored position is lost, "always" reads
+  /// them each time the process starts.
   std::string snapshot_mode = "initial";
   uint64_t snapshot_chunk_rows = 10000;   // rows fetched, and committed to the log, at a time
 };

@@ -33,7 +33,7 @@ constexpr std::string_view kSinkModes[] = {"upsert", "append"};
 constexpr std::string_view kBufferKinds[] = {"local"};
 constexpr std::string_view kHeartbeatModes[] = {"table", "message", "query", "off"};
 constexpr std::string_view kInvalidUtf8Modes[] = {"fail", "escape"};
-constexpr std::string_view kSnapshotModes[] = {"initial", "initial_only", "never"};
+constexpr std::string_view kSnapshotModes[] = {"initial", "initial_only", "never", "when_needed", "always"};
 
 bool isAsciiLetter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool isAsciiDigit(char c) { return c >= '0' && c <= '9'; }
@@ -310,8 +310,15 @@ constexpr Setting kSettings[] = {
         .allowed = kSnapshotModes,
         .description = "`initial`: on the pipeline's first run, read every captured table, then "
                        "stream; nothing is missed and nothing doubled (the stream skips the "
-                       "transactions the read already saw). An interrupted read starts over on "
-                       "the next run. `initial_only`: read, then stop. `never`: stream only.",
+                       "transactions the read already saw). An interrupted read goes on from its "
+                       "last chunk on the next run. `initial_only`: read, then stop. `never`: "
+                       "stream only. `when_needed`: as `initial`, and when the stored position is "
+                       "lost (the slot dropped or invalidated, another cluster, the slot advanced "
+                       "by someone else) start over from the slot's position (a new slot if it is "
+                       "gone) with a full read, instead of stopping with exit 3; logged as an "
+                       "error and counted in status (`positions.rebuilds`). Rows deleted in the "
+                       "gap stay in the destinations. `always`: read every captured table each "
+                       "time the process starts, then stream from the stored position.",
         .store = [](SettingTarget& t,
                     SettingValue&& v) { t.pipeline.source.snapshot_mode = take<std::string>(v); },
         .show = [](const PipelineConfig& p,

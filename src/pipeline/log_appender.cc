@@ -144,6 +144,12 @@ void LogAppender::commit(const state::SourcePosition& position) {
   trim();
 }
 
+void LogAppender::restart(std::string_view end, const state::SourcePosition& position) {
+  log_.append(changelog::transactionEnd(end));
+  mark_ = log_.mark();
+  commit(position);
+}
+
 void LogAppender::trim() {
   if (consumers_ != nullptr) log_.removeBefore(consumers_->retention().offset);
 }

@@ -56,6 +56,10 @@ class LogAppender : public core::ChangeWriter {
   void abortTransaction() override;
   /// Commits the log, then saves `position` (with the log's end offset).
   void commit(const state::SourcePosition& position) override;
+  /// Commits a transaction end holding `end` (as endTransaction would) though no change comes
+  /// with it, then saves `position`: the source's positions started over (a new slot), and
+  /// an older one left as the log's last must not be taken for where to resume.
+  void restart(std::string_view end, const state::SourcePosition& position);
   void dropUncommitted() override;
   uint64_t pendingBytes() const override { return log_.pendingBytes(); }
   uint64_t nextOffset() const override { return log_.mark().next_offset; }

@@ -301,22 +301,43 @@ class Runner {
     // any table does. On a first run the tables come first, so that a table that cannot be
     // captured stops tidemark before a new slot starts holding WAL.
     std::optional<pg::StartPoint> resolved;
-    if (stored) resolved = pg::resolveStart(catalog, stream, system, cfg_.source, stored, log_);
+    uint32_t rebuilds = stored ? stored->rebuilds : 0;
+    bool rebuilt = false;
+    if (stored) {
+      try {
+        resolved = pg::resolveStart(catalog, stream, system, cfg_.source, stored, log_);
+      } catch (const Error& e) {
+        if (e.errorClass() != ErrorClass::PositionLost || cfg_.source.snapshot_mode != "when_needed") throw;
+        // Start over as a first run would, and say so loudly: the changes in the gap are gone;
+        // the full read brings every row back, but not the deletes.
+        log_.error("{}", e.describe());
+        log_.error("source.snapshot.mode is when_needed: starting over from the slot's position (a new slot if it "
+                   "is gone or invalidated) with a full snapshot of every captured table; rows deleted in the gap "
+                   "stay in the destinations");
+        pg::dropInvalidatedSlot(catalog, cfg_.source, log_);
+        stored.reset();
+        rebuilt = true;
+        ++rebuilds;
+      }
+    }
     pg::CaptureSet capture = pg::resolveCapture(catalog, cfg_, store_->loadCapture(), options_.accept_recreated, log_);
     if (!resolved) resolved = pg::resolveStart(catalog, stream, system, cfg_.source, stored, log_);
     const pg::StartPoint start = *resolved;
 
     pg::Position position{.system_identifier = system.system_identifier, .timeline = system.timeline,
                           .slot = cfg_.source.slot, .lsn = start.lsn, .cover = {}, .snapshot_pending = false,
-                          .snapshot_tables = {}};
+                          .snapshot_tables = {}, .rebuilds = rebuilds};
     if (stored) {
       position.cover = stored->cover;
       position.snapshot_pending = stored->snapshot_pending;
       position.snapshot_tables = stored->snapshot_tables;
     }
-    // The initial snapshot: on the first run, or to finish one that was interrupted.
+    // The initial snapshot: on the first run, to finish one that was interrupted, or once per
+    // process with mode always.
     const bool resume = stored && stored->snapshot_pending;
-    const bool snapshot = cfg_.source.snapshot_mode != "never" && (!stored || resume);
+    const bool always = cfg_.source.snapshot_mode == "always" && !snapshot_read_;
+    const bool snapshot = cfg_.source.snapshot_mode != "never" && (!stored || resume || always);
+    const std::string_view reason = rebuilt ? "position_lost" : !stored ? "initial" : "always";
     if (snapshot && resume) {
       log_.warn("the initial snapshot of an earlier run did not finish; it goes on after the last rows the "
                 "change log holds");
@@ -324,7 +345,11 @@ class Runner {
     position.snapshot_pending = position.snapshot_pending || snapshot;
     // Record the starting point before streaming, so that from now on everything in the log
     // is covered by a stored position.
-    if (!stored) appender_->commit(pg::encodePosition(position));
+    if (rebuilt) {
+      appender_->restart(position.lsn.str(), pg::encodePosition(position));
+    } else if (!stored) {
+      appender_->commit(pg::encodePosition(position));
+    }
     store_->saveCapture(capture.tables());
     auto makeSession = [&] {
       session.emplace(cfg_, options_.until_lsn, *appender_, stream, pg::makeCatalog(catalog),
@@ -336,10 +361,11 @@ class Runner {
       status_.setState(PipelineState::Running, "reading the initial snapshot");
       makeSession();
       pg::Connection reader = pg::Connection::open(pg::sourceOptions(cfg_.source));
-      if (!session->snapshot(reader, capture.tables(), resume, stop_)) {
+      if (!session->snapshot(reader, capture.tables(), resume, reason, stop_)) {
         finish(core::StopReason::Requested);
         return;
       }
+      snapshot_read_ = true;
     }
     if (cfg_.source.snapshot_mode == "initial_only") {
       if (!snapshot) log_.info("source.snapshot.mode is initial_only and the snapshot was read already: nothing to do");
@@ -454,6 +480,7 @@ class Runner {
   std::string stall_;  // set from a stall until the stream flows again
   RetryPolicy retry_;
   Lsn durable_;  // the furthest position made durable, for the retry window
+  bool snapshot_read_ = false;  // this process read a snapshot to its end
 };
 
 }  // namespace

@@ -142,7 +142,8 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
   auto lsnText = [](Lsn l) { return l.valid() ? json(l.str()) : json(nullptr); };
   j["positions"] = {{"received_lsn", lsnText(in.session.received)},
                     {"durable_lsn", lsnText(in.session.durable)},
-                    {"acknowledged_lsn", lsnText(in.session.acknowledged)}};
+                    {"acknowledged_lsn", lsnText(in.session.acknowledged)},
+                    {"rebuilds", in.session.position_rebuilds}};
   j["events"] = {{"delivered", in.session.events_delivered}, {"bytes", in.session.bytes_delivered},
                  {"pending_bytes", in.session.pending_bytes}, {"skipped", in.session.changes_skipped},
                  {"skipped_tables", in.session.skipped_tables}};
@@ -173,6 +174,7 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
       eta = static_cast<int64_t>(static_cast<double>(estimated - std::min(estimated, rows)) / rate);
     }
     j["snapshot"] = {{"state", snap->done ? "done" : "reading"},
+                     {"reason", snap->reason},
                      {"started_at", isoTime(snap->started_us)},
                      {"ended_at", snap->done ? json(isoTime(snap->ended_us)) : json(nullptr)},
                      {"rows", rows},
@@ -268,6 +270,10 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
       m.optional("tidemark_snapshot_estimated_rows", t.estimated, 1.0, fmt::format("table=\"{}\"", labelValue(t.name)));
     }
   }
+  m.family("tidemark_position_rebuilds_total", "counter",
+           "Times a lost source position was replaced by a new one and a full snapshot "
+           "(source.snapshot.mode when_needed), over the pipeline's life.");
+  m.sample("tidemark_position_rebuilds_total", static_cast<double>(in.session.position_rebuilds));
   m.family("tidemark_bytes_total", "counter", "Bytes of event values appended to the change log by this process.");
   m.sample("tidemark_bytes_total", static_cast<double>(in.session.bytes_delivered));
   m.family("tidemark_buffer_pending_bytes", "gauge", "Bytes appended to the change log and not yet durable.");

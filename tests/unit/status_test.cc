@@ -169,7 +169,8 @@ void expectValidExposition(const std::string& text) {
 
 TEST(Metrics, ParseAsPrometheusTextWithEveryFamilyGrouped) {
   StatusInput in = sampleInput();
-  in.session.snapshot = pg::SnapshotProgress{.done = false,
+  in.session.snapshot = pg::SnapshotProgress{.reason = "initial",
+                                             .done = false,
                                              .tables = {{.name = "public.a", .rows = 1, .estimated = 2, .done = false},
                                                         {.name = "public.b", .rows = 0, .estimated = {}, .done = false}},
                                              .started_us = in.now_us,

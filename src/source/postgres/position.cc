@@ -63,6 +63,7 @@ state::SourcePosition encodePosition(const Position& p) {
                              {"through", p.cover->through.str()}};
   }
   if (p.snapshot_pending) doc["snapshot_pending"] = true;
+  if (p.rebuilds > 0) doc["rebuilds"] = p.rebuilds;
   if (!p.snapshot_tables.empty()) {
     auto tables = nlohmann::ordered_json::array();
     for (const SnapshotTableState& t : p.snapshot_tables) {
@@ -97,6 +98,7 @@ Position decodePosition(const state::SourcePosition& stored) {
       p.cover = std::move(cover);
     }
     p.snapshot_pending = doc.value("snapshot_pending", false);
+    p.rebuilds = doc.value("rebuilds", 0u);
     if (doc.contains("snapshot_tables")) {
       for (const auto& entry : doc.at("snapshot_tables")) {
         SnapshotTableState t;

@@ -54,10 +54,13 @@ struct Position {
   bool snapshot_pending = false;
   /// While pending: the tables the snapshot started, and how far each got.
   std::vector<SnapshotTableState> snapshot_tables;
+  /// How many times a lost position was replaced by a new one and a full snapshot
+  /// (source.snapshot.mode when_needed), over the pipeline's life.
+  uint32_t rebuilds = 0;
 };
 
 /// {"system_identifier":..,"timeline":..,"slot":..,"lsn":"0/16B3748"}, readable as the LSN;
-/// with "snapshot_cover", "snapshot_pending" and "snapshot_tables" when set.
+/// with "snapshot_cover", "snapshot_pending", "snapshot_tables" and "rebuilds" when set.
 state::SourcePosition encodePosition(const Position& position);
 
 /// The position a token holds. Throws Error(Fatal) naming the state store when the token is

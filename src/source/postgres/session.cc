@@ -71,6 +71,7 @@ SessionStatus Session::status() const {
   for (const auto& [relid, skipped] : skipped_) st.skipped_tables[skipped.first] += skipped.second;
   st.freshness = freshness_;
   st.snapshot = snapshot_progress_;
+  st.position_rebuilds = position_.rebuilds;
   return st;
 }
 
@@ -491,7 +492,7 @@ StopReason Session::finish(StopReason why) {
 // The initial snapshot
 
 bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables, bool resume,
-                       const std::atomic<bool>& stop) {
+                       std::string_view reason, const std::atomic<bool>& stop) {
   const SnapshotStart start = beginSnapshot(conn, !cfg_.source.read_only);
   SnapshotProgress& progress = snapshot_progress_.emplace();
   progress.started_us = unixMicrosNow();
@@ -499,6 +500,7 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
   // all of that too, so the rows read now hold those transactions as well. What it sees beyond
   // is streamed as well (read, then applied again: the same rows).
   resume = resume && position_.cover.has_value();
+  progress.reason = resume ? "resumed" : std::string(reason);
   if (!resume) {
     position_.cover = start.cover;
     position_.snapshot_tables.clear();

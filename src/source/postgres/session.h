@@ -52,6 +52,9 @@ struct SnapshotProgress {
     std::optional<uint64_t> estimated; // pg_class.reltuples when the table was analyzed
     bool done = false;
   };
+  /// Why it was read: "initial" (the pipeline's first run), "resumed" (one interrupted
+  /// before), "always" (source.snapshot.mode always), "position_lost" (when_needed).
+  std::string reason;
   bool done = false;
   std::vector<Table> tables;
   int64_t started_us = 0;
@@ -72,6 +75,7 @@ struct SessionStatus {
   std::map<std::string, uint64_t> skipped_tables;
   Freshness freshness;
   std::optional<SnapshotProgress> snapshot;  // set once this run read an initial snapshot
+  uint32_t position_rebuilds = 0;  // lost positions replaced by a new one (Position::rebuilds)
 };
 
 /// Heartbeats were written on the source but have not come through the stream, and the
@@ -113,10 +117,10 @@ class Session final : public core::Source {
   /// Debezium's snapshot markers), committed to the log a chunk at a time under positions
   /// that say the snapshot is pending and how far each table got. Then the stream skips the
   /// transactions the snapshot saw. `resume`: the stored position's snapshot is pending; go
-  /// on after the last row each table has in the log. False when `stop` was set before the
-  /// end (the next run resumes).
+  /// on after the last row each table has in the log. `reason` is SnapshotProgress::reason
+  /// for a new one. False when `stop` was set before the end (the next run resumes).
   bool snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables, bool resume,
-                const std::atomic<bool>& stop);
+                std::string_view reason, const std::atomic<bool>& stop);
 
   /// After an error: makes the whole transactions already written durable (without
   /// confirming them; the next connection starts from there). When that fails too (the log

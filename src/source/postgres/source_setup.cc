@@ -318,6 +318,14 @@ StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
   return {*slot->confirmed_flush_lsn, false};
 }
 
+void dropInvalidatedSlot(pg::Connection& catalog, const config::SourceConfig& source, const Logger& log) {
+  std::optional<SlotInfo> slot = querySlot(catalog, source.slot);
+  if (!slot || slot->wal_status != "lost") return;
+  catalog.execParams("SELECT pg_drop_replication_slot($1)", {source.slot},
+                     fmt::format("dropping the invalidated replication slot \"{}\"", source.slot));
+  log.warn("dropped the invalidated replication slot \"{}\"", source.slot);
+}
+
 events::Catalog makeCatalog(pg::Connection& conn) {
   events::Catalog catalog;
   catalog.type = [&conn](TypeOid oid) -> std::optional<events::CatalogType> {

@@ -98,6 +98,11 @@ StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
                         const pg::SystemInfo& system, const config::SourceConfig& source,
                         const std::optional<pg::Position>& stored, const Logger& log);
 
+/// After a lost position (source.snapshot.mode when_needed): drops the slot if the server
+/// invalidated it (wal_status lost), so that resolveStart without a stored position makes a
+/// new one; a slot that can still stream is kept and used from its confirmed position.
+void dropInvalidatedSlot(pg::Connection& catalog, const config::SourceConfig& source, const Logger& log);
+
 /// Catalog lookups for the relation cache, over a plain (non-replication) connection.
 events::Catalog makeCatalog(pg::Connection& conn);
 

@@ -106,5 +106,42 @@ TEST_F(PositionLostTest, DifferentSystemIdentifierExitsThreeAndWritesNothing) {
   EXPECT_TRUE(outputSnapshot() == before) << "a run that lost its position wrote to the sink";
 }
 
+// source.snapshot.mode when_needed, on another cluster whose positions are below the stored
+// one: tidemark starts over there (a new slot, a full read of tables that are empty), and the
+// next run streams from that slot's positions, not from the higher one the change log held
+// last.
+TEST_F(PositionLostTest, WhenNeededStartsOverOnAnotherClusterAndStreamsFromItsPositions) {
+  std::filesystem::path config;
+  ASSERT_NO_FATAL_FAILURE(deliverFirstBatch(config));
+  for (int i = 0; i < 3; ++i) {
+    sql("INSERT INTO orders VALUES (" + std::to_string(100 + i) + ", 'later')");
+    sql("SELECT pg_switch_wal()");
+  }
+  RunResult high = runUntil(config, currentLsn());
+  ASSERT_EQ(high.exitCode, 0) << high.description;
+
+  PgCluster other;
+  other.start();
+  other.createDatabase(db());
+  other.exec(db(), "CREATE TABLE orders (id int PRIMARY KEY, note text)");
+  const std::string other_lsn = other.scalar(db(), "SELECT pg_current_wal_lsn()::text");
+  ASSERT_EQ(scalar("SELECT '" + other_lsn + "'::pg_lsn < pg_current_wal_lsn()"), "t")
+      << "the other cluster's positions should be below this one's";
+
+  config = writeConfig(TidemarkConfig({"public.orders"}).withDsn(other.dsn(db())).withSnapshot("when_needed"),
+                       "other.yaml");
+  RunResult rebuilt = runUntil(config, other_lsn);
+  ASSERT_EQ(rebuilt.exitCode, 0) << rebuilt.description;
+  EXPECT_NE(rebuilt.err.find("system identifier"), std::string::npos) << rebuilt.description;
+  EXPECT_NE(rebuilt.err.find("initial snapshot done: 0 row(s)"), std::string::npos) << rebuilt.description;
+
+  other.exec(db(), "INSERT INTO orders SELECT g, 'other' FROM generate_series(11, 20) g");
+  RunResult next = runUntil(config, other.scalar(db(), "SELECT pg_current_wal_lsn()::text"));
+  ASSERT_EQ(next.exitCode, 0) << next.description;
+  size_t from_other = 0;
+  for (const auto& e : events("public.orders")) from_other += e["after"]["note"] == "other" ? 1 : 0;
+  EXPECT_EQ(from_other, 10u) << next.description;
+}
+
 }  // namespace
 }  // namespace tidemark::test
