@@ -320,7 +320,10 @@ class Runner {
         ++rebuilds;
       }
     }
-    pg::CaptureSet capture = pg::resolveCapture(catalog, cfg_, store_->loadCapture(), options_.accept_recreated, log_);
+    // Started over, the tables are taken as they are now, as on a first run: the full read
+    // brings their rows whatever became of the ones captured before.
+    pg::CaptureSet capture = pg::resolveCapture(
+        catalog, cfg_, rebuilt ? std::vector<state::CapturedTable>{} : store_->loadCapture(), options_.accept_recreated, log_);
     if (!resolved) resolved = pg::resolveStart(catalog, stream, system, cfg_.source, stored, log_);
     const pg::StartPoint start = *resolved;
 
