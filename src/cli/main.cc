@@ -20,6 +20,7 @@
 #include "config/settings.h"
 #include "ops/check/check.h"
 #include "ops/dlq/dlq_command.h"
+#include "cli/snapshot_command.h"
 #include "ops/verify/verify.h"
 #include "ops/setup/setup.h"
 #include "pipeline/pipeline.h"
@@ -144,6 +145,22 @@ int main(int argc, char** argv) {
   verify->add_option("--timeout", verify_timeout, "How long to wait for the destinations to catch up (default 2m)");
   verify->add_option("--chunk-rows", verify_options.chunk_rows, "Rows per compared key range (default 10000)");
 
+  tidemark::cli::SnapshotOptions snapshot_options;
+  std::string snapshot_where;
+  std::string snapshot_surrogate;
+  CLI::App* snapshot = app.add_subcommand(
+      "snapshot", "Ask the running pipeline for an incremental snapshot of tables (or to stop, pause or resume "
+                  "one): a signal in Debezium's layout, through the signal table or, on a read-only source, "
+                  "the state directory");
+  snapshot->add_option("-c,--config", config_file, "Pipeline configuration file (YAML)")->required();
+  snapshot->add_option("tables", snapshot_options.tables, "Captured tables to read, as schema.table");
+  snapshot->add_option("--where", snapshot_where, "Only the rows this condition holds for (additional-conditions)");
+  snapshot->add_option("--surrogate-key", snapshot_surrogate, "Read in the order of this unique column instead of "
+                                                              "the primary key");
+  snapshot->add_flag("--stop", snapshot_options.stop, "Stop the incremental snapshot (of the tables named, or all)");
+  snapshot->add_flag("--pause", snapshot_options.pause, "Pause the incremental snapshot");
+  snapshot->add_flag("--resume", snapshot_options.resume, "Resume a paused incremental snapshot");
+
   app.add_subcommand("config-reference", "Print the configuration reference (Markdown)");
 
   // CLI11 answers an unknown word with "A subcommand is required"; say what it is instead.
@@ -189,6 +206,11 @@ int main(int argc, char** argv) {
       }
       verify_options.timeout = *timeout.value;
       return tidemark::verify::verifyCommand(tidemark::config::loadFile(config_file), verify_options);
+    }
+    if (app.got_subcommand("snapshot")) {
+      if (snapshot->count("--where") > 0) snapshot_options.where = snapshot_where;
+      if (snapshot->count("--surrogate-key") > 0) snapshot_options.surrogate_key = snapshot_surrogate;
+      return tidemark::cli::snapshotCommand(tidemark::config::loadFile(config_file), snapshot_options);
     }
     if (app.got_subcommand("dlq")) {
       return tidemark::dlq::dlqCommand(tidemark::config::loadFile(config_file), dlq_options);

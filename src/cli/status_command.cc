@@ -125,6 +125,18 @@ void printText(const Json& s) {
                              orDash(snap["rows"]), orDash(snap["estimated_rows"]), orDash(snap["rows_per_second"]),
                              orDash(snap["eta_seconds"]));
   }
+  if (s.contains("incremental_snapshot") && s["incremental_snapshot"].is_object()) {
+    const Json& inc = s["incremental_snapshot"];
+    std::string left;
+    for (const Json& t : inc["tables"]) left += (left.empty() ? "" : ", ") + t["table"].get<std::string>();
+    std::cout << fmt::format("  incremental {} {}, {} rows read by this run{}\n", orDash(inc["id"]), orDash(inc["state"]),
+                             orDash(inc["rows"]), left.empty() ? "" : "; tables left: " + left);
+  }
+  if (s.contains("signals") && s["signals"].is_object() && s["signals"]["refused"].is_number() &&
+      s["signals"]["refused"].get<int64_t>() > 0) {
+    std::cout << fmt::format("  signals     {} refused; last: {}\n", orDash(s["signals"]["refused"]),
+                             orDash(s["signals"]["last_error"]));
+  }
   if (s.contains("log") && s["log"].is_object()) {
     const Json& log = s["log"];
     std::cout << fmt::format("  change log  {} of {} bytes, offsets {} to {}, oldest unconsumed {} (held by {})\n",

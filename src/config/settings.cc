@@ -621,8 +621,11 @@ constexpr Setting kSettings[] = {
         .type = SettingType::String,
         .check = [](std::string_view value) { return parseTableName(value).problem; },
         .description = "The signal table: `(id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, "
-                       "data varchar(2048))`, Debezium's layout. `tidemark setup` creates it and "
-                       "adds it to the publication.",
+                       "data varchar(2048))`, Debezium's layout: its rows (`tidemark snapshot` "
+                       "writes them) come through the stream as requests, incremental snapshots for "
+                       "one. `tidemark run` creates it when missing and adds it to the publication "
+                       "(not with `source.read_only`, where `tidemark snapshot` leaves files in the "
+                       "state directory instead); `tidemark setup` prints the SQL.",
         .store =
             [](SettingTarget& t, SettingValue&& v) {
               t.pipeline.signal.table = *parseTableName(take<std::string>(v)).value;

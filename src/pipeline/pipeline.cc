@@ -297,6 +297,7 @@ class Runner {
     pg::SystemInfo system = stream.identifySystem();
     pg::HeartbeatTable heartbeat = pg::ensureHeartbeatTable(catalog, cfg_, log_);
     pg::ensurePublication(catalog, cfg_, heartbeat, log_);
+    pg::ensureSignalTable(catalog, cfg_, log_);
     // A stored position is checked first: another cluster, or a slot lost, says so before
     // any table does. On a first run the tables come first, so that a table that cannot be
     // captured stops tidemark before a new slot starts holding WAL.
@@ -329,11 +330,12 @@ class Runner {
 
     pg::Position position{.system_identifier = system.system_identifier, .timeline = system.timeline,
                           .slot = cfg_.source.slot, .lsn = start.lsn, .cover = {}, .snapshot_pending = false,
-                          .snapshot_tables = {}, .rebuilds = rebuilds};
+                          .snapshot_tables = {}, .rebuilds = rebuilds, .incremental = {}};
     if (stored) {
       position.cover = stored->cover;
       position.snapshot_pending = stored->snapshot_pending;
       position.snapshot_tables = stored->snapshot_tables;
+      position.incremental = stored->incremental;
     }
     // The initial snapshot: on the first run, to finish one that was interrupted, or once per
     // process with mode always.
@@ -359,6 +361,10 @@ class Runner {
                       capture.classifier([&catalog](RelationId relid) { return pg::partitionAncestors(catalog, relid); }),
                       system.dbname, position, log_, monitor_.get(),
                       [this](const pg::SessionStatus& s) { status_.report(s); });
+      const std::filesystem::path signals = pg::signalDirectory(cfg_.state_dir);
+      session->enableIncremental([this] { return pg::Connection::open(pg::sourceOptions(cfg_.source)); },
+                                 [this, signals] { return pg::readSignalFiles(signals, log_); },
+                                 [signals](const pg::Signal& s) { pg::removeSignalFile(signals, s); });
     };
     if (snapshot) {
       status_.setState(PipelineState::Running, "reading the initial snapshot");

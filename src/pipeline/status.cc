@@ -185,6 +185,26 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
   } else {
     j["snapshot"] = nullptr;
   }
+  if (const auto& inc = in.session.incremental) {
+    json tables = json::array();
+    for (const auto& t : inc->tables) {
+      tables.push_back({{"table", t.schema + "." + t.table}, {"rows", t.rows}, {"filter", orNull(t.filter)}});
+    }
+    j["incremental_snapshot"] = {{"id", inc->id},
+                                 {"state", inc->paused ? "paused" : "reading"},
+                                 {"rows", in.session.incremental_rows},
+                                 {"tables", tables}};
+  } else if (in.session.incremental_done) {
+    j["incremental_snapshot"] = {{"id", *in.session.incremental_done},
+                                 {"state", "done"},
+                                 {"rows", in.session.incremental_rows},
+                                 {"tables", json::array()}};
+  } else {
+    j["incremental_snapshot"] = nullptr;
+  }
+  j["signals"] = {{"taken", in.session.signals},
+                  {"refused", in.session.signals_failed},
+                  {"last_error", orNull(in.session.last_signal_error)}};
   const Progress& p = in.progress;
   j["progress"] = {{"backlog_bytes", orNull(p.backlog_bytes)},
                    {"bytes_per_second", p.bytes_per_second ? json(static_cast<int64_t>(*p.bytes_per_second)) : json(nullptr)},
@@ -270,6 +290,12 @@ std::string renderMetrics(const config::PipelineConfig& cfg, const StatusInput& 
       m.optional("tidemark_snapshot_estimated_rows", t.estimated, 1.0, fmt::format("table=\"{}\"", labelValue(t.name)));
     }
   }
+  m.family("tidemark_incremental_snapshot_rows_total", "counter",
+           "Rows incremental snapshots wrote as read events in this process.");
+  m.sample("tidemark_incremental_snapshot_rows_total", static_cast<double>(in.session.incremental_rows));
+  m.family("tidemark_signals_refused_total", "counter",
+           "Signals (signal table rows, tidemark snapshot files) refused as malformed or unknown in this process.");
+  m.sample("tidemark_signals_refused_total", static_cast<double>(in.session.signals_failed));
   m.family("tidemark_position_rebuilds_total", "counter",
            "Times a lost source position was replaced by a new one and a full snapshot "
            "(source.snapshot.mode when_needed), over the pipeline's life.");

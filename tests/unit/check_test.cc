@@ -179,7 +179,7 @@ TEST(CheckRulesTest, WalSenderTimeoutWarnsWhenDisabledOrUnderTwoStatusIntervals)
 }
 
 TEST(CheckRulesTest, StoredPositionFailsOnEveryWayThePositionWasLost) {
-  pg::Position stored{"7301", 1, "s", Lsn{0x3000}, {}, false, {}};
+  pg::Position stored{"7301", 1, "s", Lsn{0x3000}, {}, false, {}, 0, {}};
   SlotPosition behind{Lsn{0x2000}, "reserved"};
   SlotPosition beyond{Lsn{0x4000}, "reserved"};
   SlotPosition lost{Lsn{0x2000}, "lost"};

@@ -18,7 +18,7 @@ namespace tidemark {
 namespace {
 
 TEST(PostgresPosition, ReadsBackWhatItWrote) {
-  pg::Position p{"7300000000000000001", 3, "tidemark_slot", Lsn{0x1600000016B3748}, {}, false, {}};
+  pg::Position p{"7300000000000000001", 3, "tidemark_slot", Lsn{0x1600000016B3748}, {}, false, {}, 0, {}};
   state::SourcePosition stored = pg::encodePosition(p);
   EXPECT_EQ(stored.readable, "1600000/16B3748");
   pg::Position back = pg::decodePosition(stored);
@@ -32,7 +32,7 @@ TEST(PostgresPosition, ReadsBackWhatItWrote) {
 // finished, read back as written.
 TEST(PostgresPosition, ReadsBackTheSnapshotCoverAndPending) {
   pg::Position p{"7301", 1, "s", Lsn{0x3000}, pg::SnapshotCover::parse("4294967290:4294967300:4294967295,4294967298", Lsn{0x5000}),
-                 true, {}};
+                 true, {}, 0, {}};
   const pg::Position back = pg::decodePosition(pg::encodePosition(p));
   ASSERT_TRUE(back.cover);
   EXPECT_EQ(*back.cover, *p.cover);
@@ -44,7 +44,7 @@ TEST(PostgresPosition, ReadsBackTheSnapshotCoverAndPending) {
                        {"odd \"schema\"", "part", false, 500, std::vector<std::string>{"7", "a,'b\""}},
                        {"public", "empty", false, 0, std::nullopt}};
   EXPECT_EQ(pg::decodePosition(pg::encodePosition(p)).snapshot_tables, p.snapshot_tables);
-  const pg::Position plain = pg::decodePosition(pg::encodePosition(pg::Position{"7301", 1, "s", Lsn{0x3000}, {}, false, {}}));
+  const pg::Position plain = pg::decodePosition(pg::encodePosition(pg::Position{"7301", 1, "s", Lsn{0x3000}, {}, false, {}, 0, {}}));
   EXPECT_FALSE(plain.cover);
   EXPECT_FALSE(plain.snapshot_pending);
 }

@@ -64,6 +64,18 @@ state::SourcePosition encodePosition(const Position& p) {
   }
   if (p.snapshot_pending) doc["snapshot_pending"] = true;
   if (p.rebuilds > 0) doc["rebuilds"] = p.rebuilds;
+  if (p.incremental) {
+    auto tables = nlohmann::ordered_json::array();
+    for (const IncrementalTable& t : p.incremental->tables) {
+      nlohmann::ordered_json entry{{"schema", t.schema}, {"table", t.table}, {"rows", t.rows}};
+      if (t.filter) entry["filter"] = *t.filter;
+      if (t.surrogate_key) entry["surrogate_key"] = *t.surrogate_key;
+      if (t.after) entry["after"] = *t.after;
+      if (t.until) entry["until"] = *t.until;
+      tables.push_back(std::move(entry));
+    }
+    doc["incremental"] = {{"id", p.incremental->id}, {"paused", p.incremental->paused}, {"tables", std::move(tables)}};
+  }
   if (!p.snapshot_tables.empty()) {
     auto tables = nlohmann::ordered_json::array();
     for (const SnapshotTableState& t : p.snapshot_tables) {
@@ -99,6 +111,24 @@ Position decodePosition(const state::SourcePosition& stored) {
     }
     p.snapshot_pending = doc.value("snapshot_pending", false);
     p.rebuilds = doc.value("rebuilds", 0u);
+    if (doc.contains("incremental")) {
+      const auto& inc = doc.at("incremental");
+      IncrementalState state;
+      state.id = inc.at("id").get<std::string>();
+      state.paused = inc.at("paused").get<bool>();
+      for (const auto& entry : inc.at("tables")) {
+        IncrementalTable t;
+        t.schema = entry.at("schema").get<std::string>();
+        t.table = entry.at("table").get<std::string>();
+        t.rows = entry.at("rows").get<uint64_t>();
+        if (entry.contains("filter")) t.filter = entry.at("filter").get<std::string>();
+        if (entry.contains("surrogate_key")) t.surrogate_key = entry.at("surrogate_key").get<std::string>();
+        if (entry.contains("after")) t.after = entry.at("after").get<std::vector<std::string>>();
+        if (entry.contains("until")) t.until = entry.at("until").get<std::vector<std::string>>();
+        state.tables.push_back(std::move(t));
+      }
+      p.incremental = std::move(state);
+    }
     if (doc.contains("snapshot_tables")) {
       for (const auto& entry : doc.at("snapshot_tables")) {
         SnapshotTableState t;

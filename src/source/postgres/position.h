@@ -42,6 +42,28 @@ struct SnapshotTableState {
   bool operator==(const SnapshotTableState&) const = default;
 };
 
+/// One table an incremental snapshot reads, and how far it got.
+struct IncrementalTable {
+  std::string schema;
+  std::string table;
+  std::optional<std::string> filter;         // additional-conditions: a SQL condition on its rows
+  std::optional<std::string> surrogate_key;  // the column to order by instead of the key
+  std::optional<std::vector<std::string>> after;  // the last key read, as text
+  /// The table's last key when its first chunk was read: rows past it were inserted since,
+  /// and come through the stream, so the reading ends there (as Debezium's does).
+  std::optional<std::vector<std::string>> until;
+  uint64_t rows = 0;                               // rows written as read events
+  bool operator==(const IncrementalTable&) const = default;
+};
+
+/// The incremental snapshot under way: the tables left, the first being read.
+struct IncrementalState {
+  std::string id;  // the signal that asked for it
+  std::vector<IncrementalTable> tables;
+  bool paused = false;
+  bool operator==(const IncrementalState&) const = default;
+};
+
 struct Position {
   std::string system_identifier;
   uint32_t timeline = 0;
@@ -57,10 +79,13 @@ struct Position {
   /// How many times a lost position was replaced by a new one and a full snapshot
   /// (source.snapshot.mode when_needed), over the pipeline's life.
   uint32_t rebuilds = 0;
+  /// The incremental snapshot under way, if any (incremental.h).
+  std::optional<IncrementalState> incremental;
 };
 
 /// {"system_identifier":..,"timeline":..,"slot":..,"lsn":"0/16B3748"}, readable as the LSN;
-/// with "snapshot_cover", "snapshot_pending", "snapshot_tables" and "rebuilds" when set.
+/// with "snapshot_cover", "snapshot_pending", "snapshot_tables", "rebuilds" and "incremental"
+/// when set.
 state::SourcePosition encodePosition(const Position& position);
 
 /// The position a token holds. Throws Error(Fatal) naming the state store when the token is

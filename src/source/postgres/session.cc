@@ -35,6 +35,15 @@ constexpr std::chrono::milliseconds kPauseCheckEvery{200};
 constexpr std::chrono::milliseconds kPauseWait{50};
 // The prefix of Layer 2 heartbeat messages (heartbeat.mode: message).
 constexpr std::string_view kHeartbeatPrefix = "tidemark_heartbeat";
+// The prefix of the message written after an incremental snapshot's chunk (never delivered).
+constexpr std::string_view kWindowPrefix = "tidemark_window";
+// How many recently streamed transaction ids are kept, to tell whether a chunk's snapshot
+// missed one the stream already sent.
+constexpr size_t kRecentXids = 65536;
+// How long to wait before reading a chunk again after one had to be read again.
+constexpr auto kChunkRetryWait = std::chrono::milliseconds(200);
+// How often a status update asks the server for its position while a window waits for it.
+constexpr auto kWindowPoke = std::chrono::milliseconds(250);
 
 }  // namespace
 
@@ -46,13 +55,14 @@ Session::Session(const config::PipelineConfig& cfg, std::optional<Lsn> until, co
       until_(until),
       delivery_(out),
       source_(source),
-      relations_(std::move(catalog), std::move(classify)),
+      relations_(std::move(catalog), classify),
       builder_(cfg.topic_prefix, db,
                cfg.source.invalid_utf8 == "escape" ? Utf8Policy::Escape : Utf8Policy::Reject),
       position_(std::move(position)),
       log_(log),
       monitor_(monitor),
-      report_(std::move(report)) {
+      report_(std::move(report)),
+      classify_(std::move(classify)) {
   durable_ = pending_ = received_ = position_.lsn;
   received_pub_.store(received_.value());
   durable_pub_.store(durable_.value());
@@ -72,6 +82,12 @@ SessionStatus Session::status() const {
   st.freshness = freshness_;
   st.snapshot = snapshot_progress_;
   st.position_rebuilds = position_.rebuilds;
+  st.incremental = position_.incremental;
+  st.incremental_done = incremental_done_;
+  st.incremental_rows = incremental_rows_;
+  st.signals = signals_;
+  st.signals_failed = signals_failed_;
+  st.last_signal_error = last_signal_error_;
   return st;
 }
 
@@ -91,6 +107,7 @@ StopReason Session::stream(const std::atomic<bool>& stop) {
     checkStall();
     checkCapture();
     maybeReport(false);
+    maybeIncremental();
     if (paused()) {
       std::this_thread::sleep_for(kPauseWait);
       continue;
@@ -150,7 +167,9 @@ void Session::onData(const pg::XLogData& d) {
                    if (skipping_) return;
                    const auto& rel = relation(m.relid);
                    if (rel.heartbeat) onHeartbeatRow(rel, *m.new_tuple);
+                   if (isSignalTable(rel)) onSignalRow(rel, *m.new_tuple);
                    if (!delivers(rel)) return;
+                   inWindow(rel, nullptr, m.new_tuple);
                    deliver(builder_.change(core::Op::Create, rel, d.data_start, nullptr,
                                            pgoutput::OldTupleKind::None, m.new_tuple));
                  },
@@ -159,6 +178,7 @@ void Session::onData(const pg::XLogData& d) {
                    if (skipping_) return;
                    const auto& rel = relation(m.relid);
                    if (!delivers(rel)) return;
+                   inWindow(rel, m.old_tuple, nullptr);
                    deliver(builder_.change(core::Op::Delete, rel, d.data_start, m.old_tuple, m.old_kind, nullptr));
                  },
                  [&](const pgoutput::TruncateMessage& m) {
@@ -166,6 +186,7 @@ void Session::onData(const pg::XLogData& d) {
                    for (RelationId id : m.relids) {
                      const auto& rel = relation(id);
                      if (!delivers(rel)) continue;
+                     if (window_ && window_->relid() == rel.relid) discardWindow("the table was truncated");
                      deliver(builder_.truncate(rel, d.data_start));
                    }
                  },
@@ -218,6 +239,11 @@ void Session::onBegin(const pgoutput::BeginMessage& m) {
   // against one sent anyway (its data is already durable). One the initial snapshot saw is
   // in the log as its rows already.
   skipping_ = m.final_lsn < durable_ || (position_.cover && position_.cover->covers(m.xid.value, m.final_lsn));
+  // A chunk's rows are written once the stream is past its high watermark, before the first
+  // transaction that committed after it.
+  if (window_ && m.final_lsn >= window_->high()) closeWindow();
+  tx_unseen_by_window_ = window_ && !window_->cover().covers(m.xid.value, m.final_lsn);
+  noteCommitted(m.xid.value);
   in_transaction_ = !skipping_;
   tx_has_changes_ = false;
   tx_observed_written_us_.reset();
@@ -250,6 +276,7 @@ void Session::onUpdate(const pgoutput::UpdateMessage& m, Lsn lsn) {
   const auto& rel = relation(m.relid);
   if (rel.heartbeat) onHeartbeatRow(rel, *m.new_tuple);
   if (!delivers(rel)) return;
+  inWindow(rel, m.old_tuple, m.new_tuple);
   if (m.old_tuple != nullptr && rel.has_key &&
       events::ChangeBuilder::keyChanged(rel, *m.old_tuple, *m.new_tuple)) {
     // As Debezium does: an update that changes the key is a delete of the old key and a
@@ -296,6 +323,11 @@ void Session::observe(int64_t written_us, bool heartbeat) {
 }
 
 void Session::onMessage(const pgoutput::LogicalDecodingMessage& m, Lsn lsn) {
+  if (m.prefix == kWindowPrefix) {
+    // Written after a chunk was read, to bring the stream past its high watermark promptly.
+    if (!m.transactional && !in_transaction_ && window_ && lsn >= window_->high()) closeWindow();
+    return;
+  }
   if (m.prefix == kHeartbeatPrefix && !skipping_) {
     try {
       auto content = nlohmann::json::parse(m.content);
@@ -325,6 +357,7 @@ void Session::onKeepalive(const pg::Keepalive& k) {
   // Everything the server decoded before wal_end has arrived; with no transaction open it is
   // all in the sinks, so wal_end can become the position once they are durable.
   if (!in_transaction_ && !skipping_) {
+    if (window_ && k.wal_end >= window_->high()) closeWindow();
     if (cfg_.source.confirm_keepalives) setPending(k.wal_end);
     if (until_ && k.wal_end >= *until_) reached_until_ = true;
   }
@@ -641,6 +674,204 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
   log_.info("initial snapshot done: {} row(s) of {} table(s) in {:.1f} s", rows, tables.size(),
             static_cast<double>(progress.ended_us - progress.started_us) * 1e-6);
   return true;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Incremental snapshots
+
+void Session::enableIncremental(OpenConnection open, PollSignals poll, SignalTaken taken) {
+  open_chunk_connection_ = std::move(open);
+  poll_signals_ = std::move(poll);
+  signal_taken_ = std::move(taken);
+}
+
+bool Session::isSignalTable(const events::Relation& rel) const {
+  return rel.stream_schema == cfg_.signal.table.schema && rel.stream_table == cfg_.signal.table.table;
+}
+
+void Session::onSignalRow(const events::Relation& rel, const pgoutput::TupleData& tuple) {
+  Signal signal;
+  for (size_t i = 0; i < rel.columns.size() && i < tuple.size(); ++i) {
+    if (tuple[i].kind != pgoutput::ColumnKind::Text) continue;
+    if (rel.columns[i].name == "id") signal.id = tuple[i].value;
+    if (rel.columns[i].name == "type") signal.type = tuple[i].value;
+    if (rel.columns[i].name == "data") signal.data = tuple[i].value;
+  }
+  takeSignal(signal);
+}
+
+void Session::takeSignal(const Signal& signal) {
+  const bool had = position_.incremental.has_value();
+  SignalOutcome outcome = applySignal(position_.incremental, signal, [this](const std::string& schema,
+                                                                           const std::string& table) {
+    const events::RelationTarget target = classify_(RelationId{0}, schema, table);
+    return target.role == events::RelationRole::Captured;
+  });
+  ++signals_;
+  if (!outcome.ok) {
+    ++signals_failed_;
+    last_signal_error_ = outcome.message;
+    log_.error("{}", outcome.message);
+    return;
+  }
+  log_.info("{}", outcome.message);
+  // A stopped snapshot takes its window with it.
+  if (had && !position_.incremental && window_) window_.reset();
+  // A window of a table no longer first (stopped), or of a paused snapshot, is read again.
+  if (window_ && position_.incremental) {
+    const auto& tables = position_.incremental->tables;
+    if (tables.empty() || position_.incremental->paused || tables.front().schema != window_->relation().nspname ||
+        tables.front().table != window_->relation().relname) {
+      window_.reset();
+    }
+  }
+  report_soon_ = true;
+}
+
+void Session::noteCommitted(uint32_t xid) {
+  if (!open_chunk_connection_) return;
+  if (recent_xid_set_.insert(xid).second) recent_xids_.push_back(xid);
+  while (recent_xids_.size() > kRecentXids) {
+    recent_xid_set_.erase(recent_xids_.front());
+    recent_xids_.pop_front();
+  }
+}
+
+void Session::inWindow(const events::Relation& rel, const pgoutput::TupleData* old_tuple,
+                       const pgoutput::TupleData* new_tuple) {
+  if (!window_ || !tx_unseen_by_window_ || rel.relid != window_->relid()) return;
+  if (!window_->drop(rel, old_tuple, new_tuple)) discardWindow("a change's key could not be told (a TOASTed key)");
+}
+
+void Session::discardWindow(std::string_view why) {
+  log_.debug("incremental snapshot: the chunk is read again ({})", why);
+  window_.reset();
+  next_chunk_ = Clock::now() + kChunkRetryWait;
+}
+
+void Session::maybeIncremental() {
+  if (!open_chunk_connection_ || in_transaction_ || skipping_) return;
+  const auto now = Clock::now();
+  if (poll_signals_ && now >= next_signal_poll_) {
+    next_signal_poll_ = now + std::chrono::seconds(1);
+    std::vector<Signal> waiting = poll_signals_();
+    if (!waiting.empty()) {
+      for (const Signal& s : waiting) takeSignal(s);
+      makeDurable(true);
+      for (const Signal& s : waiting) signal_taken_(s);
+    }
+  }
+  if (window_) {
+    // Until the stream passes the high watermark: a status update asking for a reply brings a
+    // keepalive with the server's position, which closes the window when nothing else does
+    // (an idle read-only source).
+    if (now >= next_window_poke_) {
+      next_window_poke_ = now + kWindowPoke;
+      source_.sendStatus(received_, durable_, true);
+    }
+    return;
+  }
+  if (!position_.incremental || position_.incremental->paused || now < next_chunk_) return;
+  IncrementalState& state = *position_.incremental;
+  if (state.tables.empty()) {
+    incremental_done_ = state.id;
+    log_.info("incremental snapshot {} done", state.id);
+    position_.incremental.reset();
+    makeDurable(true);
+    report_soon_ = true;
+    return;
+  }
+  IncrementalTable& table = state.tables.front();
+  const events::RelationTarget target = classify_(RelationId{0}, table.schema, table.table);
+  if (target.role != events::RelationRole::Captured) {
+    log_.error("incremental snapshot {}: {}.{} is not captured any more; it is left out", state.id, table.schema,
+               table.table);
+    state.tables.erase(state.tables.begin());
+    return;
+  }
+  if (!chunk_connection_) chunk_connection_.emplace(open_chunk_connection_());
+  // The captured table's OID, as the catalog has it now.
+  Result oid = chunk_connection_->execParams("SELECT $1::regclass::oid::int8",
+                                             {quoteTableText(table.schema, table.table)},
+                                             fmt::format("looking up {}.{}", table.schema, table.table));
+  const state::CapturedTable captured{table.schema, table.table, RelationId{static_cast<uint32_t>(std::stoul(PQgetvalue(oid.get(), 0, 0)))}};
+  IncrementalWindow window;
+  try {
+    window = IncrementalWindow::read(*chunk_connection_, table, captured, cfg_.source.snapshot_chunk_rows);
+  } catch (const Error& e) {
+    if (e.errorClass() != ErrorClass::Config) throw;
+    ++signals_failed_;
+    last_signal_error_ = e.describe();
+    log_.error("incremental snapshot {}: {}; the table is left out", state.id, e.describe());
+    state.tables.erase(state.tables.begin());
+    makeDurable(true);
+    return;
+  }
+  if (window.empty()) {
+    log_.info("incremental snapshot {}: {}.{} done, {} row(s)", state.id, table.schema, table.table, table.rows);
+    state.tables.erase(state.tables.begin());
+    makeDurable(true);
+    report_soon_ = true;
+    return;
+  }
+  // A transaction the snapshot did not see, but the stream already sent: the chunk's rows of
+  // it would be older than what was streamed. Rare (a commit visible late); read again.
+  for (uint64_t running : window.cover().xip) {
+    if (recent_xid_set_.count(static_cast<uint32_t>(running)) > 0) {
+      discardWindow("its snapshot missed a transaction already streamed");
+      return;
+    }
+  }
+  window_ = std::move(window);
+  tx_unseen_by_window_ = false;
+  if (!cfg_.source.read_only) {
+    chunk_connection_->exec(fmt::format("SELECT pg_logical_emit_message(false, '{}', '')", kWindowPrefix),
+                            "writing the chunk's watermark message");
+  }
+  next_window_poke_ = Clock::now();
+  if (std::max(pending_, durable_) >= window_->high()) closeWindow();
+}
+
+void Session::closeWindow() {
+  IncrementalWindow window = std::move(*window_);
+  window_.reset();
+  if (!position_.incremental || position_.incremental->tables.empty()) return;
+  IncrementalTable& table = position_.incremental->tables.front();
+  // The rows are written with the relation as the stream knows it; one that changed since
+  // (DDL) is read again once the stream describes it anew.
+  const events::Relation* known = relations_.find(window.relid());
+  if (known != nullptr) {
+    bool same = known->columns.size() == window.relation().columns.size();
+    for (size_t i = 0; same && i < known->columns.size(); ++i) {
+      same = known->columns[i].name == window.relation().columns[i].name &&
+             known->columns[i].type_oid == window.relation().columns[i].type;
+    }
+    if (!same) {
+      discardWindow("the table's columns changed");
+      return;
+    }
+  }
+  const events::Relation& rel = known != nullptr ? *known : relations_.update(window.relation());
+  const events::PostgresSourceBlock::SnapshotRead read{.marker = "incremental", .txid = std::nullopt,
+                                                       .ts_us = unixMicrosNow(), .lsn = std::max(pending_, durable_)};
+  pgoutput::TupleData tuple;
+  uint64_t n = 0;
+  window.forEachRow([&](const IncrementalWindow::Row& row) {
+    tuple.clear();
+    for (const auto& v : row) {
+      tuple.push_back(v ? pgoutput::TupleColumn{pgoutput::ColumnKind::Text, *v}
+                        : pgoutput::TupleColumn{pgoutput::ColumnKind::Null, {}});
+    }
+    deliver(builder_.read(rel, tuple, read));
+    ++n;
+  });
+  table.after = window.lastKey();
+  table.until = window.until();
+  table.rows += n;
+  incremental_rows_ += n;
+  delivery_.endTransaction(std::max(pending_, durable_).str());
+  makeDurable(true);
+  maybeReport(false);
 }
 
 }  // namespace tidemark::pg

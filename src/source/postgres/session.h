@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "core/change_writer.h"
 #include "core/source.h"
 #include "source/postgres/change_builder.h"
+#include "source/postgres/incremental.h"
 #include "source/postgres/pgoutput_decoder.h"
 #include "source/postgres/position.h"
 #include "source/postgres/relations.h"
@@ -76,6 +78,12 @@ struct SessionStatus {
   Freshness freshness;
   std::optional<SnapshotProgress> snapshot;  // set once this run read an initial snapshot
   uint32_t position_rebuilds = 0;  // lost positions replaced by a new one (Position::rebuilds)
+  std::optional<IncrementalState> incremental;  // the incremental snapshot under way
+  std::optional<std::string> incremental_done;  // the id of the last one that finished
+  uint64_t incremental_rows = 0;                // read events it wrote in this process
+  uint64_t signals = 0;                         // signals taken
+  uint64_t signals_failed = 0;                  // signals refused (malformed, unknown)
+  std::optional<std::string> last_signal_error;
 };
 
 /// Heartbeats were written on the source but have not come through the stream, and the
@@ -122,6 +130,15 @@ class Session final : public core::Source {
   bool snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables, bool resume,
                 std::string_view reason, const std::atomic<bool>& stop);
 
+  /// Incremental snapshots (incremental.h): chunks are read on the connection `open` makes
+  /// (opened when first needed); `poll` (may be empty) returns the signals waiting outside
+  /// the stream (files `tidemark snapshot` left), and `taken` is called with each once its
+  /// effect is durable. Signal table rows come through the stream regardless.
+  using OpenConnection = std::function<Connection()>;
+  using PollSignals = std::function<std::vector<Signal>()>;
+  using SignalTaken = std::function<void(const Signal&)>;
+  void enableIncremental(OpenConnection open, PollSignals poll, SignalTaken taken);
+
   /// After an error: makes the whole transactions already written durable (without
   /// confirming them; the next connection starts from there). When that fails too (the log
   /// or the store were what failed: a full disk), what was written since the last commit is
@@ -150,6 +167,18 @@ class Session final : public core::Source {
   void onUpdate(const pgoutput::UpdateMessage& m, Lsn lsn);
   void onMessage(const pgoutput::LogicalDecodingMessage& m, Lsn lsn);
   void onKeepalive(const pg::Keepalive& k);
+  bool isSignalTable(const events::Relation& rel) const;
+  void onSignalRow(const events::Relation& rel, const pgoutput::TupleData& tuple);
+  void takeSignal(const Signal& signal);
+  /// Between transactions: takes waiting signals, and reads the next chunk when none waits.
+  void maybeIncremental();
+  /// A change the open window's snapshot did not see: drops its keys from the window.
+  void inWindow(const events::Relation& rel, const pgoutput::TupleData* old_tuple, const pgoutput::TupleData* new_tuple);
+  /// The stream is past the window's high watermark: writes its rows, durable with the
+  /// table's progress.
+  void closeWindow();
+  void discardWindow(std::string_view why);
+  void noteCommitted(uint32_t xid);
   void onHeartbeatRow(const events::Relation& rel, const pgoutput::TupleData& tuple);
   void observe(int64_t written_us, bool heartbeat);
   void maybeHeartbeatEvent();
@@ -223,6 +252,25 @@ class Session final : public core::Source {
   std::unordered_map<RelationId, std::pair<std::string, uint64_t>> skipped_;
   std::unordered_set<RelationId> noted_;  // relations whose note was logged
   Freshness freshness_;
+
+  // Incremental snapshots.
+  events::Classifier classify_;  // a signal's tables must be captured ones
+  OpenConnection open_chunk_connection_;
+  PollSignals poll_signals_;
+  SignalTaken signal_taken_;
+  std::optional<Connection> chunk_connection_;
+  std::optional<IncrementalWindow> window_;
+  bool tx_unseen_by_window_ = false;  // the open transaction is not in the window's snapshot
+  Clock::time_point next_chunk_;
+  Clock::time_point next_window_poke_;
+  Clock::time_point next_signal_poll_;
+  std::deque<uint32_t> recent_xids_;
+  std::unordered_set<uint32_t> recent_xid_set_;
+  std::optional<std::string> incremental_done_;
+  uint64_t incremental_rows_ = 0;
+  uint64_t signals_ = 0;
+  uint64_t signals_failed_ = 0;
+  std::optional<std::string> last_signal_error_;
 
   // Mirrors for the feedback thread.
   std::atomic<uint64_t> received_pub_{0};

@@ -33,7 +33,7 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
   // The columns pgoutput sends (not dropped, not generated), in order, flagged as part of the
   // replica identity as pgoutput flags them.
   Result r = conn.execParams(
-      "SELECT c.relreplident, a.attname, a.atttypid::int8, a.atttypmod, "
+      "SELECT c.relreplident, a.attname, a.atttypid::int8, a.atttypmod, format_type(a.atttypid, a.atttypmod), "
       "  CASE c.relreplident WHEN 'f' THEN true WHEN 'n' THEN false "
       "  ELSE coalesce(a.attnum = ANY ((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND "
       "    CASE c.relreplident WHEN 'i' THEN i.indisreplident ELSE i.indisprimary END LIMIT 1)::int2[]), false) END "
@@ -62,7 +62,8 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
     c.name = out.storage.back();
     c.type = static_cast<TypeOid>(std::stoul(text(r.get(), i, 2)));
     c.typmod = static_cast<int32_t>(std::stol(text(r.get(), i, 3)));
-    c.part_of_key = text(r.get(), i, 4) == "t";
+    out.types.push_back(text(r.get(), i, 4));
+    c.part_of_key = text(r.get(), i, 5) == "t";
     out.message.columns.push_back(c);
     if (!columns.empty()) columns += ", ";
     columns += quoteIdentifierText(c.name);
@@ -72,7 +73,7 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
   // The key to read in the order of: the primary key's columns, else the replica identity
   // index's, in the index's order.
   Result key = conn.execParams(
-      "SELECT a.attname, format_type(a.atttypid, a.atttypmod) "
+      "SELECT a.attname "
       "FROM (SELECT i.indkey FROM pg_index i WHERE i.indrelid = $1::oid AND (i.indisprimary OR i.indisreplident) "
       "      ORDER BY i.indisprimary DESC LIMIT 1) i "
       "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, n) "
@@ -85,29 +86,59 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
     if (at == out.message.columns.size()) {
       // A key column pgoutput does not send (a generated one): no order to resume by.
       out.key.clear();
-      out.key_types.clear();
       break;
     }
     out.key.push_back(at);
-    out.key_types.push_back(text(key.get(), i, 1));
   }
   return out;
 }
 
-std::string SnapshotRelation::query(bool after) const {
-  if (key.empty()) return select;
+std::string SnapshotRelation::query(bool after, bool until, std::optional<std::string_view> filter,
+                                    std::optional<uint64_t> limit) const {
   std::string columns;
-  std::string values;
+  auto values = [&](size_t first) {
+    std::string out;
+    for (size_t i = 0; i < key.size(); ++i) out += fmt::format("{}${}::{}", i > 0 ? ", " : "", first + i, types[key[i]]);
+    return out;
+  };
   for (size_t i = 0; i < key.size(); ++i) {
-    if (i > 0) {
-      columns += ", ";
-      values += ", ";
-    }
+    if (i > 0) columns += ", ";
     columns += quoteIdentifierText(message.columns[key[i]].name);
-    values += fmt::format("${}::{}", i + 1, key_types[i]);
   }
-  if (!after) return fmt::format("{} ORDER BY {}", select, columns);
-  return fmt::format("{} WHERE ({}) > ({}) ORDER BY {}", select, columns, values, columns);
+  std::string q = select;
+  std::string where;
+  size_t next = 1;
+  if (after && !key.empty()) {
+    where = fmt::format("({}) > ({})", columns, values(next));
+    next += key.size();
+  }
+  if (until && !key.empty()) where += fmt::format("{}({}) <= ({})", where.empty() ? "" : " AND ", columns, values(next));
+  if (filter) where += fmt::format("{}({})", where.empty() ? "" : " AND ", *filter);
+  if (!where.empty()) q += " WHERE " + where;
+  if (!key.empty()) q += " ORDER BY " + columns;
+  if (limit) q += fmt::format(" LIMIT {}", *limit);
+  return q;
+}
+
+std::string SnapshotRelation::lastKeyQuery() const {
+  std::string columns;
+  std::string descending;
+  for (size_t i = 0; i < key.size(); ++i) {
+    columns += fmt::format("{}{}", i > 0 ? ", " : "", quoteIdentifierText(message.columns[key[i]].name));
+    descending += fmt::format("{}{} DESC", i > 0 ? ", " : "", quoteIdentifierText(message.columns[key[i]].name));
+  }
+  return fmt::format("SELECT {} FROM {}.{} ORDER BY {} LIMIT 1", columns, quoteIdentifierText(message.nspname),
+                     quoteIdentifierText(message.relname), descending);
+}
+
+bool SnapshotRelation::orderBy(std::string_view name) {
+  for (size_t at = 0; at < message.columns.size(); ++at) {
+    if (message.columns[at].name == name) {
+      key = {at};
+      return true;
+    }
+  }
+  return false;
 }
 
 std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTable& table) {

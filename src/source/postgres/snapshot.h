@@ -42,11 +42,18 @@ struct SnapshotRelation {
   /// else the replica identity index. Empty when the table has neither (then it is read in
   /// no order, and cannot be resumed part way).
   std::vector<size_t> key;
-  std::vector<std::string> key_types;  // format_type() of each, to cast a resumed key's text
+  std::vector<std::string> types;  // format_type() of each column, to cast a key's text
 
   /// The query that reads the rows, in key order; with `after`, only those past that key
-  /// (its values' text as parameters $1..$n, never spliced in).
-  std::string query(bool after) const;
+  /// (its values' text as parameters $1..$n, never spliced in); with `until`, only those up
+  /// to that key (the next n parameters); with `filter`, only those it holds for (a
+  /// condition, parenthesized); with `limit`, that many at most.
+  std::string query(bool after, bool until = false, std::optional<std::string_view> filter = std::nullopt,
+                    std::optional<uint64_t> limit = std::nullopt) const;
+  /// The query for the last key, in key order: SELECT <key> ... ORDER BY <key> DESC LIMIT 1.
+  std::string lastKeyQuery() const;
+  /// Orders by the column `name` instead of the key. False when there is no such column.
+  bool orderBy(std::string_view name);
 };
 SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTable& table);
 

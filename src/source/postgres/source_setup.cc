@@ -318,6 +318,34 @@ StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
   return {*slot->confirmed_flush_lsn, false};
 }
 
+void ensureSignalTable(pg::Connection& conn, const config::PipelineConfig& cfg, const Logger& log) {
+  if (cfg.source.read_only) return;
+  const config::TableName& t = cfg.signal.table;
+  const std::string pub = conn.quoteIdentifier(cfg.source.publication);
+  std::string step = fmt::format("creating signal table {}", t.str());
+  try {
+    if (!tableExists(conn, t)) {
+      conn.exec(signalTableDdl(t), step);
+      log.info("created signal table {}", t.str());
+    }
+    pg::Result all = conn.execParams("SELECT puballtables FROM pg_publication WHERE pubname = $1",
+                                     {cfg.source.publication}, "reading pg_publication");
+    if (PQntuples(all.get()) == 0 || pg::value(all.get(), 0, 0) == "t") return;
+    pg::Result covered = conn.execParams(
+        "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+        {cfg.source.publication, t.schema, t.table}, "reading pg_publication_tables");
+    if (PQntuples(covered.get()) > 0) return;
+    step = fmt::format("adding signal table {} to publication \"{}\"", t.str(), cfg.source.publication);
+    conn.exec(fmt::format("ALTER PUBLICATION {} ADD TABLE {}", pub, quotedTable(conn, t)), step);
+    log.info("added signal table {} to publication \"{}\"", t.str(), cfg.source.publication);
+  } catch (const pg::ServerError& e) {
+    if (e.sqlstate() != "42501") throw;
+    log.warn("{} failed ({}): signals through the table are off; as an administrator, run: {} ALTER PUBLICATION {} "
+             "ADD TABLE {};",
+             step, e.what(), signalTableDdl(t), pub, quotedTable(conn, t));
+  }
+}
+
 void dropInvalidatedSlot(pg::Connection& catalog, const config::SourceConfig& source, const Logger& log) {
   std::optional<SlotInfo> slot = querySlot(catalog, source.slot);
   if (!slot || slot->wal_status != "lost") return;

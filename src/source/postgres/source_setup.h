@@ -98,6 +98,12 @@ StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
                         const pg::SystemInfo& system, const config::SourceConfig& source,
                         const std::optional<pg::Position>& stored, const Logger& log);
 
+/// The signal table (signal.table), whose rows come through the stream as requests
+/// (incremental snapshots): created when missing and added to the publication when it is not
+/// in it, unless source.read_only; when that is not allowed, a warning with the SQL to run
+/// (signals then come only through `tidemark snapshot` files).
+void ensureSignalTable(pg::Connection& conn, const config::PipelineConfig& cfg, const Logger& log);
+
 /// After a lost position (source.snapshot.mode when_needed): drops the slot if the server
 /// invalidated it (wal_status lost), so that resolveStart without a stored position makes a
 /// new one; a slot that can still stream is kept and used from its confirmed position.
