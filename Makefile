@@ -63,6 +63,7 @@ bench: binary peer
 	@cmake --build $(BUILD) -j $(JOBS) --target log_bench apply_bench
 	@bash bench/run.sh $(BUILD)/tidemark
 	@APPLY_BENCH=$(BUILD)/apply_bench bash bench/destination.sh $(BUILD)/tidemark
+	@bash bench/snapshot.sh $(BUILD)/tidemark
 
 # WAL retention with idle captured tables, per heartbeat mode; WAL_SECONDS of load per mode.
 WAL_SECONDS ?= 70

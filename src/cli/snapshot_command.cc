@@ -54,15 +54,22 @@ int snapshotCommand(const config::PipelineConfig& cfg, const SnapshotOptions& op
   if (options.surrogate_key) data["surrogate-key"] = *options.surrogate_key;
   signal.data = data.dump();
 
-  if (cfg.source.read_only) {
+  auto leaveFile = [&](std::string_view why) {
     const auto dir = pg::signalDirectory(cfg.state_dir);
     pg::writeSignalFile(dir, signal);
-    std::cout << fmt::format("signal {} ({}) left in {} for the running pipeline (source.read_only); follow it with "
-                             "tidemark status\n",
-                             signal.id, signal.type, dir.string());
+    std::cout << fmt::format("signal {} ({}) left in {} for the running pipeline ({}); follow it with tidemark "
+                             "status\n",
+                             signal.id, signal.type, dir.string(), why);
     return kExitOk;
-  }
+  };
+  if (cfg.source.read_only) return leaveFile("source.read_only");
   pg::Connection conn = pg::Connection::open(pg::sourceOptions(cfg.source, "tidemark snapshot"));
+  pg::Result exists = conn.execParams("SELECT to_regclass($1) IS NOT NULL",
+                                      {pg::quoteTableText(cfg.signal.table.schema, cfg.signal.table.table)},
+                                      "looking for the signal table");
+  if (std::string_view(PQgetvalue(exists.get(), 0, 0)) != "t") {
+    return leaveFile(fmt::format("there is no signal table {}; tidemark setup creates it", cfg.signal.table.str()));
+  }
   conn.execParams(fmt::format("INSERT INTO {} (id, type, data) VALUES ($1, $2, $3)",
                               pg::quoteTableText(cfg.signal.table.schema, cfg.signal.table.table)),
                   {signal.id, signal.type, signal.data},

@@ -1,8 +1,8 @@
 // `tidemark snapshot -c FILE TABLE... [--where SQL] [--surrogate-key COLUMN]`, and with
 // --stop, --pause or --resume: a signal to the running pipeline (incremental snapshots,
 // source/postgres/incremental.h), in Debezium's execute-snapshot layout. It goes into the
-// signal table, which the stream brings to the pipeline; on a read-only source, into a file
-// in the state directory, which the pipeline reads.
+// signal table, which the stream brings to the pipeline; on a read-only source, or when
+// there is no signal table, into a file in the state directory, which the pipeline reads.
 #pragma once
 
 #include <optional>

@@ -623,9 +623,9 @@ constexpr Setting kSettings[] = {
         .description = "The signal table: `(id varchar(42) PRIMARY KEY, type varchar(32) NOT NULL, "
                        "data varchar(2048))`, Debezium's layout: its rows (`tidemark snapshot` "
                        "writes them) come through the stream as requests, incremental snapshots for "
-                       "one. `tidemark run` creates it when missing and adds it to the publication "
-                       "(not with `source.read_only`, where `tidemark snapshot` leaves files in the "
-                       "state directory instead); `tidemark setup` prints the SQL.",
+                       "one. `tidemark setup` creates it; `tidemark run` adds it to the publication "
+                       "when it exists (not with `source.read_only`). Without it, or read-only, "
+                       "`tidemark snapshot` leaves request files in the state directory instead.",
         .store =
             [](SettingTarget& t, SettingValue&& v) {
               t.pipeline.signal.table = *parseTableName(take<std::string>(v)).value;

@@ -155,6 +155,9 @@ SignalOutcome applySignal(std::optional<IncrementalState>& state, const Signal& 
       if (!filters.empty()) {
         return refuse(fmt::format("additional-conditions names {}, which data-collections does not", filters.begin()->first));
       }
+      if (state && std::find(state->taken.begin(), state->taken.end(), signal.id) != state->taken.end()) {
+        return {true, fmt::format("signal {} (execute-snapshot) was taken already", signal.id)};
+      }
       std::string message;
       if (!state) {
         state.emplace();
@@ -164,6 +167,8 @@ SignalOutcome applySignal(std::optional<IncrementalState>& state, const Signal& 
         message = fmt::format("incremental snapshot {}: {} more table(s) queued", state->id, tables.size());
       }
       for (auto& t : tables) state->tables.push_back(std::move(t));
+      state->taken.push_back(signal.id);
+      if (state->taken.size() > 32) state->taken.erase(state->taken.begin());
       return {true, message};
     }
     if (signal.type == "stop-snapshot") {

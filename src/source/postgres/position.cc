@@ -74,7 +74,10 @@ state::SourcePosition encodePosition(const Position& p) {
       if (t.until) entry["until"] = *t.until;
       tables.push_back(std::move(entry));
     }
-    doc["incremental"] = {{"id", p.incremental->id}, {"paused", p.incremental->paused}, {"tables", std::move(tables)}};
+    doc["incremental"] = {{"id", p.incremental->id},
+                          {"paused", p.incremental->paused},
+                          {"taken", p.incremental->taken},
+                          {"tables", std::move(tables)}};
   }
   if (!p.snapshot_tables.empty()) {
     auto tables = nlohmann::ordered_json::array();
@@ -116,6 +119,7 @@ Position decodePosition(const state::SourcePosition& stored) {
       IncrementalState state;
       state.id = inc.at("id").get<std::string>();
       state.paused = inc.at("paused").get<bool>();
+      state.taken = inc.value("taken", std::vector<std::string>{});
       for (const auto& entry : inc.at("tables")) {
         IncrementalTable t;
         t.schema = entry.at("schema").get<std::string>();

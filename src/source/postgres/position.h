@@ -61,6 +61,9 @@ struct IncrementalState {
   std::string id;  // the signal that asked for it
   std::vector<IncrementalTable> tables;
   bool paused = false;
+  /// The execute-snapshot signals it took (the latest 32): one seen again, its transaction
+  /// streamed once more after a restart, is not queued twice.
+  std::vector<std::string> taken;
   bool operator==(const IncrementalState&) const = default;
 };
 

@@ -322,12 +322,11 @@ void ensureSignalTable(pg::Connection& conn, const config::PipelineConfig& cfg, 
   if (cfg.source.read_only) return;
   const config::TableName& t = cfg.signal.table;
   const std::string pub = conn.quoteIdentifier(cfg.source.publication);
-  std::string step = fmt::format("creating signal table {}", t.str());
+  // Created by tidemark setup (or by hand), never by run: a pipeline that asks for no
+  // heartbeat table writes nothing of its own into the source.
+  if (!tableExists(conn, t)) return;
+  std::string step = fmt::format("reading publication \"{}\"", cfg.source.publication);
   try {
-    if (!tableExists(conn, t)) {
-      conn.exec(signalTableDdl(t), step);
-      log.info("created signal table {}", t.str());
-    }
     pg::Result all = conn.execParams("SELECT puballtables FROM pg_publication WHERE pubname = $1",
                                      {cfg.source.publication}, "reading pg_publication");
     if (PQntuples(all.get()) == 0 || pg::value(all.get(), 0, 0) == "t") return;
@@ -340,9 +339,9 @@ void ensureSignalTable(pg::Connection& conn, const config::PipelineConfig& cfg, 
     log.info("added signal table {} to publication \"{}\"", t.str(), cfg.source.publication);
   } catch (const pg::ServerError& e) {
     if (e.sqlstate() != "42501") throw;
-    log.warn("{} failed ({}): signals through the table are off; as an administrator, run: {} ALTER PUBLICATION {} "
-             "ADD TABLE {};",
-             step, e.what(), signalTableDdl(t), pub, quotedTable(conn, t));
+    log.warn("{} failed ({}): signals through the table are off (tidemark snapshot leaves files instead); as the "
+             "publication's owner, run: ALTER PUBLICATION {} ADD TABLE {};",
+             step, e.what(), pub, quotedTable(conn, t));
   }
 }
 

@@ -99,9 +99,10 @@ StartPoint resolveStart(pg::Connection& catalog, pg::ReplicationStream& stream,
                         const std::optional<pg::Position>& stored, const Logger& log);
 
 /// The signal table (signal.table), whose rows come through the stream as requests
-/// (incremental snapshots): created when missing and added to the publication when it is not
-/// in it, unless source.read_only; when that is not allowed, a warning with the SQL to run
-/// (signals then come only through `tidemark snapshot` files).
+/// (incremental snapshots): when it exists (`tidemark setup` creates it), added to the
+/// publication if it is not in it, unless source.read_only; when that is not allowed, a
+/// warning with the SQL to run. Without it, `tidemark snapshot` leaves request files in the
+/// state directory instead.
 void ensureSignalTable(pg::Connection& conn, const config::PipelineConfig& cfg, const Logger& log);
 
 /// After a lost position (source.snapshot.mode when_needed): drops the slot if the server

@@ -49,9 +49,9 @@ TEST_F(ErrorTextTest, AMisspelledDsnKeywordIsAConfigurationErrorNotAnOutage) {
 }
 
 TEST_F(ErrorTextTest, AnUnknownCommandSaysSo) {
-  RunResult r = runTidemark({"snapshot", "-c", "x.yaml", "public.orders"});
+  RunResult r = runTidemark({"backfill", "-c", "x.yaml", "public.orders"});
   EXPECT_EQ(r.exitCode, 1) << r.description;
-  EXPECT_TRUE(contains(r.err, "unknown command \"snapshot\"; the commands are run, status, setup, check"));
+  EXPECT_TRUE(contains(r.err, "unknown command \"backfill\"; the commands are run, status, setup, check"));
 }
 
 TEST_F(ErrorTextTest, ASecondSetupApplyIsQuiet) {
