@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/error.h"
+#include "config/settings.h"
 #include "postgres/connection.h"
 #include "source/postgres/incremental.h"
 
@@ -14,9 +15,19 @@ namespace tidemark::cli {
 
 namespace {
 
-bool captured(const config::PipelineConfig& cfg, const std::string& name) {
-  return std::any_of(cfg.source.tables.begin(), cfg.source.tables.end(),
-                     [&](const config::TableName& t) { return t.str() == name; });
+// The captured table a name on the command line means (written as in source.tables:
+// unquoted names fold to lower case, "quoted" ones keep every character).
+config::TableName capturedTable(const config::PipelineConfig& cfg, const std::string& name) {
+  config::Parsed<config::TableName> parsed = config::parseTableName(name);
+  if (!parsed.value) {
+    throw Error(ErrorClass::Config, fmt::format("{} is not a table name: it {}", name, parsed.problem),
+                "write schema.table, with \"double quotes\" around names that need them");
+  }
+  for (const config::TableName& t : cfg.source.tables) {
+    if (t == *parsed.value) return t;
+  }
+  throw Error(ErrorClass::Config, fmt::format("{} is not in source.tables", name),
+              "an incremental snapshot reads captured tables; add it to source.tables first");
 }
 
 }  // namespace
@@ -39,16 +50,16 @@ int snapshotCommand(const config::PipelineConfig& cfg, const SnapshotOptions& op
     throw Error(ErrorClass::Config, "--where has a ';': it is one condition on the rows, not statements",
                 "write a condition such as \"created_at > '2026-01-01'\"");
   }
+  // Debezium names a data collection schema.table, unquoted.
+  std::vector<std::string> names;
   for (const std::string& name : options.tables) {
-    if (!captured(cfg, name)) {
-      throw Error(ErrorClass::Config, fmt::format("{} is not in source.tables", name),
-                  "an incremental snapshot reads captured tables; add it to source.tables first");
-    }
+    const config::TableName t = capturedTable(cfg, name);
+    names.push_back(t.schema + "." + t.table);
   }
-  if (!options.tables.empty()) data["data-collections"] = options.tables;
+  if (!names.empty()) data["data-collections"] = names;
   if (options.where) {
     auto conditions = nlohmann::ordered_json::array();
-    for (const std::string& name : options.tables) conditions.push_back({{"data-collection", name}, {"filter", *options.where}});
+    for (const std::string& name : names) conditions.push_back({{"data-collection", name}, {"filter", *options.where}});
     data["additional-conditions"] = std::move(conditions);
   }
   if (options.surrogate_key) data["surrogate-key"] = *options.surrogate_key;

@@ -791,10 +791,18 @@ void Session::maybeIncremental() {
   }
   if (!chunk_connection_) chunk_connection_.emplace(open_chunk_connection_());
   // The captured table's OID, as the catalog has it now.
-  Result oid = chunk_connection_->execParams("SELECT $1::regclass::oid::int8",
+  Result oid = chunk_connection_->execParams("SELECT to_regclass($1)::oid::int8",
                                              {quoteTableText(table.schema, table.table)},
                                              fmt::format("looking up {}.{}", table.schema, table.table));
-  const state::CapturedTable captured{table.schema, table.table, RelationId{static_cast<uint32_t>(std::stoul(PQgetvalue(oid.get(), 0, 0)))}};
+  if (PQgetisnull(oid.get(), 0, 0)) {
+    log_.error("incremental snapshot {}: {}.{} does not exist any more; it is left out", state.id, table.schema,
+               table.table);
+    state.tables.erase(state.tables.begin());
+    makeDurable(true);
+    return;
+  }
+  const state::CapturedTable captured{table.schema, table.table,
+                                      RelationId{static_cast<uint32_t>(std::stoul(PQgetvalue(oid.get(), 0, 0)))}};
   IncrementalWindow window;
   try {
     window = IncrementalWindow::read(*chunk_connection_, table, captured, cfg_.source.snapshot_chunk_rows);

@@ -15,6 +15,7 @@
 #include "support/assertions.h"
 #include "support/background_writer.h"
 #include "support/pipeline_fixture.h"
+#include "support/replay.h"
 #include "support/poll.h"
 
 namespace tidemark::test {
@@ -25,24 +26,8 @@ using namespace std::chrono_literals;
 
 class IncrementalTest : public PgPipelineTest {
  protected:
-  // The table's rows as its events leave them, each as "v|note".
-  std::map<int, std::string> replayed(const std::string& table) {
-    std::map<int, std::string> rows;
-    for (const json& e : events(table)) {
-      if (e["op"] == "d") {
-        rows.erase(e["before"]["id"].get<int>());
-        continue;
-      }
-      const json& a = e["after"];
-      rows[a["id"].get<int>()] = std::to_string(a["v"].get<int>()) + "|" + a["note"].get<std::string>();
-    }
-    return rows;
-  }
-  std::map<int, std::string> sourceRows(const std::string& table) {
-    std::map<int, std::string> rows;
-    for (const auto& r : sql("SELECT id, v, note FROM " + table)) rows[std::stoi(*r[0])] = *r[1] + "|" + *r[2];
-    return rows;
-  }
+  std::map<int, std::string> replayed(const std::string& table) { return replayIdVNote(events(table)); }
+  std::map<int, std::string> sourceRows(const std::string& table) { return idVNoteRows(sql("SELECT id, v, note FROM " + table)); }
   size_t reads(const std::string& table) {
     size_t n = 0;
     for (const json& e : events(table)) n += e["op"] == "r" ? 1 : 0;
@@ -230,8 +215,8 @@ TEST_F(IncrementalTest, ReadOnlySourceWritesNothing) {
   sql("GRANT SELECT ON big, tidemark.tidemark_heartbeat TO " + role);
   sql("GRANT USAGE ON SCHEMA tidemark TO " + role);
   sql("ALTER ROLE " + role + " SET default_transaction_read_only = on");
-  pg().setSystem("log_statement", "'all'");
-  pg().setSystem("log_line_prefix", "'%m [%p] %u@%d app=%a '");
+  setSystem("log_statement", "'all'");
+  setSystem("log_line_prefix", "'%m [%p] %u@%d app=%a '");
   const size_t log_start = pg().logSize();
 
   const auto config = writeConfig(TidemarkConfig({"public.big"})
@@ -246,8 +231,6 @@ TEST_F(IncrementalTest, ReadOnlySourceWritesNothing) {
   sql("UPDATE big SET v = 0 WHERE id % 100 = 0");
   ASSERT_TRUE(incrementalState(config, "done")) << run->describe();
   ASSERT_NO_FATAL_FAILURE(stopAfterCatchingUp(config, run));
-  pg().setSystem("log_statement", std::nullopt);
-  pg().setSystem("log_line_prefix", std::nullopt);
   EXPECT_TRUE(sameRows(replayed("public.big"), sourceRows("big")));
   EXPECT_EQ(reads("public.big"), 5000u);
 
@@ -265,6 +248,35 @@ TEST_F(IncrementalTest, ReadOnlySourceWritesNothing) {
   }
   EXPECT_GT(tidemark_lines, 10u) << "log_statement = all did not take effect?";
   EXPECT_EQ(offending, "") << "tidemark wrote to a read-only source";
+}
+
+// Names as hostile as PostgreSQL allows, for the table and its key column: the initial
+// snapshot orders and resumes by that key, the incremental one reads it in chunks, and
+// every name is quoted: the table that its name tries to drop is still there.
+TEST_F(IncrementalTest, HostileNamesAreQuotedEverywhere) {
+  const std::string table = R"("we'ird; DROP TABLE keep--")";
+  sql("CREATE TABLE keep (id int)");
+  sql("CREATE TABLE " + table + R"( ("i""d) --" int PRIMARY KEY, "v, note" text))");
+  sql("INSERT INTO " + table + " SELECT i, 'x' || i FROM generate_series(1, 1000) i");
+  const auto config =
+      writeConfig(TidemarkConfig({R"('public."we''ird; DROP TABLE keep--"')"}).withSnapshot("initial", 100));
+  auto readsOfAll = [&] {
+    size_t n = 0;
+    for (const json& e : allEvents()) n += e.is_object() && e.value("op", "") == "r" ? 1 : 0;
+    return n;
+  };
+  RunResult first = runUntil(config, currentLsn());
+  ASSERT_EQ(first.exitCode, 0) << first.description;
+  EXPECT_EQ(readsOfAll(), 1000u);
+  std::unique_ptr<Process> run;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, run));
+  RunResult asked = snapshot(config, {R"(public."we'ird; DROP TABLE keep--")", "--where", R"("i""d) --" <= 500)"});
+  ASSERT_EQ(asked.exitCode, 0) << asked.description;
+  ASSERT_TRUE(incrementalState(config, "done")) << run->describe();
+  run->signal(SIGTERM);
+  EXPECT_EQ(finish(*run).exitCode, 0);
+  EXPECT_EQ(readsOfAll(), 1500u);
+  EXPECT_EQ(scalar("SELECT count(*) FROM keep"), "0");
 }
 
 }  // namespace

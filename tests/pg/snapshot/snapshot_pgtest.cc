@@ -15,6 +15,7 @@
 #include "support/assertions.h"
 #include "support/background_writer.h"
 #include "support/pipeline_fixture.h"
+#include "support/replay.h"
 #include "support/poll.h"
 
 namespace tidemark::test {
@@ -25,26 +26,8 @@ using namespace std::chrono_literals;
 
 class SnapshotTest : public PgPipelineTest {
  protected:
-  // The table's rows as its events leave them: reads, creates and updates set a row, deletes
-  // remove it. Each row as "id|v|note".
-  std::map<int, std::string> replayed(const std::string& table) {
-    std::map<int, std::string> rows;
-    for (const json& e : events(table)) {
-      const std::string op = e["op"];
-      if (op == "d") {
-        rows.erase(e["before"]["id"].get<int>());
-        continue;
-      }
-      const json& a = e["after"];
-      rows[a["id"].get<int>()] = std::to_string(a["v"].get<int>()) + "|" + a["note"].get<std::string>();
-    }
-    return rows;
-  }
-  std::map<int, std::string> sourceRows(const std::string& table) {
-    std::map<int, std::string> rows;
-    for (const auto& r : sql("SELECT id, v, note FROM " + table)) rows[std::stoi(*r[0])] = *r[1] + "|" + *r[2];
-    return rows;
-  }
+  std::map<int, std::string> replayed(const std::string& table) { return replayIdVNote(events(table)); }
+  std::map<int, std::string> sourceRows(const std::string& table) { return idVNoteRows(sql("SELECT id, v, note FROM " + table)); }
 };
 
 // 200,000 rows, read while another connection inserts, updates, deletes, inserts and deletes
