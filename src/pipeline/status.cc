@@ -149,19 +149,12 @@ std::string renderStatus(const config::PipelineConfig& cfg, const StatusInput& i
                  {"skipped_tables", in.session.skipped_tables}};
   if (const auto& snap = in.session.snapshot) {
     // Rows read, and against the planner's estimates the rate and what is left.
-    uint64_t rows = 0;
-    uint64_t estimated = 0;
-    bool all_estimated = true;
+    const pg::SnapshotProgress::Totals totals = snap->totals();
+    const uint64_t rows = totals.rows;
+    const uint64_t estimated = totals.estimated.value_or(0);
+    const bool all_estimated = totals.estimated.has_value();
     json tables = json::object();
     for (const auto& t : snap->tables) {
-      rows += t.rows;
-      if (t.estimated) {
-        estimated += std::max(*t.estimated, t.rows);
-      } else if (t.done) {
-        estimated += t.rows;
-      } else {
-        all_estimated = false;
-      }
       tables[t.name] = {{"rows", t.rows}, {"estimated_rows", orNull(t.estimated)}, {"done", t.done}};
     }
     const int64_t until = snap->done ? snap->ended_us : in.now_us;

@@ -42,6 +42,8 @@ constexpr std::string_view kWindowPrefix = "tidemark_window";
 constexpr size_t kRecentXids = 65536;
 // How long to wait before reading a chunk again after one had to be read again.
 constexpr auto kChunkRetryWait = std::chrono::milliseconds(200);
+// How often the initial snapshot's progress is logged (status has it at all times).
+constexpr auto kProgressLineEvery = std::chrono::seconds(10);
 // How often a status update asks the server for its position while a window waits for it.
 constexpr auto kWindowPoke = std::chrono::milliseconds(250);
 
@@ -524,6 +526,21 @@ StopReason Session::finish(StopReason why) {
 // ---------------------------------------------------------------------------------------------
 // The initial snapshot
 
+void Session::logProgress(const SnapshotProgress& progress) {
+  const SnapshotProgress::Totals totals = progress.totals();
+  const uint64_t rows = totals.rows;
+  const uint64_t estimated = totals.estimated.value_or(0);
+  const double seconds = static_cast<double>(std::max<int64_t>(unixMicrosNow() - progress.started_us, 1)) * 1e-6;
+  const double rate = static_cast<double>(rows) / seconds;
+  if (estimated > 0 && rate > 0) {
+    log_.info("initial snapshot: {} of about {} rows ({:.0f}%), {:.0f} rows/s, about {:.0f} s left", rows, estimated,
+              100.0 * static_cast<double>(std::min(rows, estimated)) / static_cast<double>(estimated), rate,
+              static_cast<double>(estimated - std::min(estimated, rows)) / rate);
+  } else {
+    log_.info("initial snapshot: {} rows, {:.0f} rows/s", rows, rate);
+  }
+}
+
 bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables, bool resume,
                        std::string_view reason, const std::atomic<bool>& stop) {
   const SnapshotStart start = beginSnapshot(conn, !cfg_.source.read_only);
@@ -612,6 +629,7 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
                                .done = states[t].done});
   }
   maybeReport(true);
+  auto next_progress_line = Clock::now() + kProgressLineEvery;
   bool nothing_yet = rows_before == 0;
   for (size_t t = 0; t < tables.size(); ++t) {
     SnapshotTableState& st = position_.snapshot_tables[t];
@@ -656,6 +674,10 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
       commitChunk();
       table_progress.rows += static_cast<uint64_t>(n);
       maybeReport(false);
+      if (Clock::now() >= next_progress_line) {
+        next_progress_line = Clock::now() + kProgressLineEvery;
+        logProgress(progress);
+      }
     }
     // Empty, or all but its held last row written: done now, or when that row is.
     if (!held || held->table != t) st.done = true;

@@ -5,6 +5,7 @@
 // connections and the change log; tests drive it with their own ReplicationSource.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -61,6 +62,27 @@ struct SnapshotProgress {
   std::vector<Table> tables;
   int64_t started_us = 0;
   int64_t ended_us = 0;  // 0 while reading
+
+  /// Rows read, all tables, and what the estimates make of the whole: a table read past its
+  /// estimate counts what was read, a finished one without an estimate its rows; none while
+  /// a table without an estimate is still being read.
+  struct Totals {
+    uint64_t rows = 0;
+    std::optional<uint64_t> estimated;
+  };
+  Totals totals() const {
+    Totals out;
+    uint64_t estimated = 0;
+    bool all = true;
+    for (const auto& t : tables) {
+      out.rows += t.rows;
+      if (t.estimated) estimated += std::max(*t.estimated, t.rows);
+      else if (t.done) estimated += t.rows;
+      else all = false;
+    }
+    if (all) out.estimated = estimated;
+    return out;
+  }
 };
 
 struct SessionStatus {
@@ -179,6 +201,8 @@ class Session final : public core::Source {
   void closeWindow();
   void discardWindow(std::string_view why);
   void noteCommitted(uint32_t xid);
+  /// A line on the terminal (the log) with the initial snapshot's rows, rate and time left.
+  void logProgress(const SnapshotProgress& progress);
   void onHeartbeatRow(const events::Relation& rel, const pgoutput::TupleData& tuple);
   void observe(int64_t written_us, bool heartbeat);
   void maybeHeartbeatEvent();
