@@ -238,14 +238,8 @@ IncrementalWindow IncrementalWindow::read(Connection& conn, const IncrementalTab
     const std::string sql = w.described_.query(after, true, table.filter, rows);
     Result r = conn.execParams(sql, params, fmt::format("reading a chunk of {}.{}", table.schema, table.table));
     const int n = PQntuples(r.get());
-    const int columns = PQnfields(r.get());
     for (int i = 0; i < n; ++i) {
-      Row row;
-      row.reserve(static_cast<size_t>(columns));
-      for (int c = 0; c < columns; ++c) {
-        if (PQgetisnull(r.get(), i, c)) row.emplace_back(std::nullopt);
-        else row.emplace_back(std::string(PQgetvalue(r.get(), i, c), PQgetlength(r.get(), i, c)));
-      }
+      SnapshotRow row = snapshotRow(r.get(), i);
       std::string key;
       std::vector<std::string> key_values;
       for (size_t k : w.described_.key) {

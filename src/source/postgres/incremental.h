@@ -63,8 +63,6 @@ SignalOutcome applySignal(std::optional<IncrementalState>& state, const Signal& 
 /// A chunk read and waiting for the stream to pass its high watermark.
 class IncrementalWindow {
  public:
-  using Row = std::vector<std::optional<std::string>>;
-
   /// Reads the next chunk of `table` (`captured` names its relation) on `conn`, in its own
   /// transaction, at most `rows` rows. Throws Error when the table cannot be read in chunks
   /// (no key), naming it and the ways to fix that.
@@ -106,7 +104,7 @@ class IncrementalWindow {
   std::vector<std::string> last_key_;
   std::optional<std::vector<std::string>> until_;
   std::vector<std::string> order_;
-  std::unordered_map<std::string, Row> rows_;
+  std::unordered_map<std::string, SnapshotRow> rows_;
 };
 
 }  // namespace tidemark::pg

@@ -589,7 +589,7 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
   struct Held {
     const events::Relation* rel = nullptr;
     size_t table = 0;
-    std::vector<std::optional<std::string>> values;
+    SnapshotRow values;
     bool first_of_all = false;
     bool first_of_table = false;
   };
@@ -597,11 +597,7 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
   std::optional<Held> held;
   pgoutput::TupleData tuple;
   auto emit = [&](Held& h, bool last_of_table, bool last_of_all) {
-    tuple.clear();
-    for (const auto& v : h.values) {
-      tuple.push_back(v ? pgoutput::TupleColumn{pgoutput::ColumnKind::Text, *v}
-                        : pgoutput::TupleColumn{pgoutput::ColumnKind::Null, {}});
-    }
+    asTuple(h.values, tuple);
     auto read = base;
     read.marker = last_of_all      ? "last"
                   : h.first_of_all ? "first"
@@ -663,12 +659,7 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
         next.first_of_all = nothing_yet;
         first_of_table = false;
         nothing_yet = false;
-        const int columns = PQnfields(chunk.get());
-        next.values.reserve(static_cast<size_t>(columns));
-        for (int c = 0; c < columns; ++c) {
-          if (PQgetisnull(chunk.get(), i, c)) next.values.emplace_back(std::nullopt);
-          else next.values.emplace_back(std::string(PQgetvalue(chunk.get(), i, c), PQgetlength(chunk.get(), i, c)));
-        }
+        next.values = snapshotRow(chunk.get(), i);
         held = std::move(next);
       }
       commitChunk();
@@ -707,6 +698,10 @@ void Session::enableIncremental(OpenConnection open, PollSignals poll, SignalTak
   signal_taken_ = std::move(taken);
 }
 
+bool Session::isCaptured(const std::string& schema, const std::string& table) const {
+  return classify_(RelationId{0}, schema, table).role == events::RelationRole::Captured;
+}
+
 bool Session::isSignalTable(const events::Relation& rel) const {
   return rel.stream_schema == cfg_.signal.table.schema && rel.stream_table == cfg_.signal.table.table;
 }
@@ -726,8 +721,7 @@ void Session::takeSignal(const Signal& signal) {
   const bool had = position_.incremental.has_value();
   SignalOutcome outcome = applySignal(position_.incremental, signal, [this](const std::string& schema,
                                                                            const std::string& table) {
-    const events::RelationTarget target = classify_(RelationId{0}, schema, table);
-    return target.role == events::RelationRole::Captured;
+    return isCaptured(schema, table);
   });
   ++signals_;
   if (!outcome.ok) {
@@ -804,8 +798,7 @@ void Session::maybeIncremental() {
     return;
   }
   IncrementalTable& table = state.tables.front();
-  const events::RelationTarget target = classify_(RelationId{0}, table.schema, table.table);
-  if (target.role != events::RelationRole::Captured) {
+  if (!isCaptured(table.schema, table.table)) {
     log_.error("incremental snapshot {}: {}.{} is not captured any more; it is left out", state.id, table.schema,
                table.table);
     state.tables.erase(state.tables.begin());
@@ -886,12 +879,8 @@ void Session::closeWindow() {
                                                        .ts_us = unixMicrosNow(), .lsn = std::max(pending_, durable_)};
   pgoutput::TupleData tuple;
   uint64_t n = 0;
-  window.forEachRow([&](const IncrementalWindow::Row& row) {
-    tuple.clear();
-    for (const auto& v : row) {
-      tuple.push_back(v ? pgoutput::TupleColumn{pgoutput::ColumnKind::Text, *v}
-                        : pgoutput::TupleColumn{pgoutput::ColumnKind::Null, {}});
-    }
+  window.forEachRow([&](const SnapshotRow& row) {
+    asTuple(row, tuple);
     deliver(builder_.read(rel, tuple, read));
     ++n;
   });

@@ -190,6 +190,8 @@ class Session final : public core::Source {
   void onMessage(const pgoutput::LogicalDecodingMessage& m, Lsn lsn);
   void onKeepalive(const pg::Keepalive& k);
   bool isSignalTable(const events::Relation& rel) const;
+  /// Whether schema.table, named as source.tables names it, is a captured table.
+  bool isCaptured(const std::string& schema, const std::string& table) const;
   void onSignalRow(const events::Relation& rel, const pgoutput::TupleData& tuple);
   void takeSignal(const Signal& signal);
   /// Between transactions: takes waiting signals, and reads the next chunk when none waits.

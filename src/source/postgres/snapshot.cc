@@ -150,6 +150,25 @@ std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTab
   return static_cast<uint64_t>(n);
 }
 
+SnapshotRow snapshotRow(PGresult* result, int row) {
+  const int columns = PQnfields(result);
+  SnapshotRow out;
+  out.reserve(static_cast<size_t>(columns));
+  for (int c = 0; c < columns; ++c) {
+    if (PQgetisnull(result, row, c)) out.emplace_back(std::nullopt);
+    else out.emplace_back(std::string(PQgetvalue(result, row, c), PQgetlength(result, row, c)));
+  }
+  return out;
+}
+
+void asTuple(const SnapshotRow& row, pgoutput::TupleData& tuple) {
+  tuple.clear();
+  for (const auto& v : row) {
+    tuple.push_back(v ? pgoutput::TupleColumn{pgoutput::ColumnKind::Text, *v}
+                      : pgoutput::TupleColumn{pgoutput::ColumnKind::Null, {}});
+  }
+}
+
 SnapshotCursor::SnapshotCursor(Connection& conn, const SnapshotRelation& relation,
                                const std::optional<std::vector<std::string>>& after, uint64_t chunk)
     : conn_(conn), chunk_(chunk) {

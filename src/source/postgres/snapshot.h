@@ -61,6 +61,13 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
 /// analyzed or vacuumed.
 std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTable& table);
 
+/// A row read by a snapshot, each value as text or null, owned: held until its event is written.
+using SnapshotRow = std::vector<std::optional<std::string>>;
+/// Row `row` of a query's result.
+SnapshotRow snapshotRow(PGresult* result, int row);
+/// The row as a pgoutput tuple (views into `row`), for ChangeBuilder::read.
+void asTuple(const SnapshotRow& row, pgoutput::TupleData& tuple);
+
 /// A table's rows, in text, `chunk` at a time: a cursor in the snapshot transaction over
 /// SnapshotRelation::query, from the start or after the key `after`.
 class SnapshotCursor {

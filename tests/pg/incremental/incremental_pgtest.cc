@@ -279,5 +279,33 @@ TEST_F(IncrementalTest, HostileNamesAreQuotedEverywhere) {
   EXPECT_EQ(scalar("SELECT count(*) FROM keep"), "0");
 }
 
+// A table with no key to read it in chunks by: the request is refused with a message naming
+// the table and the ways out, counted in status, and the stream goes on; with a surrogate
+// key (a unique column) it is read.
+TEST_F(IncrementalTest, AKeylessTableNeedsASurrogateKey) {
+  sql("CREATE TABLE nokey (id int NOT NULL UNIQUE, v int NOT NULL, note text NOT NULL)");
+  sql("ALTER TABLE nokey REPLICA IDENTITY FULL");
+  sql("INSERT INTO nokey SELECT i, i, 'row ' || i FROM generate_series(1, 700) i");
+  createSignalTable();
+  const auto config = writeConfig(TidemarkConfig({"public.nokey"}).withSnapshot("never", 100));
+  std::unique_ptr<Process> run;
+  ASSERT_NO_FATAL_FAILURE(startStreaming(config, run));
+  ASSERT_EQ(snapshot(config, {"public.nokey"}).exitCode, 0);
+  StatusResult last;
+  ASSERT_TRUE(statusEventually(
+      config, [](const StatusResult& s) { return s.json && (*s.json)["signals"]["refused"] == 1; }, 60s, &last))
+      << describeStatus(last) << run->describe();
+  const std::string why = (*last.json)["signals"]["last_error"].dump();
+  EXPECT_TRUE(contains(why, "public.nokey has no primary key")) << why;
+  EXPECT_TRUE(contains(why, "surrogate-key")) << why;
+  RunResult keyed = snapshot(config, {"public.nokey", "--surrogate-key", "id"});
+  ASSERT_EQ(keyed.exitCode, 0) << keyed.description;
+  ASSERT_EVENTUALLY(reads("public.nokey") >= 700u || !run->running(), 60s) << run->describe();
+  run->signal(SIGTERM);
+  EXPECT_EQ(finish(*run).exitCode, 0);
+  EXPECT_EQ(reads("public.nokey"), 700u);
+  EXPECT_TRUE(sameRows(replayed("public.nokey"), sourceRows("nokey")));
+}
+
 }  // namespace
 }  // namespace tidemark::test
