@@ -38,6 +38,13 @@ std::vector<std::string> collections(const json& data) {
   return out;
 }
 
+// One value of a key in the window's map: length-prefixed, so that no two keys run together.
+void appendKeyPart(std::string& key, std::string_view value) {
+  key += std::to_string(value.size());
+  key += ':';
+  key += value;
+}
+
 bool plainId(std::string_view id) {
   if (id.empty() || id.size() > 42) return false;
   for (char c : id) {
@@ -241,14 +248,11 @@ IncrementalWindow IncrementalWindow::read(Connection& conn, const IncrementalTab
     for (int i = 0; i < n; ++i) {
       SnapshotRow row = snapshotRow(r.get(), i);
       std::string key;
-      std::vector<std::string> key_values;
-      for (size_t k : w.described_.key) {
-        const std::string& v = row[k] ? *row[k] : std::string();
-        key += fmt::format("{}:{}", v.size(), v);
-        key_values.push_back(v);
-      }
-      w.last_key_ = std::move(key_values);
+      for (size_t k : w.described_.key) appendKeyPart(key, row[k] ? std::string_view(*row[k]) : std::string_view());
       w.order_.push_back(key);
+      if (i + 1 == n) {
+        for (size_t k : w.described_.key) w.last_key_.push_back(row[k].value_or(std::string()));
+      }
       w.rows_.emplace(std::move(key), std::move(row));
     }
     conn.exec("COMMIT", "ending the chunk's transaction");
@@ -272,7 +276,7 @@ std::optional<std::string> IncrementalWindow::keyOf(const events::Relation& rel,
     if (at >= rel.columns.size() || at >= tuple.size() || tuple[at].kind != pgoutput::ColumnKind::Text) {
       return std::nullopt;
     }
-    key += fmt::format("{}:{}", tuple[at].value.size(), tuple[at].value);
+    appendKeyPart(key, tuple[at].value);
   }
   return key;
 }

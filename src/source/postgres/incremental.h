@@ -92,7 +92,6 @@ class IncrementalWindow {
       if (it != rows_.end()) f(it->second);
     }
   }
-  size_t size() const { return rows_.size(); }
 
  private:
   /// The key's text, each value length-prefixed; none when a key column is not in `tuple`
