@@ -48,6 +48,7 @@ struct SourceConfig {
   /// them each time the process starts.
   std::string snapshot_mode = "initial";
   uint64_t snapshot_chunk_rows = 10000;   // rows fetched, and committed to the log, at a time
+  uint64_t snapshot_max_threads = 2;      // readers of the initial snapshot, on connections of their own
 };
 
 struct HeartbeatConfig {

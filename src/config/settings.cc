@@ -344,6 +344,31 @@ constexpr Setting kSettings[] = {
                    const SinkConfig&) { return code(fmt::format("{}", p.source.snapshot_chunk_rows)); },
     },
     {
+        .path = "source.snapshot.max_threads",
+        .check = [](std::string_view value) -> std::string {
+          if (value.empty() || value.size() > 2 || value.find_first_not_of("0123456789") != std::string_view::npos ||
+              std::stoi(std::string(value)) < 1 || std::stoi(std::string(value)) > 64) {
+            return "expected a whole number of readers, 1 to 64";
+          }
+          return {};
+        },
+        .description = "Readers of the initial snapshot, each on a connection of its own that "
+                       "imports the one snapshot (`pg_export_snapshot()`): tables are read side "
+                       "by side, and a table estimated at twice `chunk_rows` rows or more in up "
+                       "to `max_threads` ranges of its key. Each reader renders its rows into "
+                       "events; one writer appends them to the change log in chunks. At most "
+                       "`max_threads` chunks wait for the writer, so memory grows with "
+                       "`max_threads` x `chunk_rows`. 1: one reader, on the snapshot's own "
+                       "connection, exporting nothing.",
+        .hint = "e.g. max_threads: 4",
+        .store =
+            [](SettingTarget& t, SettingValue&& v) {
+              t.pipeline.source.snapshot_max_threads = std::stoull(take<std::string>(v));
+            },
+        .show = [](const PipelineConfig& p,
+                   const SinkConfig&) { return code(fmt::format("{}", p.source.snapshot_max_threads)); },
+    },
+    {
         .path = "source.confirm_keepalives",
         .type = SettingType::Bool,
         .description = "Confirm the server's keepalive positions while no transaction is open, "

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,28 @@ struct Retention {
   std::string sink;  // who holds it back ("" when no sink is running)
 };
 
+/// A change made into its event by a ChangeEncoder: its parts, in this order, from `at` in the
+/// buffer it was appended to (lengths in bytes), and the table schema it follows (may be null).
+struct EncodedChange {
+  size_t at = 0;
+  uint32_t topic = 0;
+  uint32_t key = 0;
+  uint32_t value = 0;
+  uint32_t unchanged = 0;
+  uint32_t text = 0;
+  const TableSchema* schema = nullptr;
+};
+
+/// Makes changes into a ChangeWriter's events away from it, on another thread: the costly half
+/// of write(change). Each encoder is used by one thread at a time; it needs nothing of the
+/// writer's state.
+class ChangeEncoder {
+ public:
+  virtual ~ChangeEncoder() = default;
+  /// Appends the event `change` becomes to `buffer` and says where it lies. Throws Error.
+  virtual EncodedChange encode(const Change& change, std::string& buffer) = 0;
+};
+
 class ChangeWriter {
  public:
   virtual ~ChangeWriter() = default;
@@ -32,6 +55,11 @@ class ChangeWriter {
   /// Writes one change; returns the size of the event it became (its value, in bytes).
   /// Throws Error.
   virtual uint64_t write(const Change& change) = 0;
+  /// An encoder of this writer's events, for another thread.
+  virtual std::unique_ptr<ChangeEncoder> encoder() const = 0;
+  /// Writes a change one of encoder()'s encoded (the event lies in `buffer`), as write(change)
+  /// would have written it; returns the size of its value.
+  virtual uint64_t write(std::string_view buffer, const EncodedChange& encoded) = 0;
   /// Writes a heartbeat event (Debezium's, on its heartbeat topic) made at `now_ms`; returns
   /// its size as write() does.
   virtual uint64_t heartbeat(int64_t now_ms) = 0;

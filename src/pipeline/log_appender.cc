@@ -13,7 +13,8 @@ LogAppender::LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Op
       store_(store),
       options_(std::move(options)),
       consumers_(consumers),
-      envelope_(options_.server_name) {
+      heartbeats_(options_.server_name),
+      encoder_(encoder()) {
   // A crash in the middle of a large transaction left its first part: drop it for the sinks.
   if (log_.inTransaction()) {
     log_.append(changelog::transactionAbort());
@@ -22,34 +23,83 @@ LogAppender::LogAppender(changelog::LocalLog& log, state::OffsetStore& store, Op
   mark_ = log_.mark();
 }
 
-uint64_t LogAppender::write(const core::Change& change) {
-  core::Event e = envelope_.encode(change);
-  // The columns the source did not resend: a destination must not write the placeholder over
-  // the value it holds.
-  unchanged_.clear();
-  if (change.after != nullptr) {
-    for (size_t i = 0; i < change.after->size(); ++i) {
-      if ((*change.after)[i].state != core::Value::State::Unchanged) continue;
-      if (!unchanged_.empty()) unchanged_ += ',';
-      unchanged_ += std::to_string(i);
+namespace {
+
+/// A change as the log holds it: its Debezium event, the columns whose value the source did not
+/// resend, and its row as the source printed it.
+class LogEncoder : public core::ChangeEncoder {
+ public:
+  explicit LogEncoder(const std::string& server_name) : envelope_(server_name) {}
+
+  core::EncodedChange encode(const core::Change& change, std::string& buffer) override {
+    const core::Event e = envelope_.encode(change);
+    core::EncodedChange out;
+    out.at = buffer.size();
+    auto put = [&buffer](std::string_view part) {
+      buffer += part;
+      return static_cast<uint32_t>(part.size());
+    };
+    out.topic = put(e.topic);
+    out.key = put(e.key);
+    out.value = put(e.value);
+    // The columns the source did not resend: a destination must not write the placeholder over
+    // the value it holds.
+    const size_t unchanged_at = buffer.size();
+    if (change.after != nullptr) {
+      for (size_t i = 0; i < change.after->size(); ++i) {
+        if ((*change.after)[i].state != core::Value::State::Unchanged) continue;
+        if (buffer.size() > unchanged_at) buffer += ',';
+        buffer += std::to_string(i);
+      }
     }
+    out.unchanged = static_cast<uint32_t>(buffer.size() - unchanged_at);
+    out.schema = change.table != nullptr ? change.table->schema_record.get() : nullptr;
+    // The row as the source printed it, for destinations of its own kind.
+    const size_t text_at = buffer.size();
+    const bool deleted = change.op == core::Op::Delete;
+    const core::Row* image = deleted ? change.before : change.after;
+    if (out.schema != nullptr && !out.schema->text_form.empty() && image != nullptr) {
+      core::appendTextRow(static_cast<char>(change.op), *image, envelope_.valueOffsets(deleted), buffer);
+    }
+    out.text = static_cast<uint32_t>(buffer.size() - text_at);
+    return out;
   }
-  e.unchanged = unchanged_;
-  const core::TableSchema* schema = change.table != nullptr ? change.table->schema_record.get() : nullptr;
-  // The row as the source printed it, for destinations of its own kind.
-  text_.clear();
-  const bool deleted = change.op == core::Op::Delete;
-  const core::Row* image = deleted ? change.before : change.after;
-  if (schema != nullptr && !schema->text_form.empty() && image != nullptr) {
-    core::appendTextRow(static_cast<char>(change.op), *image, envelope_.valueOffsets(deleted), text_);
-    e.text = text_;
-  }
-  append(e, schema);
+
+ private:
+  debezium::Envelope envelope_;
+};
+
+}  // namespace
+
+uint64_t LogAppender::write(const core::Change& change) {
+  encoded_.clear();
+  const core::EncodedChange e = encoder_->encode(change, encoded_);
+  return write(encoded_, e);
+}
+
+std::unique_ptr<core::ChangeEncoder> LogAppender::encoder() const {
+  return std::make_unique<LogEncoder>(options_.server_name);
+}
+
+uint64_t LogAppender::write(std::string_view buffer, const core::EncodedChange& encoded) {
+  core::Event e;
+  size_t at = encoded.at;
+  auto take = [&](uint32_t size) {
+    std::string_view part = buffer.substr(at, size);
+    at += size;
+    return part;
+  };
+  e.topic = take(encoded.topic);
+  e.key = take(encoded.key);
+  e.value = take(encoded.value);
+  e.unchanged = take(encoded.unchanged);
+  e.text = take(encoded.text);
+  append(e, encoded.schema);
   return e.value.size();
 }
 
 uint64_t LogAppender::heartbeat(int64_t now_ms) {
-  const core::Event e = envelope_.heartbeat(now_ms);
+  const core::Event e = heartbeats_.heartbeat(now_ms);
   append(e);
   return e.value.size();
 }

@@ -51,6 +51,8 @@ class LogAppender : public core::ChangeWriter {
               const LogConsumers* consumers);
 
   uint64_t write(const core::Change& change) override;
+  std::unique_ptr<core::ChangeEncoder> encoder() const override;
+  uint64_t write(std::string_view buffer, const core::EncodedChange& encoded) override;
   uint64_t heartbeat(int64_t now_ms) override;
   void endTransaction(std::string_view position) override;
   void abortTransaction() override;
@@ -83,7 +85,9 @@ class LogAppender : public core::ChangeWriter {
   state::OffsetStore& store_;
   Options options_;
   const LogConsumers* consumers_;
-  debezium::Envelope envelope_;
+  debezium::Envelope heartbeats_;
+  std::unique_ptr<core::ChangeEncoder> encoder_;  // write(change)'s
+  std::string encoded_;                           // and the event it made
   changelog::LocalLog::Mark mark_;  // after the last transaction end written
   bool spilled_ = false;            // the open transaction's first part is committed
   bool dropped_ = false;            // a commit failed: what it held is gone (dropUncommitted)
@@ -91,8 +95,6 @@ class LogAppender : public core::ChangeWriter {
   // (`written_`), and as the open transaction changed it (`open_written_`).
   std::unordered_map<std::string, std::string> written_;
   std::unordered_map<std::string, std::string> open_written_;
-  std::string unchanged_;  // the unchanged columns of the event being written
-  std::string text_;       // its row as the source printed it (core/text_row.h)
   std::unordered_set<std::string> saved_schemas_;  // versions saved to the store by this process
 };
 

@@ -39,10 +39,13 @@ TEST(PostgresPosition, ReadsBackTheSnapshotCoverAndPending) {
   EXPECT_TRUE(back.snapshot_pending);
   EXPECT_TRUE(back.snapshot_tables.empty());
   // How far each table got: a finished one, one part read (a two-column key, one of its
-  // values with a quote and a comma), one not started.
-  p.snapshot_tables = {{"public", "done", true, 12, std::nullopt},
-                       {"odd \"schema\"", "part", false, 500, std::vector<std::string>{"7", "a,'b\""}},
-                       {"public", "empty", false, 0, std::nullopt}};
+  // values with a quote and a comma), one not started, one in two ranges of its key.
+  using Key = std::vector<std::string>;
+  p.snapshot_tables = {{"public", "done", true, 12, std::nullopt, std::nullopt},
+                       {"odd \"schema\"", "part", false, 500, Key{"7", "a,'b\""}, std::nullopt},
+                       {"public", "empty", false, 0, std::nullopt, std::nullopt},
+                       {"public", "split", true, 40, Key{"40"}, Key{"40"}},
+                       {"public", "split", false, 3, Key{"43"}, std::nullopt}};
   EXPECT_EQ(pg::decodePosition(pg::encodePosition(p)).snapshot_tables, p.snapshot_tables);
   const pg::Position plain = pg::decodePosition(pg::encodePosition(pg::Position{"7301", 1, "s", Lsn{0x3000}, {}, false, {}, 0, {}}));
   EXPECT_FALSE(plain.cover);

@@ -84,6 +84,7 @@ state::SourcePosition encodePosition(const Position& p) {
     for (const SnapshotTableState& t : p.snapshot_tables) {
       nlohmann::ordered_json entry{{"schema", t.schema}, {"table", t.table}, {"done", t.done}, {"rows", t.rows}};
       if (t.after) entry["after"] = *t.after;
+      if (t.until) entry["until"] = *t.until;
       tables.push_back(std::move(entry));
     }
     doc["snapshot_tables"] = std::move(tables);
@@ -141,6 +142,7 @@ Position decodePosition(const state::SourcePosition& stored) {
         t.done = entry.at("done").get<bool>();
         t.rows = entry.at("rows").get<uint64_t>();
         if (entry.contains("after")) t.after = entry.at("after").get<std::vector<std::string>>();
+        if (entry.contains("until")) t.until = entry.at("until").get<std::vector<std::string>>();
         p.snapshot_tables.push_back(std::move(t));
       }
     }

@@ -31,14 +31,19 @@ struct SnapshotCover {
 };
 
 /// How far an unfinished initial snapshot got with one table, as committed to the change log.
+/// How far the initial snapshot got in a table, or in one range of its keys (a table read by
+/// several readers has one for each range, in key order).
 struct SnapshotTableState {
   std::string schema;
   std::string table;
   bool done = false;  // every row of it is in the log
   uint64_t rows = 0;  // rows of it in the log
   /// The key of the last row in the log, in the key's order (SnapshotRelation::key), as
-  /// text; the next run reads the rows after it. None: read the table from its start.
+  /// text; the next run reads the rows after it. None: read the table from its start. A
+  /// range's lower bound (exclusive) until its first row is in the log.
   std::optional<std::vector<std::string>> after;
+  /// A range's upper bound (inclusive); none: to the table's end.
+  std::optional<std::vector<std::string>> until;
   bool operator==(const SnapshotTableState&) const = default;
 };
 

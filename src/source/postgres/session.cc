@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "source/postgres/capture.h"
 #include "source/postgres/snapshot.h"
+#include "source/postgres/snapshot_reader.h"
 #include "source/postgres/values.h"
 
 namespace tidemark::pg {
@@ -60,6 +61,7 @@ Session::Session(const config::PipelineConfig& cfg, std::optional<Lsn> until, co
       relations_(std::move(catalog), classify),
       builder_(cfg.topic_prefix, db,
                cfg.source.invalid_utf8 == "escape" ? Utf8Policy::Escape : Utf8Policy::Reject),
+      db_(db),
       position_(std::move(position)),
       log_(log),
       monitor_(monitor),
@@ -556,23 +558,28 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
     position_.snapshot_tables.clear();
   }
   position_.snapshot_pending = true;
-  // How far each table got, in the order they are read.
-  std::vector<SnapshotTableState> states;
-  for (const state::CapturedTable& table : tables) {
+
+  // Each table's parts (a table, or ranges of its keys) and how far each got, as stored.
+  std::vector<std::vector<SnapshotTableState>> stored(tables.size());
+  auto fresh = [&](size_t t) {
     SnapshotTableState st;
-    st.schema = table.schema;
-    st.table = table.table;
-    for (const SnapshotTableState& stored : position_.snapshot_tables) {
-      if (stored.schema == table.schema && stored.table == table.table) st = stored;
-    }
-    states.push_back(std::move(st));
-  }
-  position_.snapshot_tables = states;
+    st.schema = tables[t].schema;
+    st.table = tables[t].table;
+    return st;
+  };
   uint64_t rows_before = 0;
   size_t tables_done = 0;
-  for (const SnapshotTableState& st : states) {
-    rows_before += st.rows;
-    tables_done += st.done ? 1 : 0;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    for (const SnapshotTableState& st : position_.snapshot_tables) {
+      if (st.schema == tables[t].schema && st.table == tables[t].table) stored[t].push_back(st);
+    }
+    if (stored[t].empty()) stored[t].push_back(fresh(t));
+    bool done = true;
+    for (const SnapshotTableState& st : stored[t]) {
+      rows_before += st.rows;
+      done = done && st.done;
+    }
+    tables_done += done ? 1 : 0;
   }
   if (resume) {
     log_.info("initial snapshot resumed: {} of {} table(s) done, {} row(s) in the change log; the stream skips "
@@ -582,99 +589,214 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
     log_.info("initial snapshot of {} table(s) from {} (transactions up to {} are in it; the stream skips them)",
               tables.size(), position_.lsn.str(), start.cover.through.str());
   }
+
+  // The tables to read, described in the snapshot, large ones split into ranges of their keys
+  // for the readers to share.
+  // More readers need connections of their own.
+  const size_t threads = open_chunk_connection_ ? cfg_.source.snapshot_max_threads : 1;
+  std::vector<SnapshotRelation> described(tables.size());
+  struct TableRun {
+    const events::Relation* rel = nullptr;
+    size_t parts_left = 0;
+    bool any = false;  // a row of it is in the log, or held to be
+  };
+  std::vector<TableRun> runs(tables.size());
+  std::vector<SnapshotTableState> states;
+  std::vector<SnapshotPart> parts;  // the parts to read, by index into states
+  std::vector<size_t> part_state;
+  for (size_t t = 0; t < tables.size(); ++t) {
+    uint64_t rows = 0;
+    for (const SnapshotTableState& st : stored[t]) rows += st.rows;
+    progress.tables.push_back({.name = tables[t].schema + "." + tables[t].table,
+                               .rows = rows,
+                               .estimated = estimatedRows(conn, tables[t]),
+                               .done = true});
+    bool done = true;
+    for (const SnapshotTableState& st : stored[t]) done = done && st.done;
+    if (!done) {
+      described[t] = describeForSnapshot(conn, tables[t]);
+      runs[t].rel = &relations_.update(described[t].message);
+    }
+    if (done || !runs[t].rel->captured) {
+      for (SnapshotTableState& st : stored[t]) states.push_back(std::move(st));
+      continue;
+    }
+    progress.tables[t].done = false;
+    runs[t].any = rows > 0;
+    const bool keyless = described[t].key.empty();
+    bool lost_place = keyless;
+    for (const SnapshotTableState& st : stored[t]) lost_place = lost_place || (st.rows > 0 && !st.after);
+    if (rows > 0 && lost_place) {
+      log_.warn("{}.{} has no primary key or replica identity index to resume by: its {} row(s) read before are "
+                "read again from its start",
+                tables[t].schema, tables[t].table, rows);
+      stored[t] = {fresh(t)};
+      progress.tables[t].rows = 0;
+    }
+    // A table not begun yet, large enough to be worth it, is read in ranges of its keys.
+    const std::optional<uint64_t>& estimated = progress.tables[t].estimated;
+    if (threads > 1 && rows == 0 && stored[t].size() == 1 && !keyless && described[t].kind == 'r' && estimated &&
+        *estimated >= 2 * cfg_.source.snapshot_chunk_rows) {
+      const size_t n = std::min<uint64_t>(threads, *estimated / cfg_.source.snapshot_chunk_rows);
+      const std::vector<std::vector<std::string>> bounds = splitKeys(conn, described[t], n, *estimated);
+      if (!bounds.empty()) {
+        log_.info("{}.{} is read in {} ranges of its key", tables[t].schema, tables[t].table, bounds.size() + 1);
+        stored[t].clear();
+        for (size_t i = 0; i <= bounds.size(); ++i) {
+          SnapshotTableState st = fresh(t);
+          if (i > 0) st.after = bounds[i - 1];
+          if (i < bounds.size()) st.until = bounds[i];
+          stored[t].push_back(std::move(st));
+        }
+      }
+    }
+    for (SnapshotTableState& st : stored[t]) {
+      if (!st.done) {
+        parts.push_back({.table = t, .relation = &described[t], .rel = runs[t].rel, .after = st.after,
+                         .until = st.until});
+        part_state.push_back(states.size());
+        ++runs[t].parts_left;
+      }
+      states.push_back(std::move(st));
+    }
+    if (runs[t].parts_left == 0) progress.tables[t].done = true;
+  }
+  position_.snapshot_tables = std::move(states);
+
   const events::PostgresSourceBlock::SnapshotRead base{.marker = "true", .txid = start.txid,
                                                        .ts_us = start.started_us, .lsn = position_.lsn};
-  // Debezium's markers: each row is written once the next is known, so that the last of a
-  // table and the last of all (whatever tables after it are empty) are marked as such.
+  const std::string exported = threads > 1 && parts.size() > 1 ? exportSnapshot(conn) : std::string();
+  SnapshotReaders readers(
+      {.threads = threads,
+       .chunk_rows = cfg_.source.snapshot_chunk_rows,
+       .server_name = cfg_.topic_prefix,
+       .db = db_,
+       .utf8 = cfg_.source.invalid_utf8 == "escape" ? Utf8Policy::Escape : Utf8Policy::Reject,
+       .read = base},
+      conn, open_chunk_connection_, exported, delivery_, parts);
+
+  // Debezium's markers: the first row in the log is "first", the last "last", a table's first
+  // and last "first_in_data_collection" and "last_in_data_collection". So each table's latest
+  // row is held until the next of it comes or the table ends, and a finished table's last row
+  // until any other row comes or every table ended. Rows with a marker other than "true" are
+  // rendered again from their text; the others are written as the readers encoded them.
   struct Held {
-    const events::Relation* rel = nullptr;
-    size_t table = 0;
-    SnapshotRow values;
+    size_t part = 0;  // index into parts
+    std::string bytes;
+    core::EncodedChange event;
+    std::string key;
+    SnapshotRow row;
     bool first_of_all = false;
     bool first_of_table = false;
+    bool ends_part = false;  // its part ended: done once it is written
   };
-  std::vector<std::vector<size_t>> keys(tables.size());  // each table's key, as positions in its rows
-  std::optional<Held> held;
+  std::vector<std::optional<Held>> held(tables.size());
+  std::optional<Held> finished;  // the last row of a table that ended
+  bool nothing_yet = rows_before == 0;
   pgoutput::TupleData tuple;
-  auto emit = [&](Held& h, bool last_of_table, bool last_of_all) {
-    asTuple(h.values, tuple);
-    auto read = base;
-    read.marker = last_of_all      ? "last"
-                  : h.first_of_all ? "first"
-                  : last_of_table  ? "last_in_data_collection"
-                  : h.first_of_table ? "first_in_data_collection"
-                                     : "true";
-    deliver(builder_.read(*h.rel, tuple, read));
-    SnapshotTableState& st = position_.snapshot_tables[h.table];
+  auto written = [&](size_t part, std::string_view key) {
+    SnapshotTableState& st = position_.snapshot_tables[part_state[part]];
     ++st.rows;
-    st.done = last_of_table;
-    if (!keys[h.table].empty()) {
-      std::vector<std::string> after;
-      for (size_t k : keys[h.table]) after.push_back(*h.values[k]);  // key columns are never null
-      st.after = std::move(after);
+    if (!key.empty()) st.after = splitKey(key);
+    ++progress.tables[parts[part].table].rows;
+  };
+  auto writeAs = [&](std::string_view marker, size_t part, std::string_view bytes, const core::EncodedChange& event,
+                     const SnapshotRow& row) {
+    if (marker == "true") {
+      bytes_delivered_ += delivery_.write(bytes, event);
+      ++events_delivered_;
+      return;
     }
+    asTuple(row, tuple);
+    auto read = base;
+    read.marker = marker;
+    deliver(builder_.read(*parts[part].rel, tuple, read));
+  };
+  auto emit = [&](Held& h, bool last_of_table, bool last_of_all) {
+    const std::string_view marker = last_of_all      ? "last"
+                                    : h.first_of_all ? "first"
+                                    : last_of_table  ? "last_in_data_collection"
+                                    : h.first_of_table ? "first_in_data_collection"
+                                                       : "true";
+    writeAs(marker, h.part, h.bytes, h.event, h.row);
+    written(h.part, h.key);
+    if (h.ends_part) position_.snapshot_tables[part_state[h.part]].done = true;
+  };
+  auto flushFinished = [&] {
+    if (!finished) return;
+    emit(*finished, true, false);
+    finished.reset();
   };
   auto commitChunk = [&] {
     delivery_.endTransaction(position_.lsn.str());
     delivery_.commit(pg::encodePosition(position_));
   };
-  for (size_t t = 0; t < tables.size(); ++t) {
-    progress.tables.push_back({.name = tables[t].schema + "." + tables[t].table,
-                               .rows = states[t].rows,
-                               .estimated = estimatedRows(conn, tables[t]),
-                               .done = states[t].done});
-  }
   maybeReport(true);
   auto next_progress_line = Clock::now() + kProgressLineEvery;
-  bool nothing_yet = rows_before == 0;
-  for (size_t t = 0; t < tables.size(); ++t) {
-    SnapshotTableState& st = position_.snapshot_tables[t];
-    SnapshotProgress::Table& table_progress = progress.tables[t];
-    if (st.done) continue;
-    SnapshotRelation described = describeForSnapshot(conn, tables[t]);
-    const events::Relation& rel = relations_.update(described.message);
-    if (!rel.captured) continue;
-    keys[t] = described.key;
-    if (st.rows > 0 && (!st.after || described.key.empty())) {
-      log_.warn("{}.{} has no primary key or replica identity index to resume by: its {} row(s) read before are "
-                "read again from its start",
-                tables[t].schema, tables[t].table, st.rows);
-      st.rows = 0;
-      st.after.reset();
-      table_progress.rows = 0;
-    }
-    SnapshotCursor cursor(conn, described, st.after, cfg_.source.snapshot_chunk_rows);
-    bool first_of_table = st.rows == 0;
-    for (;;) {
-      if (stop.load()) return false;
-      Result chunk = cursor.next();
-      const int n = PQntuples(chunk.get());
-      if (n == 0) break;
-      for (int i = 0; i < n; ++i) {
-        if (held) emit(*held, held->table != t, false);
-        Held next;
-        next.rel = &rel;
-        next.table = t;
-        next.first_of_table = first_of_table;
-        next.first_of_all = nothing_yet;
-        first_of_table = false;
-        nothing_yet = false;
-        next.values = snapshotRow(chunk.get(), i);
-        held = std::move(next);
+  while (std::optional<SnapshotBatch> batch = readers.next(stop)) {
+    const size_t p = batch->part;
+    const size_t t = parts[p].table;
+    TableRun& run = runs[t];
+    if (batch->end) {
+      if (held[t] && held[t]->part == p) held[t]->ends_part = true;
+      else position_.snapshot_tables[part_state[p]].done = true;
+      if (--run.parts_left == 0) {
+        progress.tables[t].done = true;
+        if (held[t]) {
+          flushFinished();
+          finished = std::move(held[t]);
+          held[t].reset();
+        }
       }
-      commitChunk();
-      table_progress.rows += static_cast<uint64_t>(n);
-      maybeReport(false);
-      if (Clock::now() >= next_progress_line) {
-        next_progress_line = Clock::now() + kProgressLineEvery;
-        logProgress(progress);
+    } else {
+      flushFinished();
+      if (held[t]) {
+        emit(*held[t], false, false);
+        held[t].reset();
       }
+      const size_t n = batch->events.size();
+      const bool first_of_all = nothing_yet;
+      const bool first_of_table = !run.any;
+      nothing_yet = false;
+      run.any = true;
+      // All but the last row now; the last is held.
+      if (n > 1) {
+        writeAs(first_of_all ? "first" : first_of_table ? "first_in_data_collection" : "true", p, batch->bytes,
+                batch->events[0], batch->first);
+        for (size_t i = 1; i + 1 < n; ++i) {
+          bytes_delivered_ += delivery_.write(batch->bytes, batch->events[i]);
+          ++events_delivered_;
+        }
+        SnapshotTableState& st = position_.snapshot_tables[part_state[p]];
+        st.rows += n - 1;
+        if (!batch->keys[n - 2].empty()) st.after = splitKey(batch->keys[n - 2]);
+        progress.tables[t].rows += n - 1;
+      }
+      const core::EncodedChange& last = batch->events[n - 1];
+      Held h{.part = p,
+             .bytes = batch->bytes.substr(last.at, last.topic + last.key + last.value + last.unchanged + last.text),
+             .event = last,
+             .key = std::move(batch->keys[n - 1]),
+             .row = std::move(batch->last),
+             .first_of_all = n == 1 && first_of_all,
+             .first_of_table = n == 1 && first_of_table,
+             .ends_part = false};
+      h.event.at = 0;
+      held[t] = std::move(h);
     }
-    // Empty, or all but its held last row written: done now, or when that row is.
-    if (!held || held->table != t) st.done = true;
-    table_progress.done = true;
+    readers.recycle(std::move(*batch));
+    commitChunk();
+    maybeReport(false);
+    if (Clock::now() >= next_progress_line) {
+      next_progress_line = Clock::now() + kProgressLineEvery;
+      logProgress(progress);
+    }
   }
-  if (held) emit(*held, true, true);
+  if (stop.load()) return false;
+  for (const std::optional<Held>& h : held) {
+    if (h) throw Error(ErrorClass::Fatal, "the initial snapshot's readers ended before a table's last row");
+  }
+  if (finished) emit(*finished, true, true);
   position_.snapshot_pending = false;
   position_.snapshot_tables.clear();
   commitChunk();

@@ -236,6 +236,7 @@ class Session final : public core::Source {
   pgoutput::Decoder decoder_;
   events::RelationCache relations_;
   events::ChangeBuilder builder_;
+  std::string db_;  // the source database, as events name it
   pg::Position position_;  // the cluster, timeline and slot; its lsn is where the stream started
   std::optional<SnapshotProgress> snapshot_progress_;
   Logger log_;

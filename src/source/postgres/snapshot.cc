@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "base/error.h"
 
 namespace tidemark::pg {
@@ -33,7 +35,7 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
   // The columns pgoutput sends (not dropped, not generated), in order, flagged as part of the
   // replica identity as pgoutput flags them.
   Result r = conn.execParams(
-      "SELECT c.relreplident, a.attname, a.atttypid::int8, a.atttypmod, format_type(a.atttypid, a.atttypmod), "
+      "SELECT c.relreplident::text || c.relkind::text, a.attname, a.atttypid::int8, a.atttypmod, format_type(a.atttypid, a.atttypmod), "
       "  CASE c.relreplident WHEN 'f' THEN true WHEN 'n' THEN false "
       "  ELSE coalesce(a.attnum = ANY ((SELECT i.indkey FROM pg_index i WHERE i.indrelid = c.oid AND "
       "    CASE c.relreplident WHEN 'i' THEN i.indisreplident ELSE i.indisprimary END LIMIT 1)::int2[]), false) END "
@@ -55,6 +57,7 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
   out.message.nspname = out.storage[0];
   out.message.relname = out.storage[1];
   out.message.replica_identity = PQgetvalue(r.get(), 0, 0)[0];
+  out.kind = PQgetvalue(r.get(), 0, 0)[1];
   std::string columns;
   for (int i = 0; i < rows; ++i) {
     out.storage.push_back(text(r.get(), i, 1));
@@ -141,6 +144,43 @@ bool SnapshotRelation::orderBy(std::string_view name) {
   return false;
 }
 
+std::string exportSnapshot(Connection& conn) {
+  Result r = conn.exec("SELECT pg_export_snapshot()", "exporting the snapshot for the other readers");
+  return text(r.get(), 0, 0);
+}
+
+void importSnapshot(Connection& conn, const std::string& exported) {
+  conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "beginning a snapshot reader's transaction");
+  conn.exec("SET TRANSACTION SNAPSHOT " + quoteLiteralText(exported), "importing the snapshot");
+}
+
+std::vector<std::vector<std::string>> splitKeys(Connection& conn, const SnapshotRelation& relation, size_t parts,
+                                                uint64_t estimated_rows) {
+  std::vector<std::vector<std::string>> out;
+  if (parts < 2 || relation.key.empty()) return out;
+  std::string columns;
+  for (size_t i = 0; i < relation.key.size(); ++i) {
+    columns += fmt::format("{}{}", i > 0 ? ", " : "", quoteIdentifierText(relation.message.columns[relation.key[i]].name));
+  }
+  // About 200 keys per part; SYSTEM samples whole pages, so the keys come cheap and in runs.
+  const double wanted = 200.0 * static_cast<double>(parts);
+  const double percent =
+      estimated_rows == 0 ? 100.0 : std::clamp(100.0 * wanted / static_cast<double>(estimated_rows), 0.001, 100.0);
+  Result r = conn.exec(fmt::format("SELECT {} FROM {}.{} TABLESAMPLE SYSTEM ({:.3f}) ORDER BY {}", columns,
+                                   quoteIdentifierText(relation.message.nspname),
+                                   quoteIdentifierText(relation.message.relname), percent, columns),
+                       fmt::format("sampling the keys of {}.{}", relation.message.nspname, relation.message.relname));
+  const int sampled = PQntuples(r.get());
+  if (static_cast<size_t>(sampled) < parts * 4) return out;  // too few to split by
+  for (size_t p = 1; p < parts; ++p) {
+    const int row = static_cast<int>(p * static_cast<size_t>(sampled) / parts);
+    std::vector<std::string> key;
+    for (int c = 0; c < PQnfields(r.get()); ++c) key.push_back(text(r.get(), row, c));
+    out.push_back(std::move(key));
+  }
+  return out;
+}
+
 std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTable& table) {
   Result r = conn.execParams("SELECT reltuples::int8 FROM pg_class WHERE oid = $1::oid", {std::to_string(table.relid.value)},
                              fmt::format("estimating the rows of {}.{}", table.schema, table.table));
@@ -170,20 +210,25 @@ void asTuple(const SnapshotRow& row, pgoutput::TupleData& tuple) {
 }
 
 SnapshotCursor::SnapshotCursor(Connection& conn, const SnapshotRelation& relation,
-                               const std::optional<std::vector<std::string>>& after, uint64_t chunk)
+                               const std::optional<std::vector<std::string>>& after, uint64_t chunk,
+                               const std::optional<std::vector<std::string>>& until)
     : conn_(conn), chunk_(chunk) {
   const bool resume = after && !relation.key.empty();
-  if (resume && after->size() != relation.key.size()) {
+  const bool bounded = until && !relation.key.empty();
+  if ((resume && after->size() != relation.key.size()) || (bounded && until->size() != relation.key.size())) {
     throw Error(ErrorClass::Fatal,
                 fmt::format("the stored snapshot position of {}.{} has a key of {} value(s), but its key has {} "
                             "column(s) now",
-                            relation.message.nspname, relation.message.relname, after->size(), relation.key.size()),
+                            relation.message.nspname, relation.message.relname,
+                            resume && after->size() != relation.key.size() ? after->size() : until->size(),
+                            relation.key.size()),
                 "its key changed while the snapshot was interrupted; move state_dir aside and run again, which "
                 "snapshots every table anew");
   }
   std::vector<std::optional<std::string>> params;
   if (resume) params.assign(after->begin(), after->end());
-  conn_.execParams("DECLARE tm_snapshot NO SCROLL CURSOR FOR " + relation.query(resume), params,
+  if (bounded) params.insert(params.end(), until->begin(), until->end());
+  conn_.execParams("DECLARE tm_snapshot NO SCROLL CURSOR FOR " + relation.query(resume, bounded), params,
                    fmt::format("opening a cursor on {}.{}", relation.message.nspname, relation.message.relname));
 }
 

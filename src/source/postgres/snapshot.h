@@ -43,6 +43,7 @@ struct SnapshotRelation {
   /// no order, and cannot be resumed part way).
   std::vector<size_t> key;
   std::vector<std::string> types;  // format_type() of each column, to cast a key's text
+  char kind = 'r';                 // pg_class.relkind: 'r' a table, 'p' a partitioned one
 
   /// The query that reads the rows, in key order; with `after`, only those past that key
   /// (its values' text as parameters $1..$n, never spliced in); with `until`, only those up
@@ -57,6 +58,18 @@ struct SnapshotRelation {
 };
 SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTable& table);
 
+/// Exports the snapshot of `conn`'s transaction (pg_export_snapshot()) for others to read in.
+std::string exportSnapshot(Connection& conn);
+/// Begins a transaction on `conn` (REPEATABLE READ, READ ONLY) that sees exactly the snapshot
+/// `exported` (exportSnapshot), while the transaction that exported it is open.
+void importSnapshot(Connection& conn, const std::string& exported);
+
+/// Keys that split `relation` (a plain table with a key) into `parts` ranges of about as many
+/// rows each, in key order, each key as its values' text: picked from a sample of its pages
+/// (TABLESAMPLE SYSTEM) of about 200 keys per part; fewer when the sample holds fewer keys.
+std::vector<std::vector<std::string>> splitKeys(Connection& conn, const SnapshotRelation& relation, size_t parts,
+                                                uint64_t estimated_rows);
+
 /// The planner's estimate of a table's rows (pg_class.reltuples); none before it was
 /// analyzed or vacuumed.
 std::optional<uint64_t> estimatedRows(Connection& conn, const state::CapturedTable& table);
@@ -69,11 +82,12 @@ SnapshotRow snapshotRow(PGresult* result, int row);
 void asTuple(const SnapshotRow& row, pgoutput::TupleData& tuple);
 
 /// A table's rows, in text, `chunk` at a time: a cursor in the snapshot transaction over
-/// SnapshotRelation::query, from the start or after the key `after`.
+/// SnapshotRelation::query, from the start or after the key `after`, to the end or up to the
+/// key `until`.
 class SnapshotCursor {
  public:
   SnapshotCursor(Connection& conn, const SnapshotRelation& relation, const std::optional<std::vector<std::string>>& after,
-                 uint64_t chunk);
+                 uint64_t chunk, const std::optional<std::vector<std::string>>& until = std::nullopt);
   ~SnapshotCursor();
   /// The next chunk (no rows at the end).
   Result next();
