@@ -90,7 +90,8 @@ class CompatTest : public PgPipelineTest {
   // files, its state and output under tmp/`dir`.
   std::filesystem::path pipeline(const std::string& dir_name, const std::string& name, const std::string& slot,
                                  const std::string& publication, const std::string& tables,
-                                 const std::string& heartbeat = "mode: \"off\"\nevents: false\n") {
+                                 const std::string& heartbeat = "mode: \"off\"\nevents: false\n",
+                                 const std::string& snapshot = "") {
     const auto dir = tmp().path() / dir_name;
     std::ostringstream y;
     y << "name: " << name << "\n"
@@ -102,6 +103,7 @@ class CompatTest : public PgPipelineTest {
       << "  publication: " << publication << "\n"
       << "  create_publication: false\n"
       << "  tables: " << tables << "\n"
+      << snapshot
       << "sinks:\n"
       << "  - name: files\n"
       << "    kind: jsonl\n"
@@ -133,19 +135,52 @@ class CompatTest : public PgPipelineTest {
   void createSlot(const std::string& slot) {
     scalar("SELECT lsn FROM pg_create_logical_replication_slot('" + slot + "', 'pgoutput')");
   }
+
+  /// Whether every difference found is listed in docs/COMPATIBILITY.md; with `all_listed`,
+  /// also that every listed one was found.
+  void expectDocumented(const std::map<std::string, std::string>& found, bool all_listed) {
+    std::set<std::string> documented;
+    try {
+      documented = documentedDifferences(kSourceDir / "docs/COMPATIBILITY.md");
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what();
+    }
+    std::map<std::string, std::string> undocumented;
+    for (const auto& [id, example] : found) {
+      if (documented.count(id) == 0) undocumented.emplace(id, example);
+    }
+    EXPECT_TRUE(undocumented.empty())
+        << "differences from Debezium that docs/COMPATIBILITY.md does not list; fix them, or list "
+           "them there as deliberate with the reason:\n"
+        << listing(undocumented);
+    if (all_listed) {
+      std::string gone;
+      for (const auto& id : documented) {
+        if (found.count(id) == 0 && id.rfind("snapshot: ", 0) != 0) gone += "  `" + id + "`\n";
+      }
+      EXPECT_TRUE(gone.empty()) << "docs/COMPATIBILITY.md lists differences the suite no longer sees; take them "
+                                   "out:\n"
+                                << gone;
+    }
+    if (HasFailure()) std::cerr << "all differences found:\n" << listing(found);
+  }
 };
+
+const std::string kAllTables =
+    "[public.types, public.ops, public.ops_full, public.composite, public.no_pk, "
+    "public.toasted, public.toasted_full, public.toasted_key, public.keyed_by_index, "
+    "public.unique_no_pk, public.café, public.measurements, '\"SalesDept\".\"Order Items\"', "
+    "public.workload_end]";
+const std::string kRootPublication =
+    "CREATE PUBLICATION compat_root FOR TABLE types, ops, ops_full, composite, no_pk, toasted, "
+    "toasted_full, toasted_key, keyed_by_index, unique_no_pk, \"café\", measurements, "
+    "\"SalesDept\".\"Order Items\", workload_end "
+    "WITH (publish_via_partition_root = true)";
 
 TEST_F(CompatTest, EventsAreDebeziumsButForTheDocumentedDifferences) {
   sql(readFile(kSourceDir / "tests/compat/schema.sql"));
-  const std::string allTables =
-      "[public.types, public.ops, public.ops_full, public.composite, public.no_pk, "
-      "public.toasted, public.toasted_full, public.toasted_key, public.keyed_by_index, "
-      "public.unique_no_pk, public.café, public.measurements, '\"SalesDept\".\"Order Items\"', "
-      "public.workload_end]";
-  sql("CREATE PUBLICATION compat_root FOR TABLE types, ops, ops_full, composite, no_pk, toasted, "
-      "toasted_full, toasted_key, keyed_by_index, unique_no_pk, \"café\", measurements, "
-      "\"SalesDept\".\"Order Items\", workload_end "
-      "WITH (publish_via_partition_root = true)");
+  const std::string& allTables = kAllTables;
+  sql(kRootPublication);
   // The same partitioned table published under its partitions' names.
   sql("CREATE PUBLICATION compat_leaf FOR TABLE measurements "
       "WITH (publish_via_partition_root = false)");
@@ -210,30 +245,106 @@ TEST_F(CompatTest, EventsAreDebeziumsButForTheDocumentedDifferences) {
 
   std::map<std::string, std::string> found = root.differences;
   for (const auto& [id, example] : leaf.differences) found.emplace("t2: " + id, example);
+  expectDocumented(found, true);
+}
+
+// The initial snapshot: the tables as the workload left them, read by tidemark with one reader
+// and with two, and by Debezium (snapshot.mode initial, one thread), each from a slot of its
+// own. Reads pair by key; the fields that name each reader's own slot, transaction and start
+// time are left out. What differs from Debezium must be listed in docs/COMPATIBILITY.md (the
+// value renderings the stream shares, and the snapshot's own rows there); tidemark's two
+// readers write the same events as its one, bar which rows carry the first and last markers.
+TEST_F(CompatTest, SnapshotReadsAreDebeziumsButForTheDocumentedDifferences) {
+  sql(readFile(kSourceDir / "tests/compat/schema.sql"));
+  sql(kRootPublication);
+  PgConnection conn = connect();
+  runStatements(conn, kSourceDir / "tests/compat/changes.sql");
+  // Tables large enough for two readers to split by key: a two-column one with text in its
+  // key, and one of hostile names.
+  sql("INSERT INTO composite SELECT 'r''\"' || (i % 7) || ',', i, 'n' || i FROM generate_series(1, 300) i");
+  sql("INSERT INTO \"SalesDept\".\"Order Items\" SELECT i, i, 'q' || i FROM generate_series(100, 400) i");
+  sql("ANALYZE");
+
+  const auto one = pipeline("snap1", "t1", "tm_snap1", "compat_root", kAllTables, "mode: \"off\"\nevents: false\n",
+                            "  snapshot:\n    mode: initial_only\n    max_threads: 1\n");
+  RunResult oneRun = runTidemark({"run", "-c", one.string()});
+  ASSERT_EQ(oneRun.exitCode, 0) << oneRun.description;
+  const auto two = pipeline("snap2", "t1", "tm_snap2", "compat_root", kAllTables, "mode: \"off\"\nevents: false\n",
+                            "  snapshot:\n    mode: initial_only\n    max_threads: 2\n    chunk_rows: 7\n");
+  RunResult twoRun = runTidemark({"run", "-c", two.string()});
+  ASSERT_EQ(twoRun.exitCode, 0) << twoRun.description;
+
+  const TopicLines fromOne = readJsonLinesDir(outOf("snap1"));
+  size_t reads = 0;
+  for (const auto& [topic, lines] : fromOne) reads += lines.size();
+  ASSERT_GT(reads, 600u);
+  DebeziumPeerOptions dbz = peer("t1", "dbz_snap", "compat_root");
+  dbz.stopAfter = static_cast<long>(reads);
+  dbz.properties["snapshot.mode"] = "initial";
+  dbz.properties["table.include.list"] =
+      "public.types,public.ops,public.ops_full,public.composite,public.no_pk,public.toasted,public.toasted_full,"
+      "public.toasted_key,public.keyed_by_index,public.unique_no_pk,public.café,public.measurements,"
+      "SalesDept.Order Items,public.workload_end";
+  dbz.timeout = seconds(120);
+  DebeziumPeerResult dbzRun = runDebeziumPeer(dbz);
+  ASSERT_EQ(dbzRun.exitCode, 0) << dbzRun.description;
+
+  CompareRules rules = compareRules("t1");
+  rules.pairReadsByKey = true;
+  // Each reader's own slot, transaction and start time; and the markers, whose places follow
+  // each reader's order of tables and rows (checked below for tidemark).
+  for (const char* own : {"source.lsn", "source.txId", "source.sequence", "source.ts_ms", "source.ts_us",
+                          "source.ts_ns", "source.snapshot"}) {
+    rules.ignoredValuePaths.insert(own);
+  }
+  const Comparison withDebezium = compareEvents(fromOne, readJsonLinesDir(dbz.out), rules);
+  EXPECT_GE(withDebezium.pairs, reads - 2) << "Debezium's figures: " << dbzRun.figures;
+  // A difference the stream shows too is listed once; one of the snapshot's own is listed as
+  // "snapshot: <id>".
   std::set<std::string> documented;
   try {
     documented = documentedDifferences(kSourceDir / "docs/COMPATIBILITY.md");
   } catch (const std::exception& e) {
     ADD_FAILURE() << e.what();
   }
-  std::map<std::string, std::string> undocumented;
-  for (const auto& [id, example] : found) {
-    if (documented.count(id) == 0) undocumented.emplace(id, example);
+  std::map<std::string, std::string> found;
+  for (const auto& [id, example] : withDebezium.differences) {
+    found.emplace(documented.count(id) != 0 ? id : "snapshot: " + id, example);
   }
-  std::set<std::string> gone;
+  expectDocumented(found, false);
+  std::string gone;
   for (const auto& id : documented) {
-    if (found.count(id) == 0) gone.insert(id);
+    if (id.rfind("snapshot: ", 0) == 0 && found.count(id) == 0) gone += "  `" + id + "`\n";
   }
-  EXPECT_TRUE(undocumented.empty())
-      << "differences from Debezium that docs/COMPATIBILITY.md does not list; fix them, or list "
-         "them there as deliberate with the reason:\n"
-      << listing(undocumented);
-  std::string goneList;
-  for (const auto& id : gone) goneList += "  `" + id + "`\n";
-  EXPECT_TRUE(gone.empty())
-      << "docs/COMPATIBILITY.md lists differences the suite no longer sees; take them out:\n"
-      << goneList;
-  if (HasFailure()) std::cerr << "all differences found:\n" << listing(found);
+  EXPECT_TRUE(gone.empty()) << "docs/COMPATIBILITY.md lists snapshot differences the suite no longer sees:\n" << gone;
+
+  // Two readers, chunks of seven rows: the same events.
+  EXPECT_NE(twoRun.err.find("SalesDept.Order Items is read in 2 ranges of its key"), std::string::npos)
+      << twoRun.err;
+  EXPECT_NE(twoRun.err.find("public.composite is read in 2 ranges of its key"), std::string::npos) << twoRun.err;
+  const TopicLines fromTwo = readJsonLinesDir(outOf("snap2"));
+  const Comparison readers = compareEvents(fromTwo, fromOne, rules);
+  EXPECT_EQ(readers.pairs, reads);
+  EXPECT_TRUE(readers.differences.empty()) << listing(readers.differences);
+  // The markers, in both: each table's first read "first_in_data_collection" and its last
+  // "last_in_data_collection" (a table of one row: its one read either), all others "true";
+  // one "first" and one "last" in place of one of those.
+  for (const TopicLines* out : {&fromOne, &fromTwo}) {
+    std::map<std::string, int> overall;
+    for (const auto& [topic, lines] : *out) {
+      for (size_t i = 0; i < lines.size(); ++i) {
+        const std::string m = lines[i]["value"]["source"]["snapshot"].get<std::string>();
+        ++overall[m];
+        std::set<std::string> allowed;
+        if (i == 0) allowed.insert({"first", "first_in_data_collection"});
+        if (i + 1 == lines.size()) allowed.insert({"last", "last_in_data_collection"});
+        if (i > 0 && i + 1 < lines.size()) allowed.insert("true");
+        EXPECT_EQ(allowed.count(m), 1u) << topic << " read " << i << " of " << lines.size() << ": " << m;
+      }
+    }
+    EXPECT_EQ(overall["first"], 1);
+    EXPECT_EQ(overall["last"], 1);
+  }
 }
 
 }  // namespace

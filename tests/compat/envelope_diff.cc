@@ -23,8 +23,12 @@ std::string topicId(const std::string& topic, const std::string& prefix) {
 // (lsn, op) of a line's value; events without them (heartbeats) pair by position.
 using PairKey = std::tuple<long long, std::string, size_t>;
 
-PairKey pairKey(const json& line, size_t index) {
+PairKey pairKey(const json& line, size_t index, bool reads_by_key) {
   const json* value = line.contains("value") ? &line["value"] : nullptr;
+  if (reads_by_key && value != nullptr && value->is_object() && value->value("op", "") == "r") {
+    const bool keyed = line.contains("key") && !line["key"].is_null();
+    return {-2, "r " + (keyed ? line["key"].dump() : (*value)["after"].dump()), 0};
+  }
   if (value != nullptr && value->is_object() && value->contains("source") &&
       (*value)["source"].contains("lsn") && (*value)["source"]["lsn"].is_number()) {
     std::string op = value->value("op", "");
@@ -34,6 +38,9 @@ PairKey pairKey(const json& line, size_t index) {
   }
   return {-1, "", index};
 }
+
+// The op of a pair key (a read's key follows it).
+std::string opOf(const PairKey& k) { return std::get<1>(k).substr(0, std::get<1>(k).find(' ')); }
 
 class Differ {
  public:
@@ -160,16 +167,16 @@ Comparison compareEvents(const TopicLines& tidemark, const TopicLines& debezium,
       continue;
     }
     std::map<PairKey, const json*> fromDebezium;
-    for (size_t i = 0; i < di->second.size(); ++i) fromDebezium.emplace(pairKey(di->second[i], i), &di->second[i]);
+    for (size_t i = 0; i < di->second.size(); ++i) fromDebezium.emplace(pairKey(di->second[i], i, rules.pairReadsByKey), &di->second[i]);
     std::set<PairKey> paired;
     for (size_t i = 0; i < ti->second.size(); ++i) {
       const json& t = ti->second[i];
-      const PairKey k = pairKey(t, i);
+      const PairKey k = pairKey(t, i, rules.pairReadsByKey);
       const std::string where = topic + " event " + std::to_string(i) + " (lsn " +
                                 std::to_string(std::get<0>(k)) + ", op " + std::get<1>(k) + ")";
       const auto found = fromDebezium.find(k);
       if (found == fromDebezium.end()) {
-        differ.note(id + " op " + std::get<1>(k) + " only in tidemark", where + ": " + excerpt(t));
+        differ.note(id + " op " + opOf(k) + " only in tidemark", where + ": " + excerpt(t));
         continue;
       }
       paired.insert(k);
@@ -182,7 +189,7 @@ Comparison compareEvents(const TopicLines& tidemark, const TopicLines& debezium,
     }
     for (const auto& [k, d] : fromDebezium) {
       if (paired.count(k) != 0) continue;
-      differ.note(id + " op " + std::get<1>(k) + " only in debezium",
+      differ.note(id + " op " + opOf(k) + " only in debezium",
                   topic + " (lsn " + std::to_string(std::get<0>(k)) + "): " + excerpt(*d));
     }
   }

@@ -3,7 +3,8 @@
 //
 // Events are paired per topic by (source.lsn, op): both read the same WAL, so a change has
 // the same LSN in both, and a reader that writes an event the other does not shows as an
-// event of its own instead of shifting every pair after it. Each difference gets an id that
+// event of its own instead of shifting every pair after it. Snapshot reads can be paired by
+// their key instead (CompareRules::pairReadsByKey). Each difference gets an id that
 // says where it is, the ids docs/COMPATIBILITY.md lists in its "In the suite" column:
 //
 //   public.types.c_money                      a column's value (before or after)
@@ -39,6 +40,9 @@ struct CompareRules {
   /// Topics compared by shape only (key equal, value with the same member names): heartbeats,
   /// whose timestamps are each reader's own.
   std::set<std::string> shapeOnlyTopics;
+  /// Pair snapshot reads (op r) by their key (their row, for a table without one) instead of
+  /// their LSN: each reader's snapshot has the LSN of its own slot.
+  bool pairReadsByKey = false;
 };
 
 struct Comparison {
