@@ -2,20 +2,24 @@
 # The initial snapshot of one table, in one run, on one throwaway PostgreSQL 15:
 #   copy      psql's \copy of the table to /dev/null: the server reading it and printing it
 #             as text, the floor any reader stands on
-#   tidemark  source.snapshot.mode initial_only, one thread: read events into its fsync'd
-#             jsonl sink, exiting once the sink has them all
+#   tidemark_1t, tidemark_2t
+#             source.snapshot.mode initial_only with max_threads 1 and 2: read events into
+#             its fsync'd jsonl sink, exiting once the sink has them all
 #   debezium  Debezium's PostgreSQL connector, snapshot.mode initial (bench/peers/debezium),
 #             stopped after the table's last row
-# ordered copy, tidemark, debezium, tidemark, copy, so drift in machine load cancels out for
-# the two measured twice. Prints a table and the ratios, and writes them as JSON to
-# bench/results/<date>-snapshot.json.
+# ordered copy, tidemark_1t, tidemark_2t, debezium, tidemark_2t, tidemark_1t, copy, so drift
+# in machine load cancels out for the ones measured twice. Then
+#   incremental  tidemark streaming while pgbench updates the table at 1,000 transactions/s,
+#             and `tidemark snapshot` of the whole table: seconds from the request to "done"
+# Prints a table and the ratios, and writes them as JSON to bench/results/<date>-snapshot.json.
 #
 #   bench/snapshot.sh path/to/tidemark [rows]
 set -euo pipefail
 
 tidemark=$(realpath "${1:?usage: bench/snapshot.sh path/to/tidemark [rows]}")
 rows=${2:-1000000}
-readers=${BENCH_READERS:-copy tidemark debezium}
+readers=${BENCH_READERS:-copy tidemark debezium incremental}
+update_rate=${BENCH_UPDATE_RATE:-1000}
 here=$(cd "$(dirname "$0")" && pwd)
 results="$here/results"
 work=$(mktemp -d /tmp/tidemark-bench-snapshot.XXXXXX)
@@ -59,8 +63,8 @@ run_copy() {  # name
     -c "\\copy orders to '/dev/null'"
 }
 
-run_tidemark() {  # name
-  local dir="$work/$1"
+write_config() {  # name dir mode threads
+  local dir=$2
   mkdir -p "$dir/out"
   cat >"$dir/pipeline.yaml" <<YAML
 name: bench
@@ -74,12 +78,18 @@ source:
   create_publication: false
   tables: [public.orders]
   snapshot:
-    mode: initial_only
+    mode: $3
+    max_threads: $4
 sinks:
   - name: files
     kind: jsonl
     path: $dir/out
 YAML
+}
+
+run_tidemark() {  # name threads
+  local dir="$work/$1"
+  write_config "$1" "$dir" initial_only "$2"
   measure "$1" "$dir/out" --count-lines -- "$tidemark" run -c "$dir/pipeline.yaml"
   psql_ -c "SELECT pg_drop_replication_slot('$1')" bench >/dev/null
   rm -rf "$dir"
@@ -98,6 +108,40 @@ run_debezium() {  # name
   rm -rf "$dir"
 }
 
+# Streaming while pgbench updates random rows at $update_rate transactions/s, an incremental
+# snapshot of the whole table: seconds from the request to its "done" line.
+run_incremental() {  # name
+  local dir="$work/$1"
+  write_config "$1" "$dir" never 1
+  sed -i 's/^log_level: warn/log_level: info/' "$dir/pipeline.yaml"
+  "$tidemark" run -c "$dir/pipeline.yaml" 2>"$dir/run.err" &
+  local run=$!
+  for _ in $(seq 600); do grep -q "streaming from" "$dir/run.err" && break; sleep 0.1; done
+  printf '\\set id random(1, %s)\nUPDATE orders SET amount = amount + 1 WHERE id = :id;\n' "$rows" >"$dir/update.sql"
+  PGPASSWORD= pgbench -n -h 127.0.0.1 -p "$port" -U postgres -c 4 -j 2 -R "$update_rate" -T 3600 \
+    -f "$dir/update.sql" bench >"$dir/pgbench.out" 2>&1 &
+  local load=$!
+  sleep 2
+  local t0 t1 u0 u1
+  u0=$(psql_ -At -c "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'orders'" bench)
+  t0=$(date +%s.%N)
+  "$tidemark" snapshot -c "$dir/pipeline.yaml" public.orders >/dev/null
+  for _ in $(seq 36000); do grep -q "incremental snapshot .* done$" "$dir/run.err" && break; sleep 0.1; done
+  t1=$(date +%s.%N)
+  u1=$(psql_ -At -c "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'orders'" bench)
+  kill -TERM "$load"; wait "$load" || true
+  kill -TERM "$run"; wait "$run" || true
+  psql_ -c "SELECT pg_drop_replication_slot('$1')" bench >/dev/null
+  local read tps
+  read=$(grep -o "public.orders done, [0-9]* row" "$dir/run.err" | grep -o "[0-9]*" | tail -1)
+  tps=$(python3 -c 'import sys; print(round((int(sys.argv[2]) - int(sys.argv[1])) / (float(sys.argv[4]) - float(sys.argv[3]))))' \
+    "$u0" "$u1" "$t0" "$t1")
+  grep -q "incremental snapshot .* done$" "$dir/run.err" || { tail -20 "$dir/run.err" >&2; exit 1; }
+  python3 -c 'import json,sys; t=float(sys.argv[2])-float(sys.argv[1]); print(json.dumps({"name": sys.argv[3], "wall_s": round(t, 2), "events": int(sys.argv[4] or 0), "updates_per_s": float(sys.argv[5] or 0), "user_s": 0, "sys_s": 0, "peak_rss_kib": 0}))' \
+    "$t0" "$t1" "$1" "$read" "$tps"
+  rm -rf "$dir"
+}
+
 figures="$work/figures.jsonl"
 : >"$figures"
 record() {  # reader run-figures
@@ -106,10 +150,13 @@ record() {  # reader run-figures
 }
 echo "# snapshot benchmark: one table of $rows rows" >&2
 if has_reader copy; then record copy "$(run_copy copy_1)"; fi
-if has_reader tidemark; then record tidemark "$(run_tidemark tm_snap_1)"; fi
+if has_reader tidemark; then record tidemark_1t "$(run_tidemark tm_snap_1t_a 1)"; fi
+if has_reader tidemark; then record tidemark_2t "$(run_tidemark tm_snap_2t_a 2)"; fi
 if has_reader debezium; then record debezium "$(run_debezium dz_snap_1)"; fi
-if has_reader tidemark; then record tidemark "$(run_tidemark tm_snap_2)"; fi
+if has_reader tidemark; then record tidemark_2t "$(run_tidemark tm_snap_2t_b 2)"; fi
+if has_reader tidemark; then record tidemark_1t "$(run_tidemark tm_snap_1t_b 1)"; fi
 if has_reader copy; then record copy "$(run_copy copy_2)"; fi
+if has_reader incremental; then record incremental "$(run_incremental tm_incremental)"; fi
 
 mkdir -p "$results"
 python3 - "$figures" "$results" "$rows" <<'PY'
@@ -118,14 +165,15 @@ import datetime, json, os, platform, sys
 figures, results_dir, rows = sys.argv[1], sys.argv[2], int(sys.argv[3])
 runs = [json.loads(line) for line in open(figures)]
 for r in runs:
-    if r["reader"] != "copy" and r["events"] is not None and r["events"] < rows:
+    # An incremental read leaves out the rows the stream changed while their chunk was open.
+    if r["reader"] not in ("copy", "incremental") and r["events"] is not None and r["events"] < rows:
         sys.exit(f"{r['reader']} wrote {r['events']} events, expected {rows}")
 
 def mean(xs):
     return sum(xs) / len(xs)
 
 table = {}
-for reader in ("copy", "tidemark", "debezium"):
+for reader in ("copy", "tidemark_1t", "tidemark_2t", "debezium", "incremental"):
     rs = [r for r in runs if r["reader"] == reader]
     if not rs:
         continue
@@ -133,24 +181,33 @@ for reader in ("copy", "tidemark", "debezium"):
     cpu = mean([r["user_s"] + r["sys_s"] for r in rs])
     table[reader] = {"runs": len(rs), "wall_s": round(wall, 2), "rows_per_s": round(rows / wall),
                      "cpu_s": round(cpu, 2), "peak_rss_mib": round(max(r["peak_rss_kib"] for r in rs) / 1024, 1)}
+    if reader == "incremental":
+        table[reader].update(cpu_s=None, peak_rss_mib=None, updates_per_s=rs[0].get("updates_per_s"))
 
 ratios = {}
-if "copy" in table and "tidemark" in table:
-    ratios["copy_wall_over_tidemark_wall"] = round(table["copy"]["wall_s"] / table["tidemark"]["wall_s"], 2)
-if "debezium" in table and "tidemark" in table:
-    ratios["debezium_wall_over_tidemark_wall"] = round(table["debezium"]["wall_s"] / table["tidemark"]["wall_s"], 2)
-    ratios["tidemark_rss_over_debezium_rss"] = round(table["tidemark"]["peak_rss_mib"] / table["debezium"]["peak_rss_mib"], 3)
+for tm in ("tidemark_1t", "tidemark_2t"):
+    if "copy" in table and tm in table:
+        ratios[f"copy_wall_over_{tm}_wall"] = round(table["copy"]["wall_s"] / table[tm]["wall_s"], 2)
+    if "debezium" in table and tm in table:
+        ratios[f"debezium_wall_over_{tm}_wall"] = round(table["debezium"]["wall_s"] / table[tm]["wall_s"], 2)
+        ratios[f"{tm}_rss_over_debezium_rss"] = round(table[tm]["peak_rss_mib"] / table["debezium"]["peak_rss_mib"], 3)
+if "incremental" in table and "tidemark_1t" in table:
+    ratios["incremental_rows_per_s_over_tidemark_1t"] = round(
+        table["incremental"]["rows_per_s"] / table["tidemark_1t"]["rows_per_s"], 2)
+
+def show(v, fmt):
+    return format(v, fmt) if v is not None else format("-", ">8")
 
 print()
-print(f"{'reader':<14} {'wall s':>8} {'rows/s':>10} {'CPU s':>8} {'RSS MiB':>8}")
+print(f"{'reader':<16} {'wall s':>8} {'rows/s':>10} {'CPU s':>8} {'RSS MiB':>8}")
 for reader, t in table.items():
-    print(f"{reader + (' x' + str(t['runs']) if t['runs'] > 1 else ''):<14} {t['wall_s']:>8.2f} "
-          f"{t['rows_per_s']:>10,} {t['cpu_s']:>8.2f} {t['peak_rss_mib']:>8.1f}")
+    print(f"{reader + (' x' + str(t['runs']) if t['runs'] > 1 else ''):<16} {t['wall_s']:>8.2f} "
+          f"{t['rows_per_s']:>10,} {show(t['cpu_s'], '>8.2f')} {show(t['peak_rss_mib'], '>8.1f')}")
+if "incremental" in table:
+    print(f"(incremental: while pgbench ran {table['incremental']['updates_per_s']} updates/s)")
 print()
-print("copy wall / tidemark wall (goal >= 0.9): {}".format(ratios.get("copy_wall_over_tidemark_wall")))
-if "debezium_wall_over_tidemark_wall" in ratios:
-    print("debezium wall / tidemark wall: {}, tidemark RSS / debezium RSS: {}".format(
-        ratios["debezium_wall_over_tidemark_wall"], ratios["tidemark_rss_over_debezium_rss"]))
+for k, v in ratios.items():
+    print(f"{k}: {v}" + ("  (goal >= 0.9)" if k.startswith("copy_wall_over_tidemark_1t") else ""))
 
 stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
 path = os.path.join(results_dir, f"{stamp}-snapshot.json")

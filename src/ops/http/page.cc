@@ -102,7 +102,13 @@ async function refresh() {
                  (s.snapshot ? "; initial snapshot " + s.snapshot.state + ": " + s.snapshot.rows +
                    (s.snapshot.estimated_rows != null ? " of ~" + s.snapshot.estimated_rows : "") + " rows, " +
                    s.snapshot.rows_per_second + " rows/s" +
-                   (s.snapshot.state == "reading" && s.snapshot.eta_seconds != null ? ", ~" + s.snapshot.eta_seconds + " s to go" : "") : ""));
+                   (s.snapshot.state == "reading" && s.snapshot.eta_seconds != null ? ", ~" + s.snapshot.eta_seconds + " s to go" : "") : "") +
+                 (s.incremental_snapshot ? "; incremental snapshot " + s.incremental_snapshot.id + " " +
+                   s.incremental_snapshot.state + ": " + s.incremental_snapshot.rows + " rows" +
+                   (s.incremental_snapshot.tables.length ? ", left: " +
+                     s.incremental_snapshot.tables.map(t => t.table + " (" + t.rows + " rows)").join(", ") : "") : "") +
+                 (s.signals && s.signals.refused ? "; " + s.signals.refused + " signal(s) refused, the last: " +
+                   s.signals.last_error : ""));
     $("sinks").innerHTML = Object.entries(s.sinks || {}).map(([n, v]) => {
       const d = (hb.sinks || {})[n] || {};
       return "<div><b>" + esc(n) + "</b> " + esc(v.state) + ", " + esc(v.lag_records) + " records behind" +
