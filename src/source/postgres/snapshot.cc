@@ -163,14 +163,21 @@ std::vector<std::vector<std::string>> splitKeys(Connection& conn, const Snapshot
     columns += fmt::format("{}{}", i > 0 ? ", " : "", quoteIdentifierText(relation.message.columns[relation.key[i]].name));
   }
   // About 200 keys per part; SYSTEM samples whole pages, so the keys come cheap and in runs.
+  // Too few pages may come up (each is taken by chance): then ten times as many, up to all.
   const double wanted = 200.0 * static_cast<double>(parts);
-  const double percent =
+  double percent =
       estimated_rows == 0 ? 100.0 : std::clamp(100.0 * wanted / static_cast<double>(estimated_rows), 0.001, 100.0);
-  Result r = conn.exec(fmt::format("SELECT {} FROM {}.{} TABLESAMPLE SYSTEM ({:.3f}) ORDER BY {}", columns,
-                                   quoteIdentifierText(relation.message.nspname),
-                                   quoteIdentifierText(relation.message.relname), percent, columns),
-                       fmt::format("sampling the keys of {}.{}", relation.message.nspname, relation.message.relname));
-  const int sampled = PQntuples(r.get());
+  Result r;
+  int sampled = 0;
+  for (;;) {
+    r = conn.exec(fmt::format("SELECT {} FROM {}.{} TABLESAMPLE SYSTEM ({:.3f}) ORDER BY {}", columns,
+                              quoteIdentifierText(relation.message.nspname),
+                              quoteIdentifierText(relation.message.relname), percent, columns),
+                  fmt::format("sampling the keys of {}.{}", relation.message.nspname, relation.message.relname));
+    sampled = PQntuples(r.get());
+    if (static_cast<double>(sampled) >= wanted / 2 || percent >= 100.0) break;
+    percent = std::min(100.0, percent * 10);
+  }
   if (static_cast<size_t>(sampled) < parts * 4) return out;  // too few to split by
   for (size_t p = 1; p < parts; ++p) {
     const int row = static_cast<int>(p * static_cast<size_t>(sampled) / parts);

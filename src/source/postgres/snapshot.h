@@ -66,7 +66,8 @@ void importSnapshot(Connection& conn, const std::string& exported);
 
 /// Keys that split `relation` (a plain table with a key) into `parts` ranges of about as many
 /// rows each, in key order, each key as its values' text: picked from a sample of its pages
-/// (TABLESAMPLE SYSTEM) of about 200 keys per part; fewer when the sample holds fewer keys.
+/// (TABLESAMPLE SYSTEM) of about 200 keys per part, ten times as many pages again while fewer
+/// than half of those come up. None when even all of them are fewer than 4 per part.
 std::vector<std::vector<std::string>> splitKeys(Connection& conn, const SnapshotRelation& relation, size_t parts,
                                                 uint64_t estimated_rows);
 

@@ -17,6 +17,7 @@
 
 #include "support/assertions.h"
 #include "support/background_writer.h"
+#include "support/destination_fixture.h"
 #include "support/pipeline_fixture.h"
 #include "support/poll.h"
 
@@ -26,72 +27,7 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-// The destination server, shared by the tests of this binary; each test has a database on it
-// named as its source database.
-PgCluster& destination() {
-  static std::unique_ptr<PgCluster> cluster = [] {
-    auto c = std::make_unique<PgCluster>();
-    c->start();
-    return c;
-  }();
-  return *cluster;
-}
-
-class PostgresSinkTest : public PgPipelineTest {
- protected:
-  void SetUp() override {
-    PgPipelineTest::SetUp();
-    destination().createDatabase(db());
-  }
-
-  std::string destinationDsn() const { return destination().dsn(db()); }
-  PgRows dest(const std::string& statement) { return destination().exec(db(), statement); }
-  std::string destScalar(const std::string& statement) { return destination().scalar(db(), statement); }
-  /// As destScalar, but empty while the statement fails (the table is not there yet).
-  std::string destPoll(const std::string& statement) {
-    try {
-      return destScalar(statement);
-    } catch (const std::exception&) {
-      return "";
-    }
-  }
-
-  /// A sink item for the sinks: section.
-  std::string sink(const std::string& name, const std::string& mode, const std::string& extra = "") const {
-    std::string yaml = "- name: " + name + "\n  kind: postgres\n  dsn: \"" + destinationDsn() + "\"\n  mode: " + mode +
-                       "\n";
-    if (mode == "append") yaml += "  schema: " + name + "\n";
-    return yaml + extra;
-  }
-
-  /// Every row of `table` as text, ordered by its text: what the source and the destination
-  /// compare by.
-  static std::string rowsOf(PgCluster& server, const std::string& db, const std::string& table,
-                            const std::string& columns = "*") {
-    // The alias is one no test table has as a column name: a column of that name would win.
-    const std::string row = columns == "*" ? "whole_row::text" : "(ROW(" + columns + "))::text";
-    return server.scalar(db, "SELECT coalesce(string_agg(r, E'\\n' ORDER BY r), '') FROM (SELECT " + row +
-                                 " AS r FROM " + table + " whole_row) s");
-  }
-  /// `tidemark verify` (the pipeline streaming meanwhile) says every table is equal.
-  ::testing::AssertionResult verifiedEqual(const std::filesystem::path& config) {
-    std::unique_ptr<Process> run;
-    startStreaming(config, run);
-    RunResult v = runTidemark({"verify", "-c", config.string(), "--chunk-rows", "5000"});
-    run->signal(SIGTERM);
-    run->waitExit(30s);
-    if (v.exitCode == 0 && contains(v.out, "every table is equal")) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << v.description;
-  }
-  ::testing::AssertionResult sameRows(const std::string& table, const std::string& columns = "*") {
-    const std::string src = rowsOf(pg(), db(), table, columns);
-    const std::string dst = rowsOf(destination(), db(), table, columns);
-    if (src == dst) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << table << " differs.\nsource:\n"
-                                         << src.substr(0, 3000) << "\ndestination:\n"
-                                         << dst.substr(0, 3000);
-  }
-};
+using PostgresSinkTest = PgDestinationTest;
 
 TEST_F(PostgresSinkTest, MixedWorkloadIsEqualInUpsertAndOnceEachInAppend) {
   sql("CREATE TABLE acct (id int PRIMARY KEY, name text, big text, n numeric(12,2), ts timestamptz, d date, "
@@ -120,8 +56,8 @@ TEST_F(PostgresSinkTest, MixedWorkloadIsEqualInUpsertAndOnceEachInAppend) {
   const RunResult r = runUntil(config, currentLsn());
   ASSERT_EQ(r.exitCode, 0) << r.description;
 
-  EXPECT_TRUE(sameRows("public.acct"));
-  EXPECT_TRUE(sameRows("public.other"));
+  EXPECT_TRUE(sameAtDestination("public.acct"));
+  EXPECT_TRUE(sameAtDestination("public.other"));
   // The unchanged TOASTed value was kept, never the placeholder.
   EXPECT_EQ(destScalar("SELECT count(*) FROM public.acct WHERE big LIKE '%debezium_unavailable%'"), "0");
   EXPECT_EQ(destScalar("SELECT count(*) FROM public.acct WHERE name LIKE 'renamed%' AND length(big) = 12800"),
@@ -161,7 +97,7 @@ TEST_F(PostgresSinkTest, ValuesArriveExactlyAsTheSourcePrintedThem) {
   ASSERT_EQ(r.exitCode, 0) << r.description;
   // Compared as text: equal values in different forms would not do.
   const std::string text_cols = "id, tz::text, bits::text, arr::text, n::text, iv::text, f::text, m::text, moods::text, r::text";
-  EXPECT_TRUE(sameRows("public.x", text_cols));
+  EXPECT_TRUE(sameAtDestination("public.x", text_cols));
   EXPECT_EQ(destScalar("SELECT tz::text || ' ' || bits::text || ' ' || arr::text FROM public.x WHERE id = 2"),
             "23:59:59-11 00 [3:4]={7,8}");
   EXPECT_EQ(destScalar("SELECT count(*) FROM log.x WHERE bits = B'0001010' AND arr::text = '[3:4]={7,8}'"), "500");
@@ -211,7 +147,7 @@ TEST_F(PostgresSinkTest, ARejectedRowIsSetAsideAndRetriedWithoutOverwritingANewe
   ASSERT_EQ(retry.exitCode, 0) << retry.description;
   EXPECT_EQ(destScalar("SELECT v FROM p WHERE id = 51"), "7");     // the newer change stands
   EXPECT_EQ(destScalar("SELECT v FROM p WHERE id = 53"), "6000");  // applied
-  EXPECT_TRUE(sameRows("public.p"));
+  EXPECT_TRUE(sameAtDestination("public.p"));
   const json after = json::parse(runTidemark({"dlq", "list", "-c", config.string(), "--json"}).out);
   EXPECT_EQ(after[0]["state"], "superseded");
   EXPECT_EQ(after[1]["state"], "retried");
@@ -273,7 +209,7 @@ TEST_F(PostgresSinkTest, HostileNamesRoundTripAndNothingTheySayRuns) {
   sql("DELETE FROM " + table + R"( WHERE "Select" = 2)");
   RunResult r = runUntil(config, currentLsn());
   ASSERT_EQ(r.exitCode, 0) << r.description;
-  EXPECT_TRUE(sameRows(table));
+  EXPECT_TRUE(sameAtDestination(table));
   EXPECT_EQ(destScalar(R"(SELECT count(*) FROM log."a;drop table x;--")"), "4");
   EXPECT_EQ(destScalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'x'"), "1");
 }
@@ -313,9 +249,9 @@ TEST_F(PostgresSinkTest, TwentyKillsLoseAndRepeatNothing) {
   ASSERT_EQ(singles.error() + bigs.error() + counter.error(), "");
   RunResult r = runUntil(config, currentLsn(), 300s);
   ASSERT_EQ(r.exitCode, 0) << r.description;
-  EXPECT_TRUE(sameRows("public.a")) << "seed " << seed;
-  EXPECT_TRUE(sameRows("public.b")) << "seed " << seed;
-  EXPECT_TRUE(sameRows("public.n")) << "seed " << seed;
+  EXPECT_TRUE(sameAtDestination("public.a")) << "seed " << seed;
+  EXPECT_TRUE(sameAtDestination("public.b")) << "seed " << seed;
+  EXPECT_TRUE(sameAtDestination("public.n")) << "seed " << seed;
   EXPECT_TRUE(verifiedEqual(config)) << "seed " << seed;
   // Every counter update once.
   EXPECT_EQ(destScalar("SELECT count(*) FROM log.n WHERE __op = 'u'"), std::to_string(counter.committed()));
@@ -374,7 +310,7 @@ TEST_F(PostgresSinkTest, ADestinationDownForAMinuteCatchesUpAndCaptureGoesOn) {
   }, 60s, &st)) << describeStatus(st);
   run->signal(SIGTERM);
   EXPECT_EQ(run->waitExit(30s), 0) << run->describe();
-  EXPECT_TRUE(sameRows("public.c"));
+  EXPECT_TRUE(sameAtDestination("public.c"));
 }
 
 // Past retry.window the postgres sink is failed, with its last error; the other sink goes on.
