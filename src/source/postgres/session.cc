@@ -45,6 +45,11 @@ constexpr size_t kRecentXids = 65536;
 constexpr auto kChunkRetryWait = std::chrono::milliseconds(200);
 // How often the initial snapshot's progress is logged (status has it at all times).
 constexpr auto kProgressLineEvery = std::chrono::seconds(10);
+
+// What text values that are not valid UTF-8 become (source.invalid_utf8).
+Utf8Policy utf8Policy(const config::PipelineConfig& cfg) {
+  return cfg.source.invalid_utf8 == "escape" ? Utf8Policy::Escape : Utf8Policy::Reject;
+}
 // How often a status update asks the server for its position while a window waits for it.
 constexpr auto kWindowPoke = std::chrono::milliseconds(250);
 
@@ -59,8 +64,7 @@ Session::Session(const config::PipelineConfig& cfg, std::optional<Lsn> until, co
       delivery_(out),
       source_(source),
       relations_(std::move(catalog), classify),
-      builder_(cfg.topic_prefix, db,
-               cfg.source.invalid_utf8 == "escape" ? Utf8Policy::Escape : Utf8Policy::Reject),
+      builder_(cfg.topic_prefix, db, utf8Policy(cfg)),
       db_(db),
       position_(std::move(position)),
       log_(log),
@@ -591,8 +595,7 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
   }
 
   // The tables to read, described in the snapshot, large ones split into ranges of their keys
-  // for the readers to share.
-  // More readers need connections of their own.
+  // for the readers to share (readers after the first need connections of their own).
   const size_t threads = open_chunk_connection_ ? cfg_.source.snapshot_max_threads : 1;
   std::vector<SnapshotRelation> described(tables.size());
   struct TableRun {
@@ -671,7 +674,7 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
        .chunk_rows = cfg_.source.snapshot_chunk_rows,
        .server_name = cfg_.topic_prefix,
        .db = db_,
-       .utf8 = cfg_.source.invalid_utf8 == "escape" ? Utf8Policy::Escape : Utf8Policy::Reject,
+       .utf8 = utf8Policy(cfg_),
        .read = base},
       conn, open_chunk_connection_, exported, delivery_, parts);
 
@@ -712,13 +715,15 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
     read.marker = marker;
     deliver(builder_.read(*parts[part].rel, tuple, read));
   };
+  auto marker = [](bool first_of_all, bool first_of_table, bool last_of_table, bool last_of_all) {
+    return last_of_all      ? "last"
+           : first_of_all   ? "first"
+           : last_of_table  ? "last_in_data_collection"
+           : first_of_table ? "first_in_data_collection"
+                            : "true";
+  };
   auto emit = [&](Held& h, bool last_of_table, bool last_of_all) {
-    const std::string_view marker = last_of_all      ? "last"
-                                    : h.first_of_all ? "first"
-                                    : last_of_table  ? "last_in_data_collection"
-                                    : h.first_of_table ? "first_in_data_collection"
-                                                       : "true";
-    writeAs(marker, h.part, h.bytes, h.event, h.row);
+    writeAs(marker(h.first_of_all, h.first_of_table, last_of_table, last_of_all), h.part, h.bytes, h.event, h.row);
     written(h.part, h.key);
     if (h.ends_part) position_.snapshot_tables[part_state[h.part]].done = true;
   };
@@ -760,13 +765,11 @@ bool Session::snapshot(Connection& conn, const std::vector<state::CapturedTable>
       nothing_yet = false;
       run.any = true;
       // All but the last row now; the last is held.
+      for (size_t i = 0; i + 1 < n; ++i) {
+        writeAs(i == 0 ? marker(first_of_all, first_of_table, false, false) : "true", p, batch->bytes,
+                batch->events[i], batch->first);
+      }
       if (n > 1) {
-        writeAs(first_of_all ? "first" : first_of_table ? "first_in_data_collection" : "true", p, batch->bytes,
-                batch->events[0], batch->first);
-        for (size_t i = 1; i + 1 < n; ++i) {
-          bytes_delivered_ += delivery_.write(batch->bytes, batch->events[i]);
-          ++events_delivered_;
-        }
         SnapshotTableState& st = position_.snapshot_tables[part_state[p]];
         st.rows += n - 1;
         if (!batch->keys[n - 2].empty()) st.after = splitKey(batch->keys[n - 2]);

@@ -142,13 +142,17 @@ class Session final : public core::Source {
   /// a retriable one).
   StopReason stream(const std::atomic<bool>& stop) override;
 
-  /// The initial snapshot, before stream(): every table of `tables`, read on `conn` (an
-  /// ordinary connection to the source) in one snapshot, in key order, as read events (op r,
-  /// Debezium's snapshot markers), committed to the log a chunk at a time under positions
-  /// that say the snapshot is pending and how far each table got. Then the stream skips the
-  /// transactions the snapshot saw. `resume`: the stored position's snapshot is pending; go
-  /// on after the last row each table has in the log. `reason` is SnapshotProgress::reason
-  /// for a new one. False when `stop` was set before the end (the next run resumes).
+  /// The initial snapshot, before stream(): every table of `tables` in one snapshot taken on
+  /// `conn` (an ordinary connection to the source), in key order, as read events (op r,
+  /// Debezium's snapshot markers). Read by source.snapshot.max_threads readers
+  /// (snapshot_reader.h; those after the first on connections the incremental snapshots'
+  /// OpenConnection makes, importing the snapshot), a large table in ranges of its key; this
+  /// thread writes what they read, committed to the log a chunk at a time under positions
+  /// that say the snapshot is pending and how far each table or range got. Then the stream
+  /// skips the transactions the snapshot saw. `resume`: the stored position's snapshot is
+  /// pending; go on after the last row each table or range has in the log. `reason` is
+  /// SnapshotProgress::reason for a new one. False when `stop` was set before the end (the
+  /// next run resumes).
   bool snapshot(Connection& conn, const std::vector<state::CapturedTable>& tables, bool resume,
                 std::string_view reason, const std::atomic<bool>& stop);
 
