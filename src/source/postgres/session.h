@@ -36,6 +36,9 @@ namespace tidemark::pg {
 
 using core::StopReason;
 
+/// What text values that are not valid UTF-8 become (source.invalid_utf8).
+Utf8Policy utf8Policy(const config::PipelineConfig& cfg);
+
 /// How fresh the data that came through the stream is. Times are Unix microseconds; the
 /// "written" ones are source times (heartbeat timestamps, commit times).
 struct Freshness {
