@@ -72,6 +72,7 @@ std::string PgDestinationTest::rowsOf(PgCluster& server, const std::string& db, 
 }
 
 ::testing::AssertionResult PgDestinationTest::sameAtDestination(const std::string& table, const std::string& columns) {
+  destinationDsn();
   const std::string src = rowsOf(pg(), db(), table, columns);
   const std::string dst = rowsOf(destination(), db(), table, columns);
   if (src == dst) return ::testing::AssertionSuccess();

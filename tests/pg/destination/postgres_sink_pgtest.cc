@@ -81,9 +81,8 @@ TEST_F(PostgresSinkTest, MixedWorkloadIsEqualInUpsertAndOnceEachInAppend) {
 // user's own types arrive exactly: the sink writes the source's own text of each row. Small
 // batches (a few rows: one statement) and large ones (COPY) alike.
 TEST_F(PostgresSinkTest, ValuesArriveExactlyAsTheSourcePrintedThem) {
-  for (auto* server : {&pg(), &destination()}) {
-    server->exec(db(), "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')");
-  }
+  sql("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')");
+  dest("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')");
   sql("CREATE TABLE x (id int PRIMARY KEY, tz timetz, bits varbit, arr int[], n numeric(10,4), iv interval, "
       "f float8, m mood, moods mood[], r int4range)");
   const auto config = writeConfig(TidemarkConfig({"public.x"}).withSinks(sink("up", "upsert") + sink("log", "append")));
