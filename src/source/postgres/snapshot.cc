@@ -98,16 +98,12 @@ SnapshotRelation describeForSnapshot(Connection& conn, const state::CapturedTabl
 
 std::string SnapshotRelation::query(bool after, bool until, std::optional<std::string_view> filter,
                                     std::optional<uint64_t> limit) const {
-  std::string columns;
+  const std::string columns = keyColumns();
   auto values = [&](size_t first) {
     std::string out;
     for (size_t i = 0; i < key.size(); ++i) out += fmt::format("{}${}::{}", i > 0 ? ", " : "", first + i, types[key[i]]);
     return out;
   };
-  for (size_t i = 0; i < key.size(); ++i) {
-    if (i > 0) columns += ", ";
-    columns += quoteIdentifierText(message.columns[key[i]].name);
-  }
   std::string q = select;
   std::string where;
   size_t next = 1;
@@ -123,15 +119,17 @@ std::string SnapshotRelation::query(bool after, bool until, std::optional<std::s
   return q;
 }
 
-std::string SnapshotRelation::lastKeyQuery() const {
-  std::string columns;
-  std::string descending;
+std::string SnapshotRelation::keyColumns(std::string_view suffix) const {
+  std::string out;
   for (size_t i = 0; i < key.size(); ++i) {
-    columns += fmt::format("{}{}", i > 0 ? ", " : "", quoteIdentifierText(message.columns[key[i]].name));
-    descending += fmt::format("{}{} DESC", i > 0 ? ", " : "", quoteIdentifierText(message.columns[key[i]].name));
+    out += fmt::format("{}{}{}", i > 0 ? ", " : "", quoteIdentifierText(message.columns[key[i]].name), suffix);
   }
-  return fmt::format("SELECT {} FROM {}.{} ORDER BY {} LIMIT 1", columns, quoteIdentifierText(message.nspname),
-                     quoteIdentifierText(message.relname), descending);
+  return out;
+}
+
+std::string SnapshotRelation::lastKeyQuery() const {
+  return fmt::format("SELECT {} FROM {} ORDER BY {} LIMIT 1", keyColumns(),
+                     quoteTableText(message.nspname, message.relname), keyColumns(" DESC"));
 }
 
 bool SnapshotRelation::orderBy(std::string_view name) {
@@ -158,10 +156,7 @@ std::vector<std::vector<std::string>> splitKeys(Connection& conn, const Snapshot
                                                 uint64_t estimated_rows) {
   std::vector<std::vector<std::string>> out;
   if (parts < 2 || relation.key.empty()) return out;
-  std::string columns;
-  for (size_t i = 0; i < relation.key.size(); ++i) {
-    columns += fmt::format("{}{}", i > 0 ? ", " : "", quoteIdentifierText(relation.message.columns[relation.key[i]].name));
-  }
+  const std::string columns = relation.keyColumns();
   // About 200 keys per part; SYSTEM samples whole pages, so the keys come cheap and in runs.
   // Too few pages may come up (each is taken by chance): then ten times as many, up to all.
   const double wanted = 200.0 * static_cast<double>(parts);
@@ -170,9 +165,8 @@ std::vector<std::vector<std::string>> splitKeys(Connection& conn, const Snapshot
   Result r;
   int sampled = 0;
   for (;;) {
-    r = conn.exec(fmt::format("SELECT {} FROM {}.{} TABLESAMPLE SYSTEM ({:.3f}) ORDER BY {}", columns,
-                              quoteIdentifierText(relation.message.nspname),
-                              quoteIdentifierText(relation.message.relname), percent, columns),
+    r = conn.exec(fmt::format("SELECT {} FROM {} TABLESAMPLE SYSTEM ({:.3f}) ORDER BY {}", columns,
+                              quoteTableText(relation.message.nspname, relation.message.relname), percent, columns),
                   fmt::format("sampling the keys of {}.{}", relation.message.nspname, relation.message.relname));
     sampled = PQntuples(r.get());
     if (static_cast<double>(sampled) >= wanted / 2 || percent >= 100.0) break;

@@ -51,6 +51,8 @@ struct SnapshotRelation {
   /// condition, parenthesized); with `limit`, that many at most.
   std::string query(bool after, bool until = false, std::optional<std::string_view> filter = std::nullopt,
                     std::optional<uint64_t> limit = std::nullopt) const;
+  /// The key's columns, quoted, comma-separated, each followed by `suffix` (" DESC").
+  std::string keyColumns(std::string_view suffix = {}) const;
   /// The query for the last key, in key order: SELECT <key> ... ORDER BY <key> DESC LIMIT 1.
   std::string lastKeyQuery() const;
   /// Orders by the column `name` instead of the key. False when there is no such column.
